@@ -1,0 +1,90 @@
+"""The contract every sequence mixer fulfils: one layer, three views of it.
+
+A mixer maps ``u`` of shape ``(B, L, d_model)`` to ``y`` of the same shape and can be written as
+the linear time-varying system of the Dynamical Systems Framework (DSF)::
+
+    h_i = Λ_i h_{i-1} + B_i u_i,    y_i = C_i h_i + D_i u_i,    h_0 = 0.
+
+* ``forward(u)``    the fast path (chunked matmuls, FFTs, fused attention);
+* ``recurrent(u)``  the literal recurrence above, one step at a time, built on ``transition(u)``;
+* ``transition(u)`` the eigenvalues of ``Λ_i`` as a :class:`Transition`.
+
+In every mixer of this package ``Λ_i`` is diagonal (a scalar per head for attention and Mamba-2,
+one complex value per mode for S4D and LRU), so its eigenvalues are its diagonal entries and no
+matrix is ever built.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+from torch import Tensor, nn
+
+
+@dataclass(frozen=True)
+class Transition:
+    """Eigenvalues of the DSF state transition ``Λ_i`` of one layer.
+
+    values:  ``(B, L, G)`` when ``Λ_i`` depends on the input, ``(G,)`` when the layer is time
+             invariant; real or complex. ``G`` indexes the distinct eigenvalues (heads for
+             attention and Mamba-2, channel × mode for S4D, modes for LRU).
+    start:   first step at which ``Λ_i`` is defined. Attention layers have ``start=1`` because
+             ``Λ_1 = η_0/η_1`` involves the empty normaliser ``η_0`` (``h_0 = 0`` makes it
+             irrelevant); ``values[:, :start]`` is then a placeholder that the recurrence may
+             use freely and that no summary reads.
+    multiplicity: how often each value repeats on the diagonal of ``Λ_i`` (for attention, the
+             ``d_k · d_v`` entries of one head's state; 1 for SSM modes).
+    group:   what ``G`` indexes, for plots: ``"head"``, ``"channel_mode"`` or ``"mode"``.
+    """
+
+    values: Tensor
+    start: int = 0
+    multiplicity: int = 1
+    group: str = "head"
+
+    @property
+    def time_invariant(self) -> bool:
+        return self.values.dim() == 1
+
+    def defined(self) -> Tensor:
+        """``values`` restricted to the steps where ``Λ_i`` is defined: ``(B, L-start, G)``."""
+        return self.values if self.time_invariant else self.values[:, self.start :]
+
+    def eigenvalues(self) -> Tensor:
+        """All defined eigenvalues as a flat 1-D tensor (multiplicity aside)."""
+        return self.defined().reshape(-1)
+
+
+class Mixer(nn.Module):
+    """Base class of the sequence mixers; see the module docstring for the three views.
+
+    Subclasses list in ``OPTIONS`` the keyword options they act on. Every mixer accepts the
+    same constructor signature ``(d_model, n_heads, state_dim, **options)`` and ignores options
+    that do not apply to it, so model code can build any mixer from one config; configuration
+    validation (``companion.config``) uses ``OPTIONS`` to reject misplaced options early.
+    """
+
+    OPTIONS: ClassVar[tuple[str, ...]] = ()
+
+    def forward(self, u: Tensor) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def recurrent(self, u: Tensor) -> Tensor:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def transition(self, u: Tensor) -> Transition:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+
+def inverse_softplus(x: Tensor) -> Tensor:
+    """``softplus⁻¹(x) = log(exp(x) − 1)``, stable for small and large ``x``."""
+    return x + torch.log(-torch.expm1(-x))
+
+
+def mark_ssm(param: nn.Parameter) -> nn.Parameter:
+    """Tag an SSM parameter (Δ, A, λ, B of S4D/LRU; A_log, dt_bias of Mamba-2) so that the
+    optimiser gives it its own, lower learning rate and no weight decay (see ``companion.model``)."""
+    param._ssm = True
+    return param

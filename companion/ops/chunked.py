@@ -1,0 +1,72 @@
+"""Chunked causal linear attention with an optional scalar decay (the SSD algorithm).
+
+Computes, for every head, ``y_i = Σ_{j≤i} exp(a_{j+1} + … + a_i) (q_i · k_j) v_j``, which is the
+output of the recurrence ``S_i = exp(a_i) S_{i-1} + k_i v_iᵀ``, ``y_i = S_iᵀ q_i``. Without decay
+(``log_decay=None``) it is plain causal linear attention. The sequence is cut into chunks of
+``T`` steps: inside a chunk the work is a masked ``T × T`` matmul, across chunks the states are
+carried by one small matmul over chunk indices, so no Python loop runs over time.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def _segsum(a: Tensor) -> Tensor:
+    """``out[..., t, s] = a[..., s+1] + … + a[..., t]`` for ``s ≤ t``, ``-inf`` above the diagonal.
+
+    a: ``(..., T)`` -> ``(..., T, T)``. Computed from differences of one cumulative sum.
+    """
+    T = a.shape[-1]
+    cs = a.cumsum(-1)  # (..., T)
+    out = cs[..., :, None] - cs[..., None, :]  # (..., T, T)
+    causal = torch.ones(T, T, dtype=torch.bool, device=a.device).tril()
+    return out.masked_fill(~causal, float("-inf"))
+
+
+def chunked_linear_attention(
+    q: Tensor, k: Tensor, v: Tensor, log_decay: Tensor | None = None, chunk: int = 64
+) -> Tensor:
+    """Causal (decayed) linear attention in chunks.
+
+    q, k: ``(B, H, L, d_k)``; v: ``(B, H, L, d_v)``; log_decay: ``(B, H, L)`` holding ``a_i``
+    (``Λ_i = exp(a_i)``) or ``None`` for ``Λ_i = 1``. Returns ``(B, H, L, d_v)``.
+    Any ``L`` works: the tail is padded with zeros, which a causal map never reads.
+    """
+    Bsz, H, L, _ = q.shape
+    T = min(chunk, L)
+    n = -(-L // T)
+    pad = n * T - L
+    if pad:
+        q, k, v = (F.pad(t, (0, 0, 0, pad)) for t in (q, k, v))
+        if log_decay is not None:
+            log_decay = F.pad(log_decay, (0, pad))
+    # 1. split into chunks: (B, H, n, T, d)
+    q, k, v = (t.reshape(Bsz, H, n, T, t.shape[-1]) for t in (q, k, v))
+    scores = q @ k.transpose(-1, -2)  # (B, H, n, T, T)
+    if log_decay is None:
+        causal = torch.ones(T, T, dtype=torch.bool, device=q.device).tril()
+        # 2. intra-chunk outputs
+        y = scores.masked_fill(~causal, 0.0) @ v  # (B, H, n, T, d_v)
+        # 3. state at the end of each chunk, then the state entering each chunk
+        chunk_states = k.transpose(-1, -2) @ v  # (B, H, n, d_k, d_v)
+        states_in = chunk_states.cumsum(2) - chunk_states  # exclusive prefix sum over chunks
+        # 4. inter-chunk outputs
+        return (y + q @ states_in).reshape(Bsz, H, n * T, -1)[:, :, :L]
+    a = log_decay.reshape(Bsz, H, n, T)
+    a_cum = a.cumsum(-1)  # (B, H, n, T)
+    # 2. intra-chunk outputs with decay exp(a_{s+1} + … + a_t)
+    y = (scores * torch.exp(_segsum(a))) @ v  # (B, H, n, T, d_v)
+    # 3. state at the end of each chunk: Σ_s exp(a_{s+1..T}) k_s v_sᵀ
+    decay_to_end = torch.exp(a_cum[..., -1:] - a_cum)  # (B, H, n, T)
+    chunk_states = (k * decay_to_end[..., None]).transpose(-1, -2) @ v  # (B, H, n, d_k, d_v)
+    # 4. states entering each chunk: decay between chunk ends, one (n × n) matmul
+    chunk_totals = F.pad(a_cum[..., -1], (1, 0))  # (B, H, n+1); pad = "before the first chunk"
+    # carry[c, c'] = exp(total decay of the chunks strictly between c' and c), 0 unless c' < c
+    carry = torch.exp(_segsum(chunk_totals))[..., :-1, 1:]  # (B, H, n, n)
+    states_in = torch.einsum("bhcz,bhzkv->bhckv", carry, chunk_states)  # (B, H, n, d_k, d_v)
+    # 5. inter-chunk outputs, decayed from the chunk start to step t
+    y = y + (q * torch.exp(a_cum)[..., None]) @ states_in
+    return y.reshape(Bsz, H, n * T, -1)[:, :, :L]
