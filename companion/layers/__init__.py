@@ -32,12 +32,12 @@ def mixer_class(name: str) -> type[Mixer]:
     return getattr(import_module(module), cls)
 
 
-def make_mixer(
-    name: str, d_model: int, n_heads: int = 1, state_dim: int = 64, **options
-) -> Mixer:
+def make_mixer(name: str, d_model: int, n_heads: int = 1, state_dim: int = 64, **options) -> Mixer:
     """Build mixer ``name`` acting on ``(B, L, d_model)``; options that do not apply are ignored."""
     cls = mixer_class(name)
-    return cls(d_model=d_model, n_heads=n_heads, state_dim=state_dim, **_REGISTRY[name][2], **options)
+    return cls(
+        d_model=d_model, n_heads=n_heads, state_dim=state_dim, **_REGISTRY[name][2], **options
+    )
 
 
 __all__ = ["MIXERS", "Mixer", "Transition", "make_mixer", "mixer_class"]

@@ -77,6 +77,12 @@ class Mixer(nn.Module):
     def transition(self, u: Tensor) -> Transition:  # pragma: no cover - abstract
         raise NotImplementedError
 
+    def transition_as_published(self, u: Tensor) -> Transition:
+        """Λ as the paper's public analysis computes it from ``u`` (``companion.spectra``
+        documents the defects). Mixers whose published formula differs from the exact one
+        override this next to ``transition``; for the others it is the exact transition."""
+        return self.transition(u)
+
 
 def inverse_softplus(x: Tensor) -> Tensor:
     """``softplus⁻¹(x) = log(exp(x) − 1)``, stable for small and large ``x``."""
@@ -85,6 +91,7 @@ def inverse_softplus(x: Tensor) -> Tensor:
 
 def mark_ssm(param: nn.Parameter) -> nn.Parameter:
     """Tag an SSM parameter (Δ, A, λ, B of S4D/LRU; A_log, dt_bias of Mamba-2) so that the
-    optimiser gives it its own, lower learning rate and no weight decay (see ``companion.model``)."""
+    optimiser gives it its own, lower learning rate and no weight decay
+    (see ``companion.model.param_groups``)."""
     param._ssm = True
     return param

@@ -1,4 +1,4 @@
-"""Fast algorithms shared by the mixers; each has a literal reference in the mixers' ``recurrent``."""
+"""Fast algorithms shared by the mixers; the mixers' ``recurrent`` paths are their references."""
 
 from companion.ops.chunked import chunked_linear_attention
 from companion.ops.conv import CausalConv, fft_conv

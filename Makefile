@@ -1,0 +1,36 @@
+# The two commands a reader needs: `make reproduce` and `make test` (each runs `setup` itself).
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+export HF_HUB_OFFLINE := 1
+export HF_DATASETS_OFFLINE := 1
+export PYTHONHASHSEED := 0
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+WORKERS ?= 2
+
+.PHONY: setup test lint bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e ".[book,test]"
+	$(BIN)/python -m ipykernel install --sys-prefix --name python3 > /dev/null
+	touch $(STAMP)
+
+lint: setup
+	$(BIN)/ruff check companion tests
+	$(BIN)/ruff format --check companion tests
+
+test: lint
+	$(BIN)/pytest -q -n $(WORKERS) --dist loadfile
+
+bench: setup
+	$(BIN)/python -m companion.bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info bench/results

@@ -1,0 +1,89 @@
+"""Every mixer, every option: the fast path equals the literal DSF recurrence (float64)."""
+
+import pytest
+import torch
+
+from companion.layers import MIXERS, Transition, make_mixer
+
+D_MODEL, N_HEADS, STATE = 8, 2, 4
+
+CASES = [
+    ("softmax", {}),
+    ("softmax", {"conv": 4}),
+    ("linear", {}),
+    ("linear", {"conv": 4}),
+    ("linear_unnormalized", {}),
+    ("linear_unnormalized", {"conv": 4}),
+    ("norm", {"norm_fn": "exp"}),
+    ("norm", {"norm_fn": "softplus"}),
+    ("norm", {"norm_fn": "sigmoid"}),
+    ("norm", {"norm_fn": "elu"}),
+    ("norm", {"conv": 4}),
+    ("norm", {"feature_map": "identity"}),
+    ("s4d", {"init": "lin"}),
+    ("s4d", {"init": "inv"}),
+    ("lru", {}),
+    ("mamba2", {}),
+    ("mamba2_lti", {}),
+]
+IDS = [name + "".join(f"-{k}={v}" for k, v in opts.items()) for name, opts in CASES]
+
+
+def build(name, opts, seed=0):
+    torch.manual_seed(seed)
+    return make_mixer(name, d_model=D_MODEL, n_heads=N_HEADS, state_dim=STATE, **opts).double()
+
+
+def test_every_mixer_has_a_case():
+    assert {name for name, _ in CASES} == set(MIXERS)
+
+
+@pytest.mark.parametrize("batch", [1, 3])
+@pytest.mark.parametrize("length", [1, 2, 63, 64, 65, 200])
+@pytest.mark.parametrize(("name", "opts"), CASES, ids=IDS)
+def test_fast_path_equals_recurrence(name, opts, length, batch):
+    m = build(name, opts)
+    torch.manual_seed(1)
+    x = torch.randn(batch, length, D_MODEL, dtype=torch.float64, requires_grad=True)
+    y = m(x)
+    y_ref = m.recurrent(x)
+    assert y.shape == (batch, length, D_MODEL)
+    torch.testing.assert_close(y, y_ref, rtol=1e-9, atol=1e-10)
+    g = torch.randn_like(y)
+    (grad,) = torch.autograd.grad(y, x, g)
+    (grad_ref,) = torch.autograd.grad(y_ref, x, g)
+    torch.testing.assert_close(grad, grad_ref, rtol=1e-8, atol=1e-9)
+
+
+@pytest.mark.parametrize(("name", "opts"), CASES, ids=IDS)
+def test_recurrence_uses_transition(name, opts, monkeypatch):
+    """``recurrent`` must run on the Λ that ``transition`` reports: changing it changes y."""
+    m = build(name, opts)
+    x = torch.randn(2, 17, D_MODEL, dtype=torch.float64)
+    t = m.transition(x)
+    assert isinstance(t, Transition)
+    y = m.recurrent(x)
+    monkeypatch.setattr(m, "transition", lambda u: t)
+    torch.testing.assert_close(m.recurrent(x), y)
+    halved = Transition(t.values * 0.5, t.start, t.multiplicity, t.group)
+    monkeypatch.setattr(m, "transition", lambda u: halved)
+    assert (m.recurrent(x) - y).abs().max() > 1e-6
+
+
+@pytest.mark.parametrize(("name", "opts"), CASES, ids=IDS)
+def test_float32_and_shapes(name, opts):
+    torch.manual_seed(0)
+    m = make_mixer(name, d_model=D_MODEL, n_heads=N_HEADS, state_dim=STATE, **opts)
+    x = torch.randn(3, 33, D_MODEL)
+    y = m(x)
+    assert y.dtype == torch.float32 and y.shape == x.shape and torch.isfinite(y).all()
+    t = m.transition(x)
+    ev = t.eigenvalues()
+    assert ev.dim() == 1 and torch.isfinite(ev).all()
+    if not t.time_invariant:
+        assert t.values.shape[:2] == (3, 33)
+
+
+def test_unknown_mixer_names_the_choices():
+    with pytest.raises(ValueError, match="choose one of: softmax, linear"):
+        make_mixer("transformer", d_model=8)
