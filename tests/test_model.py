@@ -1,0 +1,72 @@
+"""Model assembly: shapes, masked pooling, the output gate, parameter groups, config errors."""
+
+import pytest
+import torch
+
+from companion.layers import MIXERS
+from companion.model import ModelConfig, build_model, param_groups
+
+
+def tiny(mixer, **kw):
+    cfg = dict(
+        mixer=mixer, d_model=16, n_layers=2, n_heads=2, state_dim=8, vocab_size=11, n_classes=3
+    )
+    cfg.update(kw)
+    torch.manual_seed(0)
+    return build_model(cfg)
+
+
+@pytest.mark.parametrize("mixer", MIXERS)
+def test_masked_mean_pooling_ignores_padding(mixer):
+    model = tiny(mixer).eval()
+    x = torch.randint(1, 11, (2, 9))
+    mask = torch.ones(2, 9, dtype=torch.bool)
+    mask[0, 6:] = False
+    y = model(x, mask)
+    x2 = x.clone()
+    x2[0, 6:] = torch.randint(1, 11, (3,))  # change only the padded tail of example 0
+    torch.testing.assert_close(model(x2, mask), y)
+    assert y.shape == (2, 3)
+
+
+def test_continuous_input_and_token_head():
+    model = tiny("s4d", vocab_size=None, input_dim=1)
+    assert model(torch.rand(2, 7, 1)).shape == (2, 3)
+    lm = tiny("linear", head="token", n_classes=None, max_len=32)
+    assert lm(torch.randint(0, 11, (2, 7))).shape == (2, 7, 11)
+
+
+def test_gate_changes_the_readout_not_the_transition():
+    """The first block's mixer sees the same input with and without the gate."""
+    plain, gated = tiny("mamba2"), tiny("mamba2", gate=True)
+    gated.load_state_dict(plain.state_dict(), strict=False)
+    x = torch.randint(0, 11, (2, 9))
+    u = plain.blocks[0].norm(plain.embed(x))
+    torch.testing.assert_close(
+        plain.blocks[0].mixer.transition(u).values, gated.blocks[0].mixer.transition(u).values
+    )
+    assert not torch.allclose(plain(x), gated(x))
+    assert torch.allclose(gated.blocks[0].gate.bias, torch.ones(16))
+
+
+@pytest.mark.parametrize("mixer", ["s4d", "lru", "mamba2", "mamba2_lti", "norm"])
+def test_param_groups_cover_every_parameter_once(mixer):
+    model = tiny(mixer, gate=True)
+    groups = param_groups(model, lr=1e-3, weight_decay=0.1, ssm_lr=1e-4)
+    ids = [id(p) for g in groups for p in g["params"]]
+    assert sorted(ids) == sorted(id(p) for p in model.parameters())
+    decay, no_decay, ssm = groups
+    assert ssm["lr"] == 1e-4 and ssm["weight_decay"] == 0.0 and no_decay["weight_decay"] == 0.0
+    assert all(getattr(p, "_ssm", False) for p in ssm["params"])
+    if mixer != "norm":
+        assert ssm["params"], "SSM parameters must be tagged"
+    assert all(p.dim() >= 2 for p in decay["params"])
+
+
+def test_config_errors_name_the_choices():
+    with pytest.raises(ValueError, match="do not apply to mixer 'mamba2'"):
+        ModelConfig(mixer="mamba2", vocab_size=5, n_classes=2, mixer_options={"norm_fn": "exp"})
+    with pytest.raises(ValueError, match="choose one of: mlp, glu, none"):
+        ModelConfig(mixer="lru", vocab_size=5, n_classes=2, mlp="moe")
+    with pytest.raises(ValueError, match="choose one of: softmax"):
+        ModelConfig(mixer="gru", vocab_size=5, n_classes=2)
