@@ -1,0 +1,46 @@
+"""Causal linear attention (Katharopoulos et al., 2020) with feature map ``φ = elu + 1``.
+
+Per head, with ``S_i = Σ_{j≤i} φ(k_j) v_jᵀ`` and ``z_i = Σ_{j≤i} φ(k_j)``:
+
+* normalised:    ``η_i = φ(q_i)ᵀ z_i``, ``y_i = φ(q_i)ᵀ S_i / η_i``, ``Λ_i = η_{i-1}/η_i``;
+* unnormalised:  ``η_i = 1``, ``y_i = φ(q_i)ᵀ S_i``, ``Λ_i = 1`` (a pure integrator).
+
+Keys are not scaled by ``1/√d_k``, as in the paper's public code.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from companion.layers.attention import SeparableAttention, elu_plus_one
+
+
+class LinearAttention(SeparableAttention):
+    """Linear attention, normalised (``"linear"``) or not (``"linear_unnormalized"``).
+
+    DSF view per head: ``h_i = S_i / η_i``, ``Λ_i = η_{i-1}/η_i``,
+    ``B_i u_i = φ(k_i) v_iᵀ / η_i``, ``C_i = φ(q_i)ᵀ``, ``D_i = 0``.
+    """
+
+    def __init__(
+        self,
+        d_model: int,
+        n_heads: int = 1,
+        state_dim: int = 64,
+        *,
+        normalized: bool = True,
+        conv: int = 0,
+        **ignored,
+    ):
+        super().__init__(d_model, n_heads, state_dim, conv=conv)
+        self.normalized = normalized
+
+    def parts(self, u: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        q, k, v = self.qkv(u)
+        phi_q, phi_k = elu_plus_one(q), elu_plus_one(k)  # (B, H, L, d_k)
+        if self.normalized:
+            log_eta = torch.log((phi_q * phi_k.cumsum(2)).sum(-1))  # (B, H, L): log φ(q_i)ᵀ z_i
+        else:
+            log_eta = torch.zeros_like(phi_q[..., 0])  # η ≡ 1, so Λ ≡ 1 exactly
+        return phi_q, phi_k, v, log_eta
