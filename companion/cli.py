@@ -1,0 +1,180 @@
+"""The ``companion`` command line.
+
+    companion data prepare --profile quick     fetch / generate, convert and verify the data
+    companion data info --profile quick        what is cached: sizes, labels, lengths, timing
+
+Errors print one line on stderr and exit with status 2 (``COMPANION_DEBUG=1`` shows the
+traceback instead). Further subcommands (``train``,
+``reproduce``) register themselves in :func:`build_parser` the same way ``data`` does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from collections.abc import Sequence
+
+
+class _Parser(argparse.ArgumentParser):
+    """An ArgumentParser whose errors are one line (and exit status 2, as argparse)."""
+
+    def error(self, message: str):  # noqa: D401 - argparse API
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+class CLIError(Exception):
+    """A user-facing error: printed as one line, exit status 2."""
+
+
+# ---------------------------------------------------------------------------------------------
+# data
+
+
+def _data_prepare(args) -> int:
+    from companion.tasks import TASKS, DataError, get_task
+    from companion.tasks.cache import data_root
+
+    if args.lra_release:
+        os.environ["COMPANION_LRA_RELEASE"] = args.lra_release
+    names = args.task or list(TASKS)
+    root = data_root()
+    print(f"companion data prepare --profile {args.profile}: {len(names)} task(s) into {root}")
+    t_all = time.perf_counter()
+    built, failed = [], []
+    for i, name in enumerate(names, 1):
+        task = get_task(name, args.profile)
+        t0 = time.perf_counter()
+        print(f"[{i}/{len(names)}] {name}: {task.source}", flush=True)
+        try:
+            status = task.prepare(root, force=args.force, log=lambda msg: print(msg, flush=True))
+        except (DataError, ValueError) as e:
+            failed.append(f"{name}: {e}")
+            print(f"  failed: {e}", flush=True)
+            continue
+        seconds = time.perf_counter() - t0
+        if status == "cached":
+            print("  already prepared and verified, nothing to do", flush=True)
+        else:
+            built.append(name)
+            rows = task.manifest(root)["files"]
+            sizes = "/".join(str(rows[s]["rows"]) for s in ("train", "val", "test"))
+            print(f"  built train/val/test = {sizes} in {seconds:.1f} s", flush=True)
+    total = time.perf_counter() - t_all
+    if failed:
+        raise CLIError(f"{len(failed)} task(s) failed: " + " | ".join(failed))
+    if built:
+        print(f"done in {total:.1f} s: built {', '.join(built)}; the cache is verified")
+    else:
+        print(
+            f"nothing to do: all {len(names)} task(s) of profile {args.profile} "
+            "are prepared and verified"
+        )
+    return 0
+
+
+def stats_rows(profile: str, names: Sequence[str] | None = None):
+    """One row per task and split of the prepared cache (for ``data info`` and the book)."""
+    from companion.tasks import TASKS, DataError, get_task
+
+    rows = []
+    for name in names or TASKS:
+        task = get_task(name, profile)
+        try:
+            manifest = task.manifest()
+        except DataError as e:
+            rows.append({"task": name, "split": "-", "error": str(e)})
+            continue
+        for split in ("train", "val", "test"):
+            st = manifest["stats"][split]
+            labels = st.get("label_counts")
+            rows.append(
+                {
+                    "task": name,
+                    "source": manifest["source"],
+                    "split": split,
+                    "rows": st["rows"],
+                    "labels": " ".join(f"{k}:{v}" for k, v in labels.items()) if labels else "",
+                    "targets": st.get("targets", ""),
+                    "len_min": st["length"]["min"],
+                    "len_median": st["length"]["median"],
+                    "len_max": st["length"]["max"],
+                    "build_s": manifest["build_seconds"],
+                }
+            )
+    return rows
+
+
+def _data_info(args) -> int:
+    rows = stats_rows(args.profile, args.task)
+    for r in rows:
+        if "error" in r:
+            print(f"{r['task']:8s} not prepared: {r['error']}")
+            continue
+        extra = f"labels {r['labels']}" if r["labels"] else f"targets {r['targets']}"
+        print(
+            f"{r['task']:8s} {r['split']:5s} rows {r['rows']:>7} len {r['len_min']}/"
+            f"{r['len_median']:g}/{r['len_max']} (min/median/max)  {extra}  [{r['source']}, "
+            f"built in {r['build_s']:.1f} s]"
+        )
+    return 0
+
+
+def _add_data(sub) -> None:
+    from companion.tasks import PROFILES, TASKS
+
+    data = sub.add_parser("data", help="prepare and inspect the data of the five tasks")
+    data_sub = data.add_subparsers(dest="data_command", metavar="{prepare,info}", required=True)
+
+    prep = data_sub.add_parser("prepare", help="fetch or generate, convert and verify the data")
+    prep.add_argument("--profile", choices=PROFILES, default="quick")
+    prep.add_argument("--task", action="append", choices=TASKS, help="only this task (repeatable)")
+    prep.add_argument(
+        "--force", action="store_true", help="rebuild even if a verified cache exists"
+    )
+    prep.add_argument(
+        "--lra-release",
+        metavar="DIR",
+        help="folder with the LRA release's listops-1000 TSVs (paper profile)",
+    )
+    prep.set_defaults(func=_data_prepare)
+
+    info = data_sub.add_parser("info", help="sizes, label balance and lengths of the cache")
+    info.add_argument("--profile", choices=PROFILES, default="quick")
+    info.add_argument("--task", action="append", choices=TASKS)
+    info.set_defaults(func=_data_info)
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="companion", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(
+        dest="command", metavar="{data}", required=True, parser_class=_Parser
+    )
+    _add_data(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from companion.tasks import DataError
+
+    try:
+        return args.func(args)
+    except (CLIError, DataError, ValueError) as e:
+        if os.environ.get("COMPANION_DEBUG"):
+            raise
+        message = str(e).splitlines()[0] if str(e) else type(e).__name__
+        print(f"companion: error: {message}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("companion: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,340 @@
+"""What every task shares: the :class:`Task` base class, errors, padding and statistics.
+
+A task is one data set at one profile. It knows where its data come from (``source``), the
+facts a model needs (``vocab_size`` or ``input_dim``, ``n_classes``, ``seq_len``, ``kind``),
+how to read each split as a Hugging Face ``datasets.Dataset`` and how to batch it.
+
+Conventions (the same for all five tasks):
+
+- token ids are non-negative ints in ``input_ids``; the pad id is ``task.pad_id`` (0 for every
+  task except GPT-2 BPE, where 0 is the real token ``!`` and padding uses ``<|endoftext|>``);
+  ``mask`` in a batch is what tells real positions from padding, never the pad id;
+- continuous inputs (pixels as normalised floats) are in ``inputs`` and batch as ``(B, L, 1)``;
+- per-position targets are in ``labels`` with -100 where nothing is to be predicted; for the
+  language model they are already shifted (``labels[i]`` is the token after ``input_ids[i]``),
+  so models must not shift again;
+- class targets are in ``label``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+PROFILES: tuple[str, ...] = ("smoke", "quick", "paper")
+SPLITS: tuple[str, ...] = ("train", "val", "test")
+IGNORE_INDEX = -100
+
+
+class DataError(RuntimeError):
+    """A data problem the user can fix; the message is one line that says how."""
+
+
+class CacheError(DataError):
+    """The prepared cache is missing, incomplete or corrupted."""
+
+
+class HubUnavailableError(DataError):
+    """A Hugging Face hub data set was requested but cannot be reached."""
+
+
+def check_profile(profile: str) -> str:
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; choose one of: {', '.join(PROFILES)}")
+    return profile
+
+
+def check_split(split: str) -> str:
+    if split not in SPLITS:
+        raise ValueError(f"unknown split {split!r}; choose one of: {', '.join(SPLITS)}")
+    return split
+
+
+def config_hash(config: Any) -> str:
+    """A short stable hash of a dataclass config (used to key the cache)."""
+    blob = json.dumps(dataclasses.asdict(config), sort_keys=True, default=str)
+    return hashlib.sha256(blob.encode()).hexdigest()[:10]
+
+
+def replace_config(config: Any, overrides: Mapping[str, Any], task: str) -> Any:
+    """``dataclasses.replace`` with a one-line error naming the valid fields."""
+    names = [f.name for f in dataclasses.fields(config)]
+    unknown = sorted(set(overrides) - set(names))
+    if unknown:
+        raise ValueError(
+            f"unknown option(s) {', '.join(unknown)} for task {task!r}; valid: {', '.join(names)}"
+        )
+    return dataclasses.replace(config, **overrides)
+
+
+# ---------------------------------------------------------------------------------------------
+# statistics recorded in the manifest (the book prints them)
+
+
+def length_stats(table: pa.Table, column: str) -> dict[str, float]:
+    lengths = pc.list_value_length(table.column(column)).to_numpy(zero_copy_only=False)
+    if len(lengths) == 0:
+        return {"min": 0, "median": 0, "max": 0}
+    return {
+        "min": int(lengths.min()),
+        "median": float(np.median(lengths)),
+        "max": int(lengths.max()),
+    }
+
+
+def split_stats(table: pa.Table) -> dict[str, Any]:
+    """Rows, sequence lengths and (for classification) the label counts of one split."""
+    column = "input_ids" if "input_ids" in table.column_names else "inputs"
+    stats: dict[str, Any] = {"rows": table.num_rows, "length": length_stats(table, column)}
+    if "label" in table.column_names:
+        values, counts = np.unique(table.column("label").to_numpy(), return_counts=True)
+        stats["label_counts"] = {str(int(v)): int(c) for v, c in zip(values, counts, strict=True)}
+    if "labels" in table.column_names:
+        flat = pc.list_flatten(table.column("labels")).to_numpy(zero_copy_only=False)
+        stats["targets"] = int((flat != IGNORE_INDEX).sum())
+    return stats
+
+
+# ---------------------------------------------------------------------------------------------
+# batching
+
+
+def _rows(examples: Sequence[Mapping[str, Any]] | Mapping[str, Sequence[Any]]):
+    """Accept a list of rows or a dict of columns (a sliced ``Dataset``)."""
+    if isinstance(examples, Mapping):
+        keys = list(examples)
+        n = len(examples[keys[0]]) if keys else 0
+        return [{k: examples[k][i] for k in keys} for i in range(n)]
+    return list(examples)
+
+
+def _as_1d(x: Any, dtype) -> Any:
+    import torch
+
+    t = torch.as_tensor(np.asarray(x) if not isinstance(x, torch.Tensor) else x)
+    return t.reshape(-1).to(dtype)
+
+
+def pad_collate(
+    examples,
+    *,
+    pad_id: int = 0,
+    continuous: bool = False,
+    pad_to: int | None = None,
+) -> dict[str, Any]:
+    """Pad a batch to its longest sequence (or to ``pad_to``) and build the mask.
+
+    Returns ``input_ids`` (B, L) long or ``inputs`` (B, L, 1) float, ``mask`` (B, L) bool
+    (True at real positions), and ``label`` (B,) long or ``labels`` (B, L) long padded with -100.
+    """
+    import torch
+    from torch.nn.utils.rnn import pad_sequence
+
+    rows = _rows(examples)
+    if not rows:
+        raise ValueError("cannot collate an empty batch")
+    key = "inputs" if continuous else "input_ids"
+    dtype = torch.float32 if continuous else torch.long
+    seqs = [_as_1d(r[key], dtype) for r in rows]
+    lengths = torch.tensor([len(s) for s in seqs])
+    width = int(lengths.max())
+    if pad_to is not None:
+        if pad_to < width:
+            raise ValueError(f"pad_to={pad_to} is shorter than the longest sequence ({width})")
+        width = pad_to
+    x = pad_sequence(seqs, batch_first=True, padding_value=0.0 if continuous else pad_id)
+    if x.shape[1] < width:
+        x = torch.nn.functional.pad(x, (0, width - x.shape[1]), value=0.0 if continuous else pad_id)
+    mask = torch.arange(width)[None, :] < lengths[:, None]  # (B, L)
+    batch: dict[str, Any] = {key: x.unsqueeze(-1) if continuous else x, "mask": mask}
+    if "label" in rows[0]:
+        batch["label"] = torch.tensor([int(r["label"]) for r in rows], dtype=torch.long)  # (B,)
+    if "labels" in rows[0]:
+        ys = [_as_1d(r["labels"], torch.long) for r in rows]
+        y = pad_sequence(ys, batch_first=True, padding_value=IGNORE_INDEX)
+        if y.shape[1] < width:
+            y = torch.nn.functional.pad(y, (0, width - y.shape[1]), value=IGNORE_INDEX)
+        batch["labels"] = y  # (B, L)
+    return batch
+
+
+# ---------------------------------------------------------------------------------------------
+# the task
+
+
+class Task:
+    """One task at one profile. Subclasses fill in the class attributes and ``build``.
+
+    Attributes the model side reads: ``kind`` ("classification" | "per_token" | "lm"),
+    ``metric`` ("accuracy" | "perplexity"), ``vocab_size`` (None for continuous input),
+    ``input_dim`` (None for token input), ``n_classes`` (None unless classification),
+    ``seq_len`` (the longest sequence a split can hold), ``pad_id`` and ``source``.
+    """
+
+    name: ClassVar[str] = ""
+    kind: str = "classification"
+    metric: str = "accuracy"
+    n_classes: int | None = None
+    vocab_size: int | None = None
+    input_dim: int | None = None
+    seq_len: int = 0
+    pad_id: int = 0
+    source: str = ""
+    #: True when the data are generated by our own code (no download, can build in memory)
+    generated: bool = False
+
+    def __init__(self, profile: str, config: Any, *, preset: bool = True):
+        self.profile = check_profile(profile)
+        self.config = config
+        self.preset = preset  # False when the caller overrode preset options
+        self._splits: dict[str, Any] = {}
+        self._manifest: dict[str, Any] | None = None
+        self.setup()
+
+    # -- to be provided by subclasses -------------------------------------------------------
+    def setup(self) -> None:
+        """Set the model-facing attributes from ``self.config``."""
+
+    def build(self, root: Path, log) -> tuple[dict[str, pa.Table], dict[str, Any]]:
+        """Produce the three splits as Arrow tables, plus extra manifest facts (e.g. a vocab)."""
+        raise NotImplementedError
+
+    def token_strings(self, ids: Sequence[int]) -> list[str]:
+        return [str(int(i)) for i in ids]
+
+    # -- shared machinery -------------------------------------------------------------------
+    @property
+    def continuous(self) -> bool:
+        return self.input_dim is not None and self.vocab_size is None
+
+    @property
+    def cache_key(self) -> str:
+        return self.profile if self.preset else f"{self.profile}-{config_hash(self.config)}"
+
+    def cache_dir(self, root: Path | None = None) -> Path:
+        from companion.tasks.cache import data_root
+
+        return (root or data_root()) / self.name / self.cache_key
+
+    def prepare_hint(self) -> str:
+        if self.preset:
+            return f"run `companion data prepare --profile {self.profile}`"
+        return f"run get_task({self.name!r}, {self.profile!r}, ...).prepare() for these options"
+
+    def prepare(self, root: Path | None = None, *, force: bool = False, log=print) -> str:
+        """Build and cache the splits unless a verified cache exists; "built" or "cached"."""
+        from companion.tasks import cache
+
+        target = self.cache_dir(root)
+        if not force and cache.is_valid(target, self.config):
+            return "cached"
+        t0 = time.perf_counter()
+        tables, extra = self.build(root or cache.data_root(), log)
+        seconds = time.perf_counter() - t0
+        cache.write(target, tables, self.manifest_facts(extra, seconds))
+        self._splits.clear()
+        self._manifest = None
+        return "built"
+
+    def manifest_facts(self, extra: dict[str, Any], seconds: float) -> dict[str, Any]:
+        return {
+            "task": self.name,
+            "profile": self.profile,
+            "source": self.source,
+            "config": dataclasses.asdict(self.config),
+            "facts": self.facts(),
+            "build_seconds": round(seconds, 3),
+            "extra": extra,
+        }
+
+    def facts(self) -> dict[str, Any]:
+        try:
+            vocab_size = self.vocab_size
+        except DataError:  # a data-dependent vocabulary before the data are prepared
+            vocab_size = None
+        return {
+            "kind": self.kind,
+            "metric": self.metric,
+            "vocab_size": vocab_size,
+            "input_dim": self.input_dim,
+            "n_classes": self.n_classes,
+            "seq_len": self.seq_len,
+            "pad_id": self.pad_id,
+        }
+
+    def manifest(self, root: Path | None = None) -> dict[str, Any]:
+        """The verified manifest of the cache (raises :class:`CacheError` with a hint)."""
+        from companion.tasks import cache
+
+        if self._manifest is None:
+            self._manifest = cache.verify(self.cache_dir(root), self.config, self.prepare_hint())
+        return self._manifest
+
+    def split(self, split: str, root: Path | None = None):
+        """The split as a ``datasets.Dataset`` (cached tables are verified before use)."""
+        from companion.tasks import cache
+
+        check_split(split)
+        key = (split, str(root))
+        if key not in self._splits:
+            target = self.cache_dir(root)
+            if self.generated and not cache.exists(target):
+                # our own generators need no download: build in memory, write nothing
+                tables, _ = self.build(root or cache.data_root(), lambda *a, **k: None)
+                for s, t in tables.items():
+                    self._splits[(s, str(root))] = self.finish(cache.to_dataset(t, s))
+            else:
+                self.manifest(root)
+                table = cache.read_split(target, split, self.prepare_hint())
+                self._splits[key] = self.finish(cache.to_dataset(table, split))
+        return self._splits[key]
+
+    def finish(self, dataset):
+        """Hook to turn the stored columns into the served ones (e.g. pixels to floats)."""
+        return dataset
+
+    def decode(self, ids: Sequence[int]) -> list[str]:
+        """The tokens of ``ids`` as strings (padding included, if you pass it)."""
+        if self.continuous:
+            raise ValueError(
+                f"task {self.name!r} has continuous inputs; there is nothing to decode"
+            )
+        if hasattr(ids, "tolist"):
+            ids = ids.tolist()
+        return self.token_strings([int(i) for i in ids])
+
+    def collate(self, examples, pad_to: int | None = None) -> dict[str, Any]:
+        return pad_collate(examples, pad_id=self.pad_id, continuous=self.continuous, pad_to=pad_to)
+
+    def describe(self) -> dict[str, Any]:
+        return {"task": self.name, "profile": self.profile, "source": self.source, **self.facts()}
+
+    def __repr__(self) -> str:
+        facts = ", ".join(f"{k}={v}" for k, v in self.facts().items() if v is not None)
+        return f"{type(self).__name__}(profile={self.profile!r}, source={self.source!r}, {facts})"
+
+
+def table(columns: dict[str, Any], types: dict[str, pa.DataType]) -> pa.Table:
+    """An Arrow table from Python/numpy columns with explicit types."""
+    return pa.table({k: pa.array(v, type=types[k]) for k, v in columns.items()})
+
+
+IDS = pa.list_(pa.int32())
+LABEL = pa.int64()
+
+
+def list_column(rows: np.ndarray, value_type: pa.DataType | None = None) -> pa.ListArray:
+    """A list column from a 2-D array, one row per example (no Python loop)."""
+    n, length = rows.shape
+    offsets = pa.array(np.arange(0, n * length + 1, length, dtype=np.int32))
+    values = pa.array(np.ascontiguousarray(rows).reshape(-1), type=value_type or pa.int32())
+    return pa.ListArray.from_arrays(offsets, values)

@@ -1,0 +1,171 @@
+"""The prepared-data cache: parquet files plus a manifest, written atomically, verified on load.
+
+Layout under the data root (``$COMPANION_DATA``, else ``data/`` in the repository)::
+
+    raw/<package>/<file>                  files taken out of registry packages (sha256 pinned)
+    <task>/<profile>/{train,val,test}.parquet
+    <task>/<profile>/manifest.json        sha256 and rows of each file, config, stats, timing
+
+A cache folder is complete only when its manifest exists and every file matches the sha256
+recorded there; the manifest is written last. Every file is written to a temporary name in the
+same folder and moved into place with ``os.replace``, so an interrupted build never leaves a
+file that looks complete.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from companion.tasks.base import SPLITS, CacheError, split_stats
+
+MANIFEST = "manifest.json"
+FORMAT = 1
+
+
+def data_root() -> Path:
+    """``$COMPANION_DATA`` if set, else ``data/`` next to the package (a source checkout),
+    else ``./data``."""
+    env = os.environ.get("COMPANION_DATA")
+    if env:
+        return Path(env).expanduser()
+    repo = Path(__file__).resolve().parents[2]
+    if (repo / "pyproject.toml").is_file():
+        return repo / "data"
+    return Path.cwd() / "data"
+
+
+def sha256_file(path: Path, chunk: int = 1 << 20) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_copy(src: Path, dst: Path) -> None:
+    atomic_write_bytes(dst, Path(src).read_bytes())
+
+
+def atomic_write_table(path: Path, table: pa.Table) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        pq.write_table(table, tmp, compression="zstd")
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _config_dict(config: Any) -> dict[str, Any]:
+    return json.loads(json.dumps(dataclasses.asdict(config), default=str))
+
+
+def write(target: Path, tables: dict[str, pa.Table], facts: dict[str, Any]) -> dict[str, Any]:
+    """Write the splits and then the manifest (the commit point)."""
+    missing = set(SPLITS) - set(tables)
+    if missing:
+        raise ValueError(f"build produced no {', '.join(sorted(missing))} split")
+    (target / MANIFEST).unlink(missing_ok=True)  # the old cache is void from here on
+    files, stats = {}, {}
+    for split in SPLITS:
+        path = target / f"{split}.parquet"
+        atomic_write_table(path, tables[split])
+        files[split] = {
+            "file": path.name,
+            "sha256": sha256_file(path),
+            "bytes": path.stat().st_size,
+            "rows": tables[split].num_rows,
+        }
+        stats[split] = split_stats(tables[split])
+    manifest = {
+        "format": FORMAT,
+        **facts,
+        "config": json.loads(json.dumps(facts.get("config", {}), default=str)),
+        "files": files,
+        "stats": stats,
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    atomic_write_bytes(target / MANIFEST, json.dumps(manifest, indent=2).encode())
+    return manifest
+
+
+def exists(target: Path) -> bool:
+    return target.exists()
+
+
+def _load_manifest(target: Path, hint: str) -> dict[str, Any]:
+    path = target / MANIFEST
+    if not path.is_file():
+        raise CacheError(f"no prepared data at {target} (manifest missing); {hint}")
+    try:
+        manifest = json.loads(path.read_text())
+        assert isinstance(manifest, dict) and manifest.get("format") == FORMAT
+        assert set(manifest["files"]) >= set(SPLITS)
+    except Exception:
+        raise CacheError(f"the manifest {path} is corrupted; {hint}") from None
+    return manifest
+
+
+def verify(target: Path, config: Any, hint: str) -> dict[str, Any]:
+    """Check the manifest, the config it was built with and every file's sha256."""
+    manifest = _load_manifest(target, hint)
+    if config is not None and manifest.get("config") != _config_dict(config):
+        raise CacheError(f"the data at {target} were prepared with other settings; {hint}")
+    for split in SPLITS:
+        entry = manifest["files"][split]
+        path = target / entry["file"]
+        if not path.is_file():
+            raise CacheError(f"cache file {path} is missing; {hint}")
+        if path.stat().st_size != entry["bytes"] or sha256_file(path) != entry["sha256"]:
+            raise CacheError(f"cache file {path} is corrupted (sha256 mismatch); {hint}")
+    return manifest
+
+
+def is_valid(target: Path, config: Any) -> bool:
+    try:
+        verify(target, config, "")
+    except CacheError:
+        return False
+    return True
+
+
+def read_split(target: Path, split: str, hint: str) -> pa.Table:
+    path = target / f"{split}.parquet"
+    try:
+        return pq.read_table(path)
+    except Exception:
+        raise CacheError(f"cache file {path} cannot be read; {hint}") from None
+
+
+def to_dataset(table: pa.Table, split: str | None = None):
+    """An in-memory ``datasets.Dataset`` over an Arrow table (no files written anywhere)."""
+    import datasets
+    from datasets.table import InMemoryTable
+
+    return datasets.Dataset(InMemoryTable(table), split=split)

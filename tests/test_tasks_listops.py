@@ -1,0 +1,137 @@
+"""ListOps: evaluator, generator properties, LRA TSV reader and tokenisation."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from companion.tasks import DataError, get_task, listops
+
+FIXTURES = Path(__file__).parent / "fixtures" / "listops_release"
+
+
+@pytest.mark.parametrize(
+    ("expression", "value"),
+    [
+        ("[MED 1 2 ]", 1),  # median 1.5 truncated
+        ("[MED 2 3 4 9 ]", 3),  # even count: (3 + 4) / 2 = 3.5 -> 3
+        ("[MED 9 0 ]", 4),  # 4.5 -> 4
+        ("[MED 5 1 7 ]", 5),  # odd count
+        ("[SM 9 9 5 ]", 3),  # 23 mod 10
+        ("[SM 5 5 ]", 0),  # wraps to exactly 0
+        ("[SM 9 1 9 1 9 1 9 1 9 1 ]", 0),
+        ("[MIN 4 7 2 ]", 2),
+        ("[MAX 2 9 [MIN 4 7 ] 0 ]", 9),
+        ("[MAX 2 [MIN 4 7 X 0 X", 4),  # tokenised form, X for ]
+        ("7", 7),
+    ],
+)
+def test_evaluator_hand_written(expression, value):
+    assert listops.evaluate(expression) == value
+
+
+def test_evaluator_deep_nesting():
+    expr = "9"
+    for op in ["[MIN", "[MAX", "[SM", "[MED"] * 3:  # 12 levels
+        expr = f"{op} {expr} 1 ]"
+    # innermost-out: MIN(9,1)=1, MAX(1,1)=1, SM(1,1)=2, MED(2,1)=1, repeat
+    assert listops.evaluate(expr) == 1
+    deep = "[SM " * 10 + "1 " + "1 ] " * 10  # SM(SM(...(1,1)...),1): 11 ones summed
+    assert listops.evaluate(deep) == 1
+
+
+def test_evaluator_lra_parenthesised_text():
+    tree = ("[MAX", [2, 9, ("[MIN", [4, 7]), 0])
+    source = listops.to_source(tree)
+    assert source == "( ( ( ( ( [MAX 2 ) 9 ) ( ( ( [MIN 4 ) 7 ) ] ) ) 0 ) ] )"
+    assert listops.evaluate(source) == listops.tree_value(tree) == 9
+
+
+@pytest.mark.parametrize("bad", ["[MAX 1 2", "]", "[MAX ]", "1 2", "[FOO 1 ]"])
+def test_evaluator_rejects_malformed(bad):
+    with pytest.raises(ValueError):
+        listops.evaluate(bad)
+
+
+def test_generator_window_labels_and_determinism():
+    cfg = listops.ListOpsConfig(min_length=20, max_length=60, n_train=0, n_val=0, n_test=0)
+    rows = listops.generate(150, cfg, seed=3)
+    assert rows == listops.generate(150, cfg, seed=3)  # same seed, same data
+    assert rows != listops.generate(150, cfg, seed=4)
+    lengths = [len(listops.tokenize(s)) for s, _ in rows]
+    assert min(lengths) > 20 and max(lengths) < 60  # strict window, as LRA
+    assert all(listops.evaluate(s) == v for s, v in rows)  # label = evaluation
+    assert len({s for s, _ in rows}) == len(rows)  # distinct
+    depth = max(
+        max(np.cumsum([1 if "(" in t else -1 if ")" in t else 0 for t in s.split()]))
+        for s, _ in rows
+    )
+    assert depth > 2  # nested, not flat
+
+
+def test_generator_respects_max_depth_and_args():
+    cfg = listops.ListOpsConfig(min_length=5, max_length=400, max_depth=3, max_args=3)
+    for source, _ in listops.generate(100, cfg, seed=0):
+        depth, max_depth, counts = 0, 0, []
+        for tok in listops.tokenize(source):
+            if tok.startswith("["):
+                depth += 1
+                max_depth = max(max_depth, depth)
+                counts.append(0)
+            elif tok == "X":
+                depth -= 1
+                assert 2 <= counts.pop() <= 3
+                if counts:
+                    counts[-1] += 1
+            elif counts:
+                counts[-1] += 1
+        assert max_depth <= 2  # operators only at depths 1..max_depth-1
+
+
+def test_splits_are_disjoint_and_seeded():
+    task = get_task("listops", "smoke")
+    train, test = task.split("train"), task.split("test")
+    a = {tuple(x) for x in train["input_ids"]}
+    b = {tuple(x) for x in test["input_ids"]}
+    assert not a & b
+    again = get_task("listops", "smoke").split("train")
+    assert again["input_ids"] == train["input_ids"] and again["label"] == train["label"]
+
+
+def test_vocabulary_and_encoding():
+    assert len(listops.VOCAB) == 18
+    assert listops.VOCAB[:3] == ("<pad>", "<unk>", "<eos>")
+    ids = listops.encode("( ( ( [MAX 2 ) 9 ) ] )", seq_len=100)
+    assert listops.VOCAB[ids[0]] == "[MAX"
+    assert [listops.VOCAB[i] for i in ids] == ["[MAX", "2", "9", "X", "<eos>"]
+    assert listops.encode("[MAX 2 9 ]", seq_len=3) == [listops.STOI["[MAX"], listops.STOI["2"], 2]
+
+
+def test_lra_tsv_release_reader(tmp_path, monkeypatch):
+    monkeypatch.setenv("COMPANION_LRA_RELEASE", str(FIXTURES))
+    task = get_task("listops", "paper")
+    assert task.source.startswith("LRA release") and task.seq_len == 2048
+    assert task.vocab_size == 18
+    assert task.prepare(tmp_path, log=lambda *a: None) == "built"
+    train = task.split("train", root=tmp_path)
+    assert train.num_rows == 4 and train["label"] == [9, 3, 1, 0]
+    tokens = task.decode(train[0]["input_ids"])
+    assert tokens == ["[MAX", "2", "9", "[MIN", "4", "7", "X", "0", "X", "<eos>"]
+    assert all(0 <= i < 18 for row in train["input_ids"] for i in row)
+    for source, target in listops.read_tsv(FIXTURES / "basic_val.tsv"):
+        assert listops.evaluate(source) == target
+
+
+def test_lra_release_missing_is_one_line(tmp_path, monkeypatch):
+    monkeypatch.setenv("COMPANION_LRA_RELEASE", str(tmp_path / "nowhere"))
+    with pytest.raises(DataError) as err:
+        get_task("listops", "paper").prepare(tmp_path / "cache", log=lambda *a: None)
+    assert "\n" not in str(err.value) and "basic_train" in str(err.value)
+    assert not (tmp_path / "cache").exists()
+
+
+def test_tsv_without_columns(tmp_path):
+    bad = tmp_path / "basic_train.tsv"
+    bad.write_text("a\tb\n1\t2\n")
+    with pytest.raises(DataError, match="Source, Target"):
+        listops.read_tsv(bad)
