@@ -39,12 +39,14 @@ class ModelConfig:
     state_dim: int = 64
     mixer_options: dict = field(default_factory=dict)
     mlp: str = "mlp"
-    mlp_ratio: int = 2
+    mlp_ratio: float = 2.0  # MLP width = mlp_ratio · d_model
     gate: bool = False
     dropout: float = 0.0
+    positional: bool = False  # learned positional embeddings (needs max_len)
+    # facts of the task, filled in by the training code:
     vocab_size: int | None = None
     input_dim: int | None = None
-    max_len: int | None = None  # learned positional embeddings for sequences up to this length
+    max_len: int | None = None
     head: str = "classify"
     n_classes: int | None = None
 
@@ -67,6 +69,8 @@ class ModelConfig:
             raise ValueError("a classification head needs n_classes")
         if self.head == "token" and not self.vocab_size:
             raise ValueError("a per-token head needs vocab_size")
+        if self.positional and not self.max_len:
+            raise ValueError("learned positional embeddings need max_len")
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}")
 
@@ -74,9 +78,9 @@ class ModelConfig:
 class MLP(nn.Module):
     """Position-wise feed-forward: ``W₂ GELU(W₁ x)`` or, for ``glu``, ``W₂ (W₁ x ⊙ SiLU(W₃ x))``."""
 
-    def __init__(self, d_model: int, ratio: int, glu: bool):
+    def __init__(self, d_model: int, ratio: float, glu: bool):
         super().__init__()
-        hidden = ratio * d_model
+        hidden = max(1, round(ratio * d_model))
         self.glu = glu
         self.up = nn.Linear(d_model, 2 * hidden if glu else hidden)
         self.down = nn.Linear(hidden, d_model)
@@ -128,7 +132,7 @@ class SequenceModel(nn.Module):
             self.encoder = nn.Embedding(cfg.vocab_size, cfg.d_model)
         else:
             self.encoder = nn.Linear(cfg.input_dim, cfg.d_model)
-        self.positions = nn.Embedding(cfg.max_len, cfg.d_model) if cfg.max_len else None
+        self.positions = nn.Embedding(cfg.max_len, cfg.d_model) if cfg.positional else None
         self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
         self.norm = nn.LayerNorm(cfg.d_model)
         self.drop = nn.Dropout(cfg.dropout)
@@ -176,14 +180,18 @@ def build_model(config: ModelConfig | dict) -> SequenceModel:
     return SequenceModel(cfg)
 
 
-def param_groups(model: nn.Module, lr: float, weight_decay: float, ssm_lr: float) -> list[dict]:
+def param_groups(
+    model: nn.Module, lr: float, weight_decay: float, ssm_lr: float | None
+) -> list[dict]:
     """AdamW parameter groups: SSM parameters (tagged with ``mark_ssm``) get ``ssm_lr`` and no
-    weight decay; biases, norms and embeddings no weight decay; the rest ``weight_decay``."""
+    weight decay; biases, norms and embeddings no weight decay; the rest ``weight_decay``.
+    With ``ssm_lr=None`` SSM parameters are treated like all others (the public configs do
+    this for LRU and Mamba-2)."""
     groups = {"ssm": [], "no_decay": [], "decay": []}
     no_decay_modules = (nn.LayerNorm, nn.Embedding)
     for module in model.modules():
         for name, p in module.named_parameters(recurse=False):
-            if getattr(p, "_ssm", False):
+            if ssm_lr is not None and getattr(p, "_ssm", False):
                 groups["ssm"].append(p)
             elif name.endswith("bias") or isinstance(module, no_decay_modules) or p.dim() < 2:
                 groups["no_decay"].append(p)
@@ -192,5 +200,5 @@ def param_groups(model: nn.Module, lr: float, weight_decay: float, ssm_lr: float
     return [
         {"params": groups["decay"], "lr": lr, "weight_decay": weight_decay},
         {"params": groups["no_decay"], "lr": lr, "weight_decay": 0.0},
-        {"params": groups["ssm"], "lr": ssm_lr, "weight_decay": 0.0},
+        {"params": groups["ssm"], "lr": ssm_lr or lr, "weight_decay": 0.0},
     ]

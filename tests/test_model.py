@@ -32,7 +32,7 @@ def test_masked_mean_pooling_ignores_padding(mixer):
 def test_continuous_input_and_token_head():
     model = tiny("s4d", vocab_size=None, input_dim=1)
     assert model(torch.rand(2, 7, 1)).shape == (2, 3)
-    lm = tiny("linear", head="token", n_classes=None, max_len=32)
+    lm = tiny("linear", head="token", n_classes=None, positional=True, max_len=32)
     assert lm(torch.randint(0, 11, (2, 7))).shape == (2, 7, 11)
 
 

@@ -127,3 +127,63 @@ def test_published_pass_keeps_dropout_on_in_training_mode():
     assert not torch.allclose(a, c), "dropout makes the published pass random at init"
     x, y = (collect(model, b)[1].transition.values for _ in range(2))
     torch.testing.assert_close(x, y)
+
+
+def _mixer(name, **opts):
+    from companion.layers import make_mixer
+
+    torch.manual_seed(0)
+    return make_mixer(name, d_model=8, n_heads=2, state_dim=4, **opts).double()
+
+
+def test_published_softmax_normaliser_follows_the_public_mechanism():
+    """Dense emulation of the public code: unscaled scores times a 0/1 mask, the row maximum
+    over the whole row (masked zeros included) subtracted at unmasked entries only, exp, sum,
+    and the correction exp(m_t − m_{t+1}) between consecutive rows."""
+    m = _mixer("softmax", conv=4)
+    u = 2 * torch.randn(2, 11, 8, dtype=torch.float64)
+    q, k, _ = m.qkv(u, conv=False)
+    mask = torch.ones(11, 11, dtype=torch.float64).tril()
+    a = (q @ k.transpose(-1, -2)) * mask
+    row_max = a.amax(-1)
+    shifted = torch.where(mask.bool(), a - row_max[..., None], a)
+    eta = torch.exp(shifted).sum(-1)  # (B, H, L), in each row's shifted frame
+    lam = eta[..., :-1] * torch.exp(row_max[..., :-1] - row_max[..., 1:]) / eta[..., 1:]
+    published = m.transition_as_published(u).values[:, 1:].transpose(1, 2)
+    torch.testing.assert_close(published, lam)
+    exact = m.transition(u).values[:, 1:].transpose(1, 2)
+    assert not torch.allclose(published, exact)
+
+
+def test_published_attention_skips_the_conv_and_agrees_without_it():
+    for name in ("linear", "norm"):
+        with_conv = _mixer(name, conv=4)
+        u = torch.randn(2, 9, 8, dtype=torch.float64)
+        published = with_conv.transition_as_published(u).values
+        no_conv = _mixer(name)
+        no_conv.load_state_dict(with_conv.state_dict(), strict=False)  # all but the conv
+        tol = 1e-5 if name == "norm" else 1e-12  # norm's published exp(−f) runs in float32
+        torch.testing.assert_close(published, no_conv.transition(u).values, rtol=tol, atol=0)
+        if name == "linear":
+            assert not torch.allclose(published, with_conv.transition(u).values)
+
+
+def test_published_norm_attention_floors_underflow_at_one():
+    m = _mixer("norm", norm_fn="exp")
+    with torch.no_grad():
+        m.W_n.bias.zero_()
+    u = 0.01 * torch.randn(1, 7, 8, dtype=torch.float64)  # n ≈ 0: head 0 stays under the cap
+    published = m.transition_as_published(u).values[:, 1:]  # (1, 6, 2)
+    # offsets 4 and 9: exp(exp(9 + n)) overflows float32 for head 1, whose Λ is then exactly 1
+    assert torch.equal(published[..., 1], torch.ones_like(published[..., 1]))
+    exact = m.transition(u).values[:, 1:]
+    torch.testing.assert_close(published[..., 0], exact[..., 0], rtol=1e-4, atol=0)
+
+
+def test_published_s4_reports_one_channel():
+    model = tiny("s4d").eval()
+    exact, published = collect(model, batch()), collect(model, batch(), as_published=True)
+    n_modes = 8 // 2
+    for e, p in zip(exact, published, strict=True):
+        assert p.transition.values.shape == (n_modes,)
+        torch.testing.assert_close(p.transition.values, e.transition.values.view(16, n_modes)[1])

@@ -88,15 +88,16 @@ class Attention(Mixer):
             self.conv_k = CausalConv(state_dim, conv)
             self.conv_v = CausalConv(d_model, conv)
 
-    def project(self, u: Tensor, name: str) -> Tensor:
-        """``W_name u`` (then conv and SiLU if ``conv``) split into heads: ``(B, H, L, d)``."""
+    def project(self, u: Tensor, name: str, conv: bool = True) -> Tensor:
+        """``W_name u`` (then conv and SiLU if ``conv`` is on and not skipped) split into heads:
+        ``(B, H, L, d)``. ``conv=False`` is only for the published analysis, which skips it."""
         x = getattr(self, f"W_{name}")(u)  # (B, L, H·d)
-        if self.conv:
+        if self.conv and conv:
             x = F.silu(getattr(self, f"conv_{name}")(x))
         return x.unflatten(-1, (self.n_heads, -1)).transpose(1, 2)
 
-    def qkv(self, u: Tensor) -> tuple[Tensor, Tensor, Tensor]:
-        return self.project(u, "q"), self.project(u, "k"), self.project(u, "v")
+    def qkv(self, u: Tensor, conv: bool = True) -> tuple[Tensor, Tensor, Tensor]:
+        return tuple(self.project(u, name, conv) for name in ("q", "k", "v"))
 
     def output(self, y: Tensor) -> Tensor:
         """Merge heads ``(B, H, L, d_v)`` -> ``(B, L, d_model)`` and apply ``W_o``."""
@@ -116,10 +117,10 @@ class SeparableAttention(Attention):
     recurrence ``h_i = Λ_i h_{i-1} + ψ(k_i) v_iᵀ / η_i``, ``y_i = h_iᵀ φ(q_i)``.
     """
 
-    def parts(self, u: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:  # pragma: no cover
+    def parts(self, u: Tensor, conv: bool = True) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """Return ``φ(q), ψ(k)``: ``(B, H, L, d_k)``; ``v``: ``(B, H, L, d_v)``;
-        ``log η``: ``(B, H, L)``."""
-        raise NotImplementedError
+        ``log η``: ``(B, H, L)``. ``conv=False`` skips the prefilter (published analysis)."""
+        raise NotImplementedError  # pragma: no cover
 
     def forward(self, u: Tensor) -> Tensor:
         phi_q, psi_k, v, log_eta = self.parts(u)
@@ -128,6 +129,10 @@ class SeparableAttention(Attention):
 
     def transition(self, u: Tensor) -> Transition:
         return self.eta_transition(self.parts(u)[3])
+
+    def transition_as_published(self, u: Tensor) -> Transition:
+        """The public analysis' Λ: the same ratio, from q and k without the conv."""
+        return self.eta_transition(self.parts(u, conv=False)[3])
 
     def recurrent(self, u: Tensor) -> Tensor:
         """The literal DSF recurrence, with ``Λ_i`` taken from :meth:`transition`."""

@@ -36,8 +36,8 @@ class LinearAttention(SeparableAttention):
         super().__init__(d_model, n_heads, state_dim, conv=conv)
         self.normalized = normalized
 
-    def parts(self, u: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        q, k, v = self.qkv(u)
+    def parts(self, u: Tensor, conv: bool = True) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        q, k, v = self.qkv(u, conv)
         phi_q, phi_k = elu_plus_one(q), elu_plus_one(k)  # (B, H, L, d_k)
         if self.normalized:
             log_eta = torch.log((phi_q * phi_k.cumsum(2)).sum(-1))  # (B, H, L): log φ(q_i)ᵀ z_i

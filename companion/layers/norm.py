@@ -28,6 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from companion.layers.attention import FEATURE_MAPS, SeparableAttention
+from companion.layers.base import Transition
 
 LOG_ETA_MAX = 80.0
 
@@ -81,7 +82,15 @@ class NormAttention(SeparableAttention):
         f = NORM_FNS[self.norm_fn]
         return f(self.W_n(u) + self.offset).clamp(max=LOG_ETA_MAX).transpose(1, 2)
 
-    def parts(self, u: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        q, k, v = self.qkv(u)
+    def parts(self, u: Tensor, conv: bool = True) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        q, k, v = self.qkv(u, conv)
         phi = FEATURE_MAPS[self.feature_map]
         return phi(q), phi(k) / math.sqrt(self.d_k), v, self.log_eta(u)
+
+    def transition_as_published(self, u: Tensor) -> Transition:
+        """The public analysis' Λ: ``e_i = exp(−f(n_i + o))`` uncapped in float32, exact zeros
+        replaced by ``2e-23``, then ``Λ_i = e_i / e_{i-1}`` (so two underflowed steps give 1)."""
+        f = torch.exp if self.norm_fn == "exp" else NORM_FNS[self.norm_fn]
+        e = torch.exp(-f((self.W_n(u) + self.offset).float())).to(u.dtype)  # (B, L, H)
+        e = e.masked_fill(e == 0, 2e-23)
+        return self.eta_transition(-torch.log(e).transpose(1, 2))

@@ -109,3 +109,8 @@ class S4D(Mixer):
     def transition(self, u: Tensor) -> Transition:
         """``Λ = exp(ΔA)``: ``(H·N,)`` complex, constant in time, channel-major."""
         return Transition(self._ssm()[0].exp().reshape(-1), group="channel_mode")
+
+    def transition_as_published(self, u: Tensor) -> Transition:
+        """The public analysis reports the modes of one channel (index 1) only."""
+        lam = self._ssm()[0].exp()  # (H, N)
+        return Transition(lam[min(1, lam.shape[0] - 1)], group="mode")

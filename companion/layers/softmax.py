@@ -23,22 +23,45 @@ from companion.layers.base import Transition
 SCORE_BUDGET = 2**24  # most score entries held at once when computing log η (64 MiB in float32)
 
 
-def causal_log_normaliser(q: Tensor, k: Tensor) -> Tensor:
-    """``log η_i = logsumexp_{j≤i} s_ij``: q, k ``(B, H, L, d_k)`` -> ``(B, H, L)``.
+def causal_log_normaliser(
+    q: Tensor, k: Tensor, scale: float | None = None
+) -> tuple[Tensor, Tensor]:
+    """``log η_i = logsumexp_{j≤i} s_ij`` and ``max_{j≤i} s_ij`` with ``s_ij = scale · q_iᵀk_j``
+    (default scale ``1/√d_k``): q, k ``(B, H, L, d_k)`` -> two ``(B, H, L)``.
 
     Masked entries are ``-inf`` (never multiplied by 0). Queries are taken in blocks so that at
     most ``SCORE_BUDGET`` scores exist at a time; a block only sees the keys up to its last query.
     """
     Bsz, H, L, d_k = q.shape
+    scale = 1 / math.sqrt(d_k) if scale is None else scale
     block = max(1, SCORE_BUDGET // (Bsz * H * L))
     pos = torch.arange(L, device=q.device)
-    out = []
+    lse, row_max = [], []
     for q_b, pos_b in zip(q.split(block, dim=2), pos.split(block), strict=True):
         end = int(pos_b[-1]) + 1
-        s = q_b @ k[:, :, :end].transpose(-1, -2) / math.sqrt(d_k)  # (B, H, T, end)
+        s = q_b @ k[:, :, :end].transpose(-1, -2) * scale  # (B, H, T, end)
         s = s.masked_fill(pos_b[:, None] < pos[None, :end], float("-inf"))
-        out.append(s.logsumexp(-1))  # (B, H, T)
-    return torch.cat(out, dim=-1)
+        lse.append(s.logsumexp(-1))  # (B, H, T)
+        row_max.append(s.amax(-1))
+    return torch.cat(lse, dim=-1), torch.cat(row_max, dim=-1)
+
+
+def published_log_normaliser(q: Tensor, k: Tensor) -> Tensor:
+    """The normaliser of the paper's public analysis, as it computes it.
+
+    Scores ``a_ij = q_iᵀk_j`` lack ``1/√d_k`` and are multiplied by a 0/1 causal mask before
+    ``exp``, so each of the ``L−1−i`` future entries adds ``exp(m_i)`` with
+    ``m_i = max(0, max_{j≤i} a_ij)`` (the row maximum it subtracts, masked zeros included)::
+
+        η̃_i = Σ_{j≤i} exp(a_ij) + (L − 1 − i) · exp(m_i).
+
+    q, k ``(B, H, L, d_k)`` -> ``log η̃`` ``(B, H, L)``.
+    """
+    L = q.shape[2]
+    lse, row_max = causal_log_normaliser(q, k, scale=1.0)
+    future = torch.arange(L - 1, -1, -1, device=q.device, dtype=q.dtype)  # L − 1 − i
+    spurious = torch.log(future) + row_max.clamp(min=0.0)  # log((L−1−i) exp(m_i)); -inf at the end
+    return torch.logaddexp(lse, spurious)
 
 
 def causal_attention(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
@@ -75,7 +98,13 @@ class SoftmaxAttention(Attention):
 
     def transition(self, u: Tensor) -> Transition:
         q, k, _ = self.qkv(u)
-        return self.eta_transition(causal_log_normaliser(q, k))
+        return self.eta_transition(causal_log_normaliser(q, k)[0])
+
+    def transition_as_published(self, u: Tensor) -> Transition:
+        """The public analysis' Λ: no conv, no ``1/√d_k``, spurious masked terms (see
+        :func:`published_log_normaliser`)."""
+        q, k, _ = self.qkv(u, conv=False)
+        return self.eta_transition(published_log_normaliser(q, k))
 
     def recurrent(self, u: Tensor) -> Tensor:
         """Step-by-step reference: softmax attention has no finite state to recur on.
