@@ -98,10 +98,9 @@ class Mamba2(Mixer):
     def forward(self, u: Tensor) -> Tensor:
         """Fast path: chunked SSD, all heads at once."""
         x, v, k, q, dt = self._project(u)
-        heads = (-1, self.H, -1, -1)
         y = chunked_linear_attention(
-            q=q[:, None].expand(heads),  # (B, H, L, N)
-            k=k[:, None].expand(heads),  # (B, H, L, N)
+            q=q[:, None],  # (B, 1, L, N): C, shared by the heads
+            k=k[:, None],  # (B, 1, L, N): B, shared by the heads
             v=v.transpose(1, 2),  # (B, H, L, P)
             log_decay=self._log_lambda(dt).expand_as(dt).transpose(1, 2),  # (B, H, L)
         ).transpose(1, 2)  # (B, L, H, P)

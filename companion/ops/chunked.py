@@ -31,11 +31,12 @@ def chunked_linear_attention(
 ) -> Tensor:
     """Causal (decayed) linear attention in chunks.
 
-    q, k: ``(B, H, L, d_k)``; v: ``(B, H, L, d_v)``; log_decay: ``(B, H, L)`` holding ``a_i``
-    (``Λ_i = exp(a_i)``) or ``None`` for ``Λ_i = 1``. Returns ``(B, H, L, d_v)``.
+    q, k: ``(B, H, L, d_k)``, or ``(B, 1, L, d_k)`` when shared by all heads (Mamba-2's B and
+    C; their scores are then formed once); v: ``(B, H, L, d_v)``; log_decay: ``(B, H, L)``
+    holding ``a_i`` (``Λ_i = exp(a_i)``) or ``None`` for ``Λ_i = 1``. Returns ``(B, H, L, d_v)``.
     Any ``L`` works: the tail is padded with zeros, which a causal map never reads.
     """
-    Bsz, H, L, _ = q.shape
+    Bsz, H, L, _ = v.shape
     T = min(chunk, L)
     n = -(-L // T)
     pad = n * T - L
@@ -44,8 +45,8 @@ def chunked_linear_attention(
         if log_decay is not None:
             log_decay = F.pad(log_decay, (0, pad))
     # 1. split into chunks: (B, H, n, T, d)
-    q, k, v = (t.reshape(Bsz, H, n, T, t.shape[-1]) for t in (q, k, v))
-    scores = q @ k.transpose(-1, -2)  # (B, H, n, T, T)
+    q, k, v = (t.reshape(Bsz, t.shape[1], n, T, t.shape[-1]) for t in (q, k, v))
+    scores = q @ k.transpose(-1, -2)  # (B, H or 1, n, T, T)
     if log_decay is None:
         causal = torch.ones(T, T, dtype=torch.bool, device=q.device).tril()
         # 2. intra-chunk outputs
