@@ -62,8 +62,11 @@ def _data_prepare(args) -> int:
             sizes = "/".join(str(rows[s]["rows"]) for s in ("train", "val", "test"))
             print(f"  built train/val/test = {sizes} in {seconds:.1f} s", flush=True)
     total = time.perf_counter() - t_all
+    if len(failed) == 1:
+        raise CLIError(failed[0])
     if failed:
-        raise CLIError(f"{len(failed)} task(s) failed: " + " | ".join(failed))
+        names_failed = ", ".join(f.split(":", 1)[0] for f in failed)
+        raise CLIError(f"{len(failed)} tasks failed ({names_failed}); the reasons are above")
     if built:
         print(f"done in {total:.1f} s: built {', '.join(built)}; the cache is verified")
     else:

@@ -83,3 +83,30 @@ def test_paper_profile_facts():
     task = get_task("image", "paper")
     assert task.seq_len == 1024 and task.source.startswith("hub:uoft-cs/cifar10")
     assert (task.mean, task.std) == (122.6, 61.0)
+
+
+def test_paper_conversion_with_a_stub_hub(tmp_path, monkeypatch):
+    """The CIFAR-10 path (hub layout: img as PIL images, label) on a local stand-in."""
+    datasets = pytest.importorskip("datasets")
+    PIL = pytest.importorskip("PIL.Image")
+
+    from companion.tasks import fetch
+
+    rgb = np.zeros((20, 32, 32, 3), np.uint8)
+    rgb[:, 0, 0] = [10, 200, 30]  # -> 124
+    rgb[:, 0, 1] = [255, 0, 0]  # -> 76
+    rgb[:, 31, 31] = [0, 0, 255]  # -> 29 at the last step
+    feats = datasets.Features(
+        {"img": datasets.Image(), "label": datasets.ClassLabel(num_classes=10)}
+    )
+    part = {"img": [PIL.fromarray(a) for a in rgb], "label": [i % 10 for i in range(20)]}
+    stub = datasets.DatasetDict(
+        {s: datasets.Dataset.from_dict(part, features=feats) for s in ("train", "test")}
+    )
+    monkeypatch.setattr(fetch, "load_hub", lambda repo, *a, **k: stub)
+    task = get_task("image", "paper", val_fraction=0.25)
+    task.prepare(tmp_path, log=lambda *a: None)
+    sizes = [task.split(s, root=tmp_path).num_rows for s in ("train", "val", "test")]
+    assert sizes == [15, 5, 20]
+    x = task.split("test", root=tmp_path)[0]["input_ids"]
+    assert len(x) == 1024 and x[:3] == [124, 76, 0] and x[-1] == 29

@@ -107,3 +107,23 @@ def test_offline_pipeline_on_fixtures(tmp_path, monkeypatch, tokenizer):
     batch = task.collate([train[i] for i in range(2)])
     assert batch["labels"].shape == (2, 16) and batch["mask"].all()
     assert task.kind == "lm" and task.metric == "perplexity"
+
+
+def test_paper_conversion_with_a_stub_hub(tmp_path, monkeypatch):
+    """The WikiText-103 path (hub layout: train/validation/test rows of text) on a stand-in."""
+    import datasets
+
+    install_fixture_sources(monkeypatch, tmp_path / "pkgs")
+    lines = {"text": ["", " = Valkyria = \n", "", " Hello world Hello world \n"] * 10}
+    stub = datasets.DatasetDict(
+        {s: datasets.Dataset.from_dict(lines) for s in ("train", "validation", "test")}
+    )
+    calls = []
+    monkeypatch.setattr(fetch, "load_hub", lambda *a, **k: calls.append(a) or stub)
+    task = get_task("lm", "paper", block_size=8)
+    task.prepare(tmp_path / "data", log=lambda *a: None)
+    assert calls == [("Salesforce/wikitext", "wikitext-103-raw-v1")]
+    val = task.split("val", root=tmp_path / "data")
+    x = np.asarray(val["input_ids"])
+    assert x.shape[1] == 8 and 15496 in x and 50256 not in x  # rows joined without <eos>
+    assert (x[:, 1:] == np.asarray(val["labels"])[:, :-1]).all()

@@ -87,3 +87,29 @@ def test_paper_profile_facts():
     assert task.config.min_freq == 15 and task.n_classes == 2
     with pytest.raises(ValueError, match="choose char or byte"):
         get_task("text", "quick", level="word")
+
+
+def test_paper_conversion_with_a_stub_hub(tmp_path, monkeypatch):
+    """The IMDb path (hub layout: train/test with text, label) on a local stand-in."""
+    import datasets
+
+    from companion.tasks import fetch
+
+    rows = {
+        "text": ["great film " * 3 + "zz", "awful <br />film", "éé bad"] * 6,
+        "label": [1, 0, 0] * 6,
+    }
+    stub = datasets.DatasetDict(
+        {"train": datasets.Dataset.from_dict(rows), "test": datasets.Dataset.from_dict(rows)}
+    )
+    calls = []
+    monkeypatch.setattr(fetch, "load_hub", lambda repo, *a, **k: calls.append(repo) or stub)
+    task = get_task("text", "paper", min_freq=5, seq_len=16)
+    task.prepare(tmp_path, log=lambda *a: None)
+    assert calls == ["stanfordnlp/imdb"]
+    train = task.split("train", root=tmp_path)
+    assert train.num_rows == 18 and max(len(r) for r in train["input_ids"]) == 16
+    assert all(r[-1] == 2 for r in train["input_ids"])  # <eos> kept after the cut
+    assert task.split("val", root=tmp_path)["label"] == task.split("test", root=tmp_path)["label"]
+    itos = task.vocab(tmp_path).itos
+    assert "é" in itos and "<" in itos and "z" not in itos  # built on the cut texts, as the paper

@@ -288,7 +288,8 @@ class ListOps(Task):
             if missing:
                 raise DataError(
                     f"ListOps (paper) reads the LRA release: put basic_train/val/test.tsv of "
-                    f"lra_release/listops-1000 in {folder} (or set COMPANION_LRA_RELEASE); "
+                    f"lra_release/listops-1000 in {folder} (or pass --lra-release DIR, or set "
+                    f"COMPANION_LRA_RELEASE); "
                     f"missing {', '.join(missing)}"
                 )
             return {s: read_tsv(p) for s, p in paths.items()}

@@ -132,7 +132,9 @@ class Text(Task):
         if cfg.level == "byte":
             tok = ByteTokenizer()
         else:
-            tok = self._vocab = CharVocab.build(raw["train"][0], cfg.min_freq)
+            # as the paper's loader: counted on the training texts after the cut
+            cut = cfg.seq_len - int(cfg.append_eos)
+            tok = self._vocab = CharVocab.build((t[:cut] for t in raw["train"][0]), cfg.min_freq)
             extra["vocab"] = tok.itos
         eos = [tok.eos_id] if cfg.append_eos else []
         keep = cfg.seq_len - len(eos)
