@@ -128,7 +128,7 @@ def _add_data(sub) -> None:
     from companion.tasks import PROFILES, TASKS
 
     data = sub.add_parser("data", help="prepare and inspect the data of the five tasks")
-    data_sub = data.add_subparsers(dest="data_command", required=True)
+    data_sub = data.add_subparsers(dest="data_command", metavar="{prepare,info}", required=True)
 
     prep = data_sub.add_parser("prepare", help="fetch or generate, convert and verify the data")
     prep.add_argument("--profile", choices=PROFILES, default="quick")
@@ -156,6 +156,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="companion", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _add_data(sub)
+    sub.metavar = "{" + ",".join(sub.choices) + "}"  # named in "required" errors
     return parser
 
 
