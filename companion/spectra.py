@@ -70,7 +70,8 @@ class LayerSpectrum:
 
 def bin_index(x: Tensor, edges: tuple[float, ...]) -> Tensor:
     """Index of the right-closed bin ``(edges[i-1], edges[i]]`` holding each value of ``x``."""
-    return torch.bucketize(x, torch.tensor(edges, dtype=x.dtype, device=x.device), right=False)
+    edges_t = torch.tensor(edges, dtype=x.dtype, device=x.device)
+    return torch.bucketize(x.contiguous(), edges_t, right=False)
 
 
 def membership(x: Tensor, edges: tuple[float, ...], published: bool = False, top=None) -> Tensor:

@@ -1,0 +1,232 @@
+"""Run configurations: YAML files in ``companion/configs``, resolved per profile.
+
+Layout::
+
+    configs/<task>/task.yaml      data options, training defaults, and the profile overlays
+                                  (``profiles: {quick: ..., smoke: ...}``) shared by the task
+    configs/<task>/<model>.yaml   one experiment of the main grid at paper scale (the public
+                                  configs' hyperparameters), its ``variants`` (ablations) and
+                                  optional per-profile overrides of its own
+
+A run is resolved by deep-merging, in order: ``task.yaml``, ``<model>.yaml``, the task's
+overlay for the profile, the model file's overlay for the profile, the variant, and finally
+``--set key=value`` overrides. The ``paper`` profile has no overlay: it is the files as written.
+Variants come after the overlays so that an ablation's change (a gate, a depth, a learning rate)
+survives at every profile; ``--set`` comes last and wins.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+
+import yaml
+
+from companion.model import ModelConfig
+
+CONFIG_DIR = Path(__file__).parent / "configs"
+PROFILES = ("smoke", "quick", "paper")
+
+
+class ConfigError(ValueError):
+    """A configuration the user asked for cannot be built; the message is one line."""
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation and bookkeeping of one run (AdamW, linear warmup then cosine).
+
+    ``steps`` or ``epochs`` (converted to steps once the training set size is known);
+    ``ssm_lr`` is the learning rate of parameters tagged with ``mark_ssm`` (``None``: ``lr``
+    with no weight decay); ``early_stop``: stop when the validation metric reaches it
+    (accuracy); ``spectra_points``: how many times Λ is recorded during training, besides
+    initialisation and the end."""
+
+    lr: float = 1e-3
+    ssm_lr: float | None = None
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.999)
+    batch_size: int = 32
+    steps: int | None = None
+    epochs: float | None = None
+    warmup_steps: int = 0
+    warmup_epochs: float | None = None  # converted to steps like ``epochs``
+    min_lr: float = 5e-6
+    grad_clip: float = 1.0
+    eval_every: int = 100
+    eval_examples: int | None = None
+    early_stop: float | None = None
+    spectra_points: int = 4
+    analysis_examples: int = 16
+    checkpoint_every: int = 100
+
+
+@dataclass
+class RunConfig:
+    """Everything that determines a run; saved, resolved, in its folder as ``config.yaml``."""
+
+    task: str
+    model_name: str
+    profile: str
+    seed: int
+    variant: str | None
+    data: dict = field(default_factory=dict)
+    model: dict = field(default_factory=dict)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    @property
+    def run_id(self) -> str:
+        variant = f"-{self.variant}" if self.variant else ""
+        return f"{self.task}-{self.model_name}{variant}-s{self.seed}"
+
+    def to_dict(self) -> dict:
+        d = asdict(self)
+        d["train"]["betas"] = list(d["train"]["betas"])
+        return d
+
+    def hash(self) -> str:
+        """Short content hash of the resolved configuration (the run's cache key)."""
+        blob = json.dumps(self.to_dict(), sort_keys=True)
+        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+
+
+def _choices(values) -> str:
+    return ", ".join(sorted(values))
+
+
+def _load(path: Path) -> dict:
+    return yaml.safe_load(path.read_text()) or {}
+
+
+def merge(base: dict, over: dict) -> dict:
+    """Deep merge: mappings merge key by key, anything else in ``over`` replaces."""
+    out = copy.deepcopy(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def tasks() -> list[str]:
+    return sorted(p.name for p in CONFIG_DIR.iterdir() if (p / "task.yaml").exists())
+
+
+def models(task: str) -> list[str]:
+    return sorted(p.stem for p in (CONFIG_DIR / task).glob("*.yaml") if p.stem != "task")
+
+
+def variants(task: str, model: str) -> list[str]:
+    return sorted(_load(CONFIG_DIR / task / f"{model}.yaml").get("variants") or {})
+
+
+def experiments() -> list[tuple[str, str, str | None]]:
+    """Every (task, model, variant) defined by the files; ``variant=None`` is the main grid."""
+    return [(t, m, v) for t in tasks() for m in models(t) for v in [None, *variants(t, m)]]
+
+
+def parse_set(items: list[str] | None) -> dict:
+    """``["train.lr=1e-3", "model.gate=true"]`` -> nested dict; values are parsed as YAML."""
+    out: dict = {}
+    for item in items or []:
+        key, sep, raw = item.partition("=")
+        if not sep or not key or any(not part for part in key.split(".")):
+            raise ConfigError(
+                f"malformed --set {item!r}; expected key.path=value, e.g. train.lr=1e-3"
+            )
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            raise ConfigError(f"malformed --set {item!r}: the value is not valid YAML") from None
+        node = out
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return out
+
+
+def _check_keys(overrides: dict, reference: dict, where: str = "") -> None:
+    """Every ``--set`` key must name a field that exists (``model.mixer_options`` and ``data``
+    are open: their keys are checked by the mixer and the task)."""
+    for key, value in overrides.items():
+        path = f"{where}{key}"
+        if key not in reference:
+            raise ConfigError(f"unknown setting {path!r}; valid here: {_choices(reference)}")
+        if isinstance(value, dict) and path not in ("model.mixer_options", "data"):
+            _check_keys(value, reference[key] or {}, f"{path}.")
+
+
+def resolve(
+    task: str,
+    model: str,
+    variant: str | None = None,
+    profile: str = "quick",
+    seed: int = 1919,
+    overrides: dict | None = None,
+) -> RunConfig:
+    """Resolve one run's configuration; raises :class:`ConfigError` naming the valid choices."""
+    if task not in tasks():
+        raise ConfigError(f"unknown task {task!r}; choose one of: {_choices(tasks())}")
+    if model not in models(task):
+        raise ConfigError(
+            f"unknown model {model!r} for {task}; choose one of: {_choices(models(task))}"
+        )
+    if profile not in PROFILES:
+        raise ConfigError(f"unknown profile {profile!r}; choose one of: {', '.join(PROFILES)}")
+    base, exp = _load(CONFIG_DIR / task / "task.yaml"), _load(CONFIG_DIR / task / f"{model}.yaml")
+    all_variants = exp.pop("variants", None) or {}
+    if variant is not None and variant not in all_variants:
+        valid = _choices(all_variants) or "none"
+        raise ConfigError(f"unknown variant {variant!r} for {task}/{model}; choose one of: {valid}")
+    cfg = merge(base, exp)
+    profiles = cfg.pop("profiles", None) or {}
+    cfg = merge(cfg, profiles.get(profile, {})) if profile != "paper" else cfg
+    cfg = merge(cfg, exp.get("profiles", {}).get(profile, {})) if profile != "paper" else cfg
+    cfg.pop("profiles", None)
+    if variant is not None:
+        cfg = merge(cfg, all_variants[variant])
+    if overrides:
+        _check_keys(overrides, {**cfg, "seed": seed})
+        overrides = dict(overrides)
+        seed = overrides.pop("seed", seed)
+        cfg = merge(cfg, overrides)
+    return _build(task, model, variant, profile, seed, cfg)
+
+
+def _build(task, model, variant, profile, seed, cfg: dict) -> RunConfig:
+    train_fields = {f.name for f in fields(TrainConfig)}
+    unknown = set(cfg.get("train", {})) - train_fields
+    if unknown:
+        raise ConfigError(
+            f"unknown train option(s) {_choices(unknown)}; valid: {_choices(train_fields)}"
+        )
+    train = TrainConfig(**cfg.get("train", {}))
+    train.betas = tuple(train.betas)
+    if (train.steps is None) == (train.epochs is None):
+        raise ConfigError("give exactly one of train.steps or train.epochs")
+    for name in ("steps", "epochs", "batch_size", "lr", "eval_every", "checkpoint_every"):
+        value = getattr(train, name)
+        if value is not None and not value > 0:
+            raise ConfigError(f"train.{name} must be positive, got {value}")
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise ConfigError(f"seed must be an integer, got {seed!r}")
+    model_cfg = dict(cfg.get("model", {}))
+    try:  # validate the architecture now, before any data or folder exists
+        ModelConfig(**model_cfg, vocab_size=1, n_classes=2, max_len=1)
+    except (TypeError, ValueError) as err:
+        raise ConfigError(str(err).splitlines()[0]) from None
+    return RunConfig(
+        task=task,
+        model_name=model,
+        profile=profile,
+        seed=seed,
+        variant=variant,
+        data=dict(cfg.get("data", {})),
+        model=model_cfg,
+        train=train,
+    )

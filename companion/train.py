@@ -1,0 +1,304 @@
+"""The training loop: one resolved :class:`~companion.config.RunConfig` -> one run folder.
+
+AdamW with the SSM parameter groups, linear warmup then cosine decay, gradient clipping,
+periodic evaluation with early stopping, Λ recorded at initialisation, during training and at
+the end, checkpoints that make a killed run resume to the same result, and a completion marker
+written last. CUDA (with bfloat16 autocast) when available, CPU otherwise.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict
+
+import pandas as pd
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from companion import spectra as spectra_mod
+from companion.config import ConfigError, RunConfig
+from companion.io import atomic_write_text
+from companion.model import ModelConfig, build_model, param_groups
+from companion.runs import RunDir, spectra_record
+from companion.tasks import get_task
+
+IGNORE = -100
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (e.g. the loss is not finite); the message says what was kept."""
+
+
+def model_config(config: RunConfig, task) -> ModelConfig:
+    """The architecture of ``config`` completed with the facts of ``task``."""
+    return ModelConfig(
+        **config.model,
+        vocab_size=task.vocab_size,
+        input_dim=task.input_dim,
+        n_classes=task.n_classes,
+        head="classify" if task.kind == "classification" else "token",
+        max_len=task.seq_len,
+    )
+
+
+class Batches:
+    """Deterministic batches: the order of epoch ``e`` is a permutation seeded by (seed, e), so
+    the batch of any step can be rebuilt after a restart without replaying the ones before."""
+
+    def __init__(self, task, split: str, batch_size: int, seed: int):
+        self.task, self.data = task, task.split(split)
+        self.batch_size = min(batch_size, len(self.data))
+        self.seed = seed
+        self.per_epoch = len(self.data) // self.batch_size
+        self._perm: tuple[int, torch.Tensor] | None = None
+
+    def __call__(self, step: int) -> dict:
+        epoch, i = divmod(step, self.per_epoch)
+        if self._perm is None or self._perm[0] != epoch:
+            g = torch.Generator().manual_seed(self.seed * 100_003 + epoch)
+            self._perm = (epoch, torch.randperm(len(self.data), generator=g))
+        idx = self._perm[1][i * self.batch_size : (i + 1) * self.batch_size]
+        return self.task.collate(self.data[idx.tolist()])
+
+
+def ordered_batches(task, split: str, batch_size: int, limit: int | None = None):
+    """The first ``limit`` examples of ``split`` in order, in batches (evaluation)."""
+    data = task.split(split)
+    n = len(data) if limit is None else min(limit, len(data))
+    for start in range(0, n, batch_size):
+        yield task.collate(data[start : min(start + batch_size, n)])
+
+
+def inputs(batch: dict, device) -> tuple[torch.Tensor, torch.Tensor]:
+    x = batch["input_ids"] if "input_ids" in batch else batch["inputs"]
+    return x.to(device), batch["mask"].to(device)
+
+
+def loss_and_counts(model, batch: dict, device) -> tuple[torch.Tensor, float, int]:
+    """Mean cross-entropy, number of correct predictions, number of targets."""
+    x, mask = inputs(batch, device)
+    logits = model(x, mask)
+    if "label" in batch:
+        target = batch["label"].to(device)  # (B,)
+    else:
+        logits, target = logits.flatten(0, 1), batch["labels"].to(device).flatten()  # (B·L, V)
+    loss = F.cross_entropy(logits.float(), target, ignore_index=IGNORE)
+    valid = target != IGNORE
+    correct = (logits.argmax(-1) == target)[valid].sum().item()
+    return loss, correct, int(valid.sum().item())
+
+
+def train_step(model, optimizer, scheduler, batch, device, grad_clip, autocast) -> float:
+    """One optimiser update; returns the loss (not finite: nothing is updated)."""
+    model.train()
+    with autocast():
+        loss, _, _ = loss_and_counts(model, batch, device)
+    if not torch.isfinite(loss):
+        return loss.item()
+    optimizer.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    optimizer.step()
+    scheduler.step()
+    return loss.item()
+
+
+@torch.no_grad()
+def evaluate(model, task, split, batch_size, limit, device, autocast) -> dict:
+    """Metric of ``task`` on ``split``: accuracy, or perplexity = exp(mean token CE)."""
+    model.eval()
+    total_loss, correct, count = 0.0, 0, 0
+    for batch in ordered_batches(task, split, batch_size, limit):
+        with autocast():
+            loss, c, n = loss_and_counts(model, batch, device)
+        total_loss += loss.item() * n
+        correct, count = correct + c, count + n
+    mean = total_loss / max(count, 1)
+    if task.metric == "perplexity":
+        return {f"{split}_loss": mean, f"{split}_perplexity": math.exp(min(mean, 700.0))}
+    return {f"{split}_loss": mean, f"{split}_accuracy": correct / max(count, 1)}
+
+
+def schedule(total: int, warmup: int, min_ratio: float):
+    """Learning-rate factor at step ``s``: linear warmup to 1, then cosine to ``min_ratio``."""
+
+    def factor(s: int) -> float:
+        if s < warmup:
+            return (s + 1) / warmup
+        progress = min(1.0, (s - warmup) / max(1, total - warmup))
+        return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
+
+    return factor
+
+
+def spectra_steps(total: int, points: int) -> list[int]:
+    """Steps (besides 0 and the end) at which Λ is recorded: evenly spaced."""
+    return sorted({round(k * total / (points + 1)) for k in range(1, points + 1)} - {0, total})
+
+
+def record_spectra(run: RunDir, model, batch, step: int, stage: str, published: bool) -> None:
+    """Save Λ of every layer at ``step`` and its binned summary (exact, and published)."""
+    analyses = {"exact": spectra_mod.collect(model, batch)}
+    if published:
+        analyses["published"] = spectra_mod.collect(model, batch, as_published=True)
+    run.save(
+        f"spectra/step_{step:07d}.pt",
+        {"step": step, "stage": stage, **{name: spectra_record(s) for name, s in analyses.items()}},
+    )
+    frames = [spectra_mod.summarize(s).assign(analysis=name) for name, s in analyses.items()]
+    table = pd.concat(frames).assign(step=step, stage=stage)
+    atomic_write_text(run.file(f"spectra/summary_{step:07d}.csv"), table.to_csv(index=False))
+
+
+def run(config: RunConfig, out=None, root="runs", progress: bool = True) -> dict:
+    """Train (or resume, or skip if complete) the run of ``config``; returns its metrics.
+
+    ``out`` is the run folder (default ``<root>/<profile>/<run_id>``). Nothing is written
+    before the configuration, the data and the model have been built without error.
+    """
+    run_dir = RunDir(out) if out is not None else RunDir.for_config(config, root)
+    saved = run_dir.saved_hash()
+    if saved is not None and saved != config.hash():
+        raise ConfigError(
+            f"{run_dir.path} holds a run of another configuration; "
+            "choose another --out or delete that folder"
+        )
+    if run_dir.complete:
+        return run_dir.read_json("metrics.json")
+    tc = config.train
+    torch.manual_seed(config.seed)
+    task = get_task(config.task, config.profile, **config.data)
+    task.prepare(log=lambda msg: None)  # idempotent: builds the data once if it is missing
+    train_batches = Batches(task, "train", tc.batch_size, config.seed)
+    total = tc.steps or math.ceil(tc.epochs * train_batches.per_epoch)
+    warmup = tc.warmup_steps
+    if tc.warmup_epochs is not None:
+        warmup = math.ceil(tc.warmup_epochs * train_batches.per_epoch)
+    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    autocast = (
+        (lambda: torch.autocast("cuda", dtype=torch.bfloat16))
+        if device.type == "cuda"
+        else (lambda: torch.autocast("cpu", enabled=False))
+    )
+    model = build_model(model_config(config, task)).to(device)
+    optimizer = torch.optim.AdamW(
+        param_groups(model, tc.lr, tc.weight_decay, tc.ssm_lr), lr=tc.lr, betas=tc.betas
+    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(
+        optimizer, schedule(total, warmup, tc.min_lr / tc.lr)
+    )
+    analysis = next(ordered_batches(task, "test", tc.analysis_examples, tc.analysis_examples))
+    analysis = {k: v.to(device) for k, v in analysis.items()}
+    record_at = set(spectra_steps(total, tc.spectra_points))
+
+    step, history, seconds = 0, [], 0.0
+    if run_dir.file("checkpoint.pt").exists():
+        ckpt = run_dir.load("checkpoint.pt")
+        model.load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+        scheduler.load_state_dict(ckpt["scheduler"])
+        torch.set_rng_state(ckpt["rng"])
+        step, history, seconds = ckpt["step"], ckpt["history"], ckpt["seconds"]
+    else:
+        run_dir.write_config(config)
+        record_spectra(run_dir, model, analysis, 0, "init", published=True)  # model in train mode
+
+    def checkpoint():
+        run_dir.save(
+            "checkpoint.pt",
+            {
+                "model": model.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "rng": torch.get_rng_state(),
+                "step": step,
+                "history": history,
+                "seconds": seconds,
+            },
+        )
+        atomic_write_text(
+            run_dir.file("history.jsonl"), "".join(json.dumps(h) + "\n" for h in history)
+        )
+
+    bar = tqdm(
+        total=total,
+        initial=step,
+        desc=config.run_id,
+        disable=not progress,
+        mininterval=1.0,
+        dynamic_ncols=True,
+    )
+    stopped_early, tokens, tick = False, 0, time.perf_counter()
+    while step < total and not stopped_early:
+        batch = train_batches(step)
+        loss = train_step(model, optimizer, scheduler, batch, device, tc.grad_clip, autocast)
+        if not math.isfinite(loss):
+            bar.close()
+            last = (
+                run_dir.load("checkpoint.pt")["step"]
+                if run_dir.file("checkpoint.pt").exists()
+                else None
+            )
+            kept = f"the checkpoint of step {last} is kept" if last is not None else "no checkpoint"
+            raise TrainingError(
+                f"loss is {loss} at step {step + 1} of {config.run_id}; {kept} "
+                f"in {run_dir.path} (try a lower train.lr)"
+            )
+        step += 1
+        tokens += int(batch["mask"].sum())
+        bar.update(1)
+        if step % tc.eval_every == 0 or step == total:
+            now = time.perf_counter()
+            seconds += now - tick
+            metrics = evaluate(
+                model, task, "val", tc.batch_size, tc.eval_examples, device, autocast
+            )
+            history.append(
+                {
+                    "step": step,
+                    "train_loss": loss,
+                    "lr": scheduler.get_last_lr()[0],
+                    "tokens_per_second": tokens / max(now - tick, 1e-9),
+                    **metrics,
+                }
+            )
+            bar.set_postfix({k: f"{v:.3g}" for k, v in metrics.items()})
+            if tc.early_stop is not None and metrics.get("val_accuracy", 0.0) >= tc.early_stop:
+                stopped_early = True
+            tokens, tick = 0, time.perf_counter()
+        if step in record_at:
+            record_spectra(run_dir, model, analysis, step, "train", published=False)
+        if step % tc.checkpoint_every == 0:
+            checkpoint()
+    bar.close()
+
+    model.eval()
+    final = {
+        **evaluate(model, task, "val", tc.batch_size, tc.eval_examples, device, autocast),
+        **evaluate(model, task, "test", tc.batch_size, tc.eval_examples, device, autocast),
+        "steps": step,
+        "stopped_early": stopped_early,
+        "n_params": sum(p.numel() for p in model.parameters()),
+    }
+    record_spectra(run_dir, model, analysis, step, "final", published=True)
+    checkpoint()
+    summaries = sorted(run_dir.file("spectra").glob("summary_*.csv"))
+    table = pd.concat(pd.read_csv(p, keep_default_na=False) for p in summaries)
+    atomic_write_text(run_dir.file("spectra.csv"), table.to_csv(index=False))
+    run_dir.write_json("metrics.json", final)
+    run_dir.write_json(
+        "timing.json",
+        {
+            "train_seconds": seconds,
+            "device": device.type,
+            "total_steps": total,
+            "tokens_per_second": [h["tokens_per_second"] for h in history],
+            "task_source": task.source,
+            "train_config": asdict(tc),
+        },
+    )
+    run_dir.write_json("complete.json", {"run_id": config.run_id, "config_hash": config.hash()})
+    return final

@@ -1,0 +1,118 @@
+"""Training runs: every experiment at the smoke profile, determinism, resume, failure modes."""
+
+import json
+
+import pandas as pd
+import pytest
+import torch
+
+from companion import config as C
+from companion import train as T
+from companion.runs import RunDir, index
+
+
+@pytest.fixture(scope="module")
+def root(tmp_path_factory):
+    return tmp_path_factory.mktemp("runs")
+
+
+def smoke(task="mqar", model="softmax", variant=None, overrides=None):
+    return C.resolve(task, model, variant, "smoke", overrides=overrides)
+
+
+@pytest.mark.parametrize(("task", "model", "variant"), C.experiments(), ids=str)
+def test_every_experiment_runs_at_smoke_scale(task, model, variant, root):
+    cfg = smoke(task, model, variant)
+    metrics = T.run(cfg, root=root, progress=False)
+    run = RunDir.for_config(cfg, root)
+    assert run.complete and (run.path / "checkpoint.pt").exists()
+    key = "test_perplexity" if task == "lm" else "test_accuracy"
+    assert run.read_json("metrics.json") == metrics and key in metrics
+    spectra = pd.read_csv(run.path / "spectra.csv", keep_default_na=False)
+    assert set(spectra["stage"]) == {"init", "train", "final"}
+    assert set(spectra["analysis"]) == {"exact", "published"}
+    saved = run.load("spectra/step_0000000.pt")
+    assert len(saved["exact"]) == cfg.model["n_layers"]
+
+
+def test_a_complete_run_is_skipped_and_indexed(root):
+    cfg = smoke()
+    first = T.run(cfg, root=root, progress=False)
+    stamp = (RunDir.for_config(cfg, root).path / "complete.json").stat().st_mtime_ns
+    assert T.run(cfg, root=root, progress=False) == first
+    assert (RunDir.for_config(cfg, root).path / "complete.json").stat().st_mtime_ns == stamp
+    table = index(root)
+    assert cfg.run_id in set(table["run_id"])
+
+
+def test_same_seed_same_metrics_and_spectra(tmp_path):
+    cfg = smoke("image", "norm", None, {"model": {"dropout": 0.1}})
+    a = T.run(cfg, out=tmp_path / "a", progress=False)
+    b = T.run(cfg, out=tmp_path / "b", progress=False)
+    assert a == b
+    for step in ("0000000", "0000006"):
+        sa = RunDir(tmp_path / "a").load(f"spectra/step_{step}.pt")
+        sb = RunDir(tmp_path / "b").load(f"spectra/step_{step}.pt")
+        for la, lb in zip(sa["exact"] + sa["published"], sb["exact"] + sb["published"], strict=True):
+            assert torch.equal(la["values"], lb["values"])
+    other = T.run(C.resolve("image", "norm", None, "smoke", seed=7), out=tmp_path / "c",
+                  progress=False)
+    assert other != a
+
+
+def test_killed_run_resumes_to_the_same_result(tmp_path, monkeypatch):
+    cfg = smoke("mqar", "mamba2", None, {"model": {"dropout": 0.1}})
+    reference = T.run(cfg, out=tmp_path / "ref", progress=False)
+    real_step, calls = T.train_step, []
+
+    def dies_at_step_5(*args):
+        calls.append(1)
+        if len(calls) == 5:
+            raise KeyboardInterrupt  # as if the process were killed mid-run
+        return real_step(*args)
+
+    monkeypatch.setattr(T, "train_step", dies_at_step_5)
+    with pytest.raises(KeyboardInterrupt):
+        T.run(cfg, out=tmp_path / "run", progress=False)
+    run = RunDir(tmp_path / "run")
+    assert not run.complete and run.load("checkpoint.pt")["step"] == 3
+    monkeypatch.setattr(T, "train_step", real_step)
+    assert T.run(cfg, out=tmp_path / "run", progress=False) == reference
+    final = "spectra/step_0000006.pt"
+    for a, b in zip(run.load(final)["exact"], RunDir(tmp_path / "ref").load(final)["exact"],
+                    strict=True):
+        assert torch.equal(a["values"], b["values"])
+    def metrics_only(history):
+        return [{k: v for k, v in h.items() if k != "tokens_per_second"} for h in history]
+
+    assert metrics_only(run.history()) == metrics_only(RunDir(tmp_path / "ref").history())
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
+    real_step, calls = T.train_step, []
+
+    def nan_at_step_5(*args):
+        calls.append(1)
+        return float("nan") if len(calls) == 5 else real_step(*args)
+
+    monkeypatch.setattr(T, "train_step", nan_at_step_5)
+    with pytest.raises(T.TrainingError, match=r"loss is nan at step 5 .* checkpoint of step 3"):
+        T.run(smoke(), out=tmp_path, progress=False)
+    run = RunDir(tmp_path)
+    assert not run.complete and run.load("checkpoint.pt")["step"] == 3
+
+
+def test_a_folder_of_another_configuration_is_refused(tmp_path):
+    T.run(smoke(), out=tmp_path, progress=False)
+    with pytest.raises(C.ConfigError, match="another configuration"):
+        T.run(smoke(overrides={"train": {"lr": 1e-2}}), out=tmp_path, progress=False)
+
+
+def test_resolved_config_is_saved_with_its_hash(tmp_path):
+    cfg = smoke("text", "softmax", "gate")
+    T.run(cfg, out=tmp_path, progress=False)
+    saved = RunDir(tmp_path)
+    assert saved.saved_hash() == cfg.hash()
+    text = (tmp_path / "config.yaml").read_text()
+    assert "gate: true" in text and "commit:" in text
+    assert json.loads((tmp_path / "complete.json").read_text())["config_hash"] == cfg.hash()
