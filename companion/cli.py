@@ -2,10 +2,11 @@
 
     companion data prepare --profile quick     fetch / generate, convert and verify the data
     companion data info --profile quick        what is cached: sizes, labels, lengths, timing
+    companion train --task mqar --model mamba2 --profile quick [--variant V] [--set k=v]
+    companion runs index                       the table of complete runs (runs/index.csv)
 
 Errors print one line on stderr and exit with status 2 (``COMPANION_DEBUG=1`` shows the
-traceback instead). Further subcommands (``train``,
-``reproduce``) register themselves in :func:`build_parser` the same way ``data`` does.
+traceback instead); a run that cannot go on (a loss that is not finite) exits with status 1.
 """
 
 from __future__ import annotations
@@ -150,12 +151,65 @@ def _add_data(sub) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# train and runs
+
+
+def _train(args) -> int:
+    from companion import config
+    from companion.train import run
+
+    overrides = config.parse_set(args.set)
+    cfg = config.resolve(args.task, args.model, args.variant, args.profile, args.seed, overrides)
+    metrics = run(cfg, out=args.out, root=args.root, progress=not args.quiet)
+    print(
+        " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())
+    )
+    return 0
+
+
+def _runs_index(args) -> int:
+    from companion.runs import write_index
+
+    path = write_index(args.root)
+    print(f"wrote {path}")
+    return 0
+
+
+def _add_train(sub) -> None:
+    from companion.config import PROFILES
+
+    train = sub.add_parser("train", help="train one run (resumes if interrupted, skips if done)")
+    train.add_argument("--task", required=True, help="listops, text, image, mqar or lm")
+    train.add_argument("--model", required=True, help="a config file of the task, e.g. mamba2")
+    train.add_argument("--variant", help="an ablation defined in the model's config file")
+    train.add_argument("--profile", choices=PROFILES, default="quick")
+    train.add_argument("--seed", type=int, default=1919)
+    train.add_argument("--out", help="run folder (default: <root>/<profile>/<run id>)")
+    train.add_argument("--root", default="runs", help="where run folders live (default: runs)")
+    train.add_argument(
+        "--set",
+        action="append",
+        metavar="KEY=VALUE",
+        help="override a setting, e.g. train.lr=1e-3 (repeatable)",
+    )
+    train.add_argument("--quiet", action="store_true", help="no progress bar")
+    train.set_defaults(func=_train)
+
+    runs = sub.add_parser("runs", help="the table of all complete runs")
+    runs_sub = runs.add_subparsers(dest="runs_command", metavar="{index}", required=True)
+    idx = runs_sub.add_parser("index", help="write <root>/index.csv")
+    idx.add_argument("--root", default="runs")
+    idx.set_defaults(func=_runs_index)
+
+
+# ---------------------------------------------------------------------------------------------
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="companion", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _add_data(sub)
+    _add_train(sub)
     sub.metavar = "{" + ",".join(sub.choices) + "}"  # named in "required" errors
     return parser
 
@@ -164,9 +218,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     from companion.tasks import DataError
+    from companion.train import TrainingError
 
     try:
         return args.func(args)
+    except TrainingError as e:
+        if os.environ.get("COMPANION_DEBUG"):
+            raise
+        print(f"companion: error: {e}", file=sys.stderr)
+        return 1
     except (CLIError, DataError, ValueError) as e:
         if os.environ.get("COMPANION_DEBUG"):
             raise

@@ -28,6 +28,8 @@ import yaml
 from companion.model import ModelConfig
 
 CONFIG_DIR = Path(__file__).parent / "configs"
+# ModelConfig fields that come from the task, never from a config file
+TASK_FACTS = ("vocab_size", "input_dim", "max_len", "head", "n_classes")
 PROFILES = ("smoke", "quick", "paper")
 
 
@@ -142,6 +144,11 @@ def parse_set(items: list[str] | None) -> dict:
             value = yaml.safe_load(raw)
         except yaml.YAMLError:
             raise ConfigError(f"malformed --set {item!r}: the value is not valid YAML") from None
+        if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                pass
         node = out
         *parents, leaf = key.split(".")
         for part in parents:
@@ -191,7 +198,14 @@ def resolve(
     if variant is not None:
         cfg = merge(cfg, all_variants[variant])
     if overrides:
-        _check_keys(overrides, {**cfg, "seed": seed})
+        model_fields = {f.name: None for f in fields(ModelConfig) if f.name not in TASK_FACTS}
+        reference = {
+            "seed": seed,
+            "data": {},
+            "train": {f.name: None for f in fields(TrainConfig)},
+            "model": {**model_fields, "mixer_options": {}},
+        }
+        _check_keys(overrides, reference)
         overrides = dict(overrides)
         seed = overrides.pop("seed", seed)
         cfg = merge(cfg, overrides)
@@ -211,8 +225,14 @@ def _build(task, model, variant, profile, seed, cfg: dict) -> RunConfig:
         raise ConfigError("give exactly one of train.steps or train.epochs")
     for name in ("steps", "epochs", "batch_size", "lr", "eval_every", "checkpoint_every"):
         value = getattr(train, name)
+        if value is not None and (not isinstance(value, int | float) or isinstance(value, bool)):
+            raise ConfigError(f"train.{name} must be a number, got {value!r}")
         if value is not None and not value > 0:
             raise ConfigError(f"train.{name} must be positive, got {value}")
+        if name in ("steps", "batch_size", "eval_every", "checkpoint_every") and value is not None:
+            if value != int(value):
+                raise ConfigError(f"train.{name} must be a whole number, got {value}")
+            setattr(train, name, int(value))
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise ConfigError(f"seed must be an integer, got {seed!r}")
     model_cfg = dict(cfg.get("model", {}))
