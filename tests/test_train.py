@@ -53,10 +53,12 @@ def test_same_seed_same_metrics_and_spectra(tmp_path):
     for step in ("0000000", "0000006"):
         sa = RunDir(tmp_path / "a").load(f"spectra/step_{step}.pt")
         sb = RunDir(tmp_path / "b").load(f"spectra/step_{step}.pt")
-        for la, lb in zip(sa["exact"] + sa["published"], sb["exact"] + sb["published"], strict=True):
+        layers_a, layers_b = sa["exact"] + sa["published"], sb["exact"] + sb["published"]
+        for la, lb in zip(layers_a, layers_b, strict=True):
             assert torch.equal(la["values"], lb["values"])
-    other = T.run(C.resolve("image", "norm", None, "smoke", seed=7), out=tmp_path / "c",
-                  progress=False)
+    other = T.run(
+        C.resolve("image", "norm", None, "smoke", seed=7), out=tmp_path / "c", progress=False
+    )
     assert other != a
 
 
@@ -79,9 +81,11 @@ def test_killed_run_resumes_to_the_same_result(tmp_path, monkeypatch):
     monkeypatch.setattr(T, "train_step", real_step)
     assert T.run(cfg, out=tmp_path / "run", progress=False) == reference
     final = "spectra/step_0000006.pt"
-    for a, b in zip(run.load(final)["exact"], RunDir(tmp_path / "ref").load(final)["exact"],
-                    strict=True):
+    for a, b in zip(
+        run.load(final)["exact"], RunDir(tmp_path / "ref").load(final)["exact"], strict=True
+    ):
         assert torch.equal(a["values"], b["values"])
+
     def metrics_only(history):
         return [{k: v for k, v in h.items() if k != "tokens_per_second"} for h in history]
 
