@@ -11,7 +11,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 WORKERS ?= 2
 
-.PHONY: setup test lint bench clean
+.PHONY: setup test lint bench clean data-smoke
 
 setup: $(STAMP)
 
@@ -26,7 +26,10 @@ lint: setup
 	$(BIN)/ruff check companion tests
 	$(BIN)/ruff format --check companion tests
 
-test: lint
+data-smoke: setup
+	$(BIN)/companion data prepare --profile smoke
+
+test: lint data-smoke
 	$(BIN)/pytest -q -n $(WORKERS) --dist loadfile
 
 bench: setup

@@ -148,3 +148,15 @@ def test_norm_transition_at_init_lies_in_the_range_set_by_the_offsets(norm_fn):
         log_lam = m.transition(u).values[:, 1:].log()  # (B, L-1, H)
     assert (log_lam.abs() <= bound + 1e-12).all()
     assert (log_lam.abs().amax(dim=(0, 1)) > 0.01 * bound).any()  # not trivially 1
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_fused_log_normaliser_equals_the_blocked_reference(dtype):
+    from companion.layers.softmax import causal_log_normaliser, fused_log_normaliser
+
+    torch.manual_seed(0)
+    q, k = (10 * torch.randn(2, 3, 301, 8, dtype=dtype) for _ in range(2))
+    with torch.no_grad():
+        fast = fused_log_normaliser(q, k)
+    tol = 1e-4 if dtype == torch.float32 else 1e-10
+    torch.testing.assert_close(fast, causal_log_normaliser(q, k)[0], rtol=tol, atol=tol)

@@ -46,6 +46,19 @@ def causal_log_normaliser(
     return torch.cat(lse, dim=-1), torch.cat(row_max, dim=-1)
 
 
+def fused_log_normaliser(q: Tensor, k: Tensor) -> Tensor:
+    """``log η`` as :func:`causal_log_normaliser`, from PyTorch's fused CPU flash-attention
+    kernel, which returns the row log-sum-exp it computes anyway (about 10× faster at
+    ``L = 1024``). It has no backward for that output, so it serves only where no gradient is
+    needed (the spectral analysis); elsewhere the blocked reference runs."""
+    flash = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
+    needs_grad = torch.is_grad_enabled() and (q.requires_grad or k.requires_grad)
+    if flash is None or needs_grad or q.device.type != "cpu":
+        return causal_log_normaliser(q, k)[0]
+    values = torch.zeros_like(q)  # the kernel needs d_v = d_k; the values do not matter
+    return flash(q, k, values, 0.0, True, scale=1 / math.sqrt(q.shape[-1]))[1]
+
+
 def published_log_normaliser(q: Tensor, k: Tensor) -> Tensor:
     """The normaliser of the paper's public analysis, as it computes it.
 
@@ -98,7 +111,7 @@ class SoftmaxAttention(Attention):
 
     def transition(self, u: Tensor) -> Transition:
         q, k, _ = self.qkv(u)
-        return self.eta_transition(causal_log_normaliser(q, k)[0])
+        return self.eta_transition(fused_log_normaliser(q, k))
 
     def transition_as_published(self, u: Tensor) -> Transition:
         """The public analysis' Λ: no conv, no ``1/√d_k``, spurious masked terms (see
