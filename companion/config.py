@@ -42,10 +42,11 @@ class TrainConfig:
     """Optimisation and bookkeeping of one run (AdamW, linear warmup then cosine).
 
     ``steps`` or ``epochs`` (converted to steps once the training set size is known);
-    ``ssm_lr`` is the learning rate of parameters tagged with ``mark_ssm`` (``None``: ``lr``
-    with no weight decay); ``early_stop``: stop when the validation metric reaches it
-    (accuracy); ``spectra_points``: how many times Λ is recorded during training, besides
-    initialisation and the end."""
+    ``ssm_lr``: the learning rate, without weight decay, of parameters tagged with
+    ``mark_ssm`` (``None``: they are treated like every other parameter); ``early_stop``: stop
+    when the validation accuracy reaches it; ``eval_examples`` caps the periodic validation
+    (the final validation and test metrics always use the whole splits); ``spectra_points``:
+    how many times Λ is recorded during training, besides initialisation and the end."""
 
     lr: float = 1e-3
     ssm_lr: float | None = None
@@ -190,11 +191,11 @@ def resolve(
     if variant is not None and variant not in all_variants:
         valid = _choices(all_variants) or "none"
         raise ConfigError(f"unknown variant {variant!r} for {task}/{model}; choose one of: {valid}")
+    overlays = [(part.pop("profiles", None) or {}).get(profile, {}) for part in (base, exp)]
     cfg = merge(base, exp)
-    profiles = cfg.pop("profiles", None) or {}
-    cfg = merge(cfg, profiles.get(profile, {})) if profile != "paper" else cfg
-    cfg = merge(cfg, exp.get("profiles", {}).get(profile, {})) if profile != "paper" else cfg
-    cfg.pop("profiles", None)
+    if profile != "paper":
+        for overlay in overlays:  # the task's, then the model file's
+            cfg = merge(cfg, overlay)
     if variant is not None:
         cfg = merge(cfg, all_variants[variant])
     if overrides:

@@ -277,8 +277,8 @@ def run(config: RunConfig, out=None, root="runs", progress: bool = True) -> dict
 
     model.eval()
     final = {
-        **evaluate(model, task, "val", tc.batch_size, tc.eval_examples, device, autocast),
-        **evaluate(model, task, "test", tc.batch_size, tc.eval_examples, device, autocast),
+        **evaluate(model, task, "val", tc.batch_size, None, device, autocast),
+        **evaluate(model, task, "test", tc.batch_size, None, device, autocast),
         "steps": step,
         "stopped_early": stopped_early,
         "n_params": sum(p.numel() for p in model.parameters()),

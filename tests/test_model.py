@@ -2,18 +2,10 @@
 
 import pytest
 import torch
+from builders import tiny
 
 from companion.layers import MIXERS
-from companion.model import ModelConfig, build_model, param_groups
-
-
-def tiny(mixer, **kw):
-    cfg = dict(
-        mixer=mixer, d_model=16, n_layers=2, n_heads=2, state_dim=8, vocab_size=11, n_classes=3
-    )
-    cfg.update(kw)
-    torch.manual_seed(0)
-    return build_model(cfg)
+from companion.model import ModelConfig, param_groups
 
 
 @pytest.mark.parametrize("mixer", MIXERS)

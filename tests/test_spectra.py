@@ -2,9 +2,9 @@
 
 import pytest
 import torch
+from builders import tiny
 
 from companion.layers import MIXERS, Transition
-from companion.model import build_model
 from companion.spectra import (
     MAGNITUDE_BINS,
     LayerSpectrum,
@@ -12,15 +12,6 @@ from companion.spectra import (
     membership,
     summarize,
 )
-
-
-def tiny(mixer, **kw):
-    cfg = dict(
-        mixer=mixer, d_model=16, n_layers=2, n_heads=2, state_dim=8, vocab_size=11, n_classes=3
-    )
-    cfg.update(kw)
-    torch.manual_seed(0)
-    return build_model(cfg)
 
 
 def batch(B=3, L=12):

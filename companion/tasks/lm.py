@@ -60,7 +60,7 @@ class LMConfig:
 
 PRESETS = {
     "paper": LMConfig(),
-    "quick": LMConfig(source="enwiki", block_size=256),
+    "quick": LMConfig(source="enwiki", tokenizer="bytes", block_size=256),
     "smoke": LMConfig(source="enwiki", block_size=32, max_train=256, max_val=32, max_test=32),
 }
 

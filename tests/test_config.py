@@ -1,0 +1,66 @@
+"""Configuration files resolve per profile in a fixed order, and every experiment exists."""
+
+import pytest
+
+from companion import config as C
+
+
+def test_paper_profile_is_the_file_as_written():
+    cfg = C.resolve("image", "linear", None, "paper")
+    assert (cfg.model["d_model"], cfg.model["n_layers"], cfg.train.lr) == (512, 6, 2e-4)
+    assert cfg.train.epochs == 50 and cfg.train.warmup_epochs == 5 and cfg.train.steps is None
+
+
+def test_overlays_then_variant_then_set():
+    quick = C.resolve("mqar", "softmax", None, "quick")
+    assert quick.model["d_model"] == 64  # the task's quick overlay
+    assert quick.train.lr == 1e-3  # the model file's own quick overlay wins over the file
+    variant = C.resolve("mqar", "softmax", "layers4-lr1e-2", "quick")
+    assert variant.model["n_layers"] == 4 and variant.train.lr == 1e-2  # after the overlays
+    both = C.resolve(
+        "mqar",
+        "softmax",
+        "layers4-lr1e-2",
+        "quick",
+        overrides=C.parse_set(["train.lr=3e-3", "seed=5"]),
+    )
+    assert both.train.lr == 3e-3 and both.seed == 5 and both.run_id.endswith("-s5")
+
+
+def test_every_experiment_resolves_at_every_profile_with_distinct_hashes():
+    hashes = set()
+    for task, model, variant in C.experiments():
+        for profile in C.PROFILES:
+            hashes.add(C.resolve(task, model, variant, profile).hash())
+    assert len(hashes) == 3 * len(C.experiments())
+    assert len(C.experiments()) >= 5 * 6 + 20
+
+
+@pytest.mark.parametrize(
+    ("task", "model", "variant", "expected"),
+    [
+        ("image", "linear", "gate", {"gate": True}),
+        (
+            "image",
+            "norm",
+            "exp",
+            {"mixer_options": {"conv": 4, "norm_fn": "exp", "feature_map": "identity"}},
+        ),
+        ("image", "mamba2", "lti", {"mixer": "mamba2_lti"}),
+        ("listops", "mamba2", "lti", {"mixer": "mamba2_lti"}),
+        ("text", "softmax", "gate", {"gate": True}),
+        ("mqar", "softmax", "layers1-conv", {"n_layers": 1, "mixer_options": {"conv": 4}}),
+    ],
+)
+def test_ablations_change_what_they_name(task, model, variant, expected):
+    cfg = C.resolve(task, model, variant, "paper")
+    for key, value in expected.items():
+        assert cfg.model[key] == value
+
+
+def test_parse_set_reads_yaml_values():
+    assert C.parse_set(["a.b=1e-3", "c=true", "d=[1, 2]"]) == {
+        "a": {"b": 1e-3},
+        "c": True,
+        "d": [1, 2],
+    }
