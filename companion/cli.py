@@ -3,6 +3,7 @@
     companion data prepare --profile quick     fetch / generate, convert and verify the data
     companion data info --profile quick        what is cached: sizes, labels, lengths, timing
     companion train --task mqar --model mamba2 --profile quick [--variant V] [--set k=v]
+    companion reproduce --profile quick --workers 2   every run of the book, then its index
     companion runs index                       the table of complete runs (runs/index.csv)
 
 Errors print one line on stderr and exit with status 2 (``COMPANION_DEBUG=1`` shows the
@@ -175,6 +176,21 @@ def _runs_index(args) -> int:
     return 0
 
 
+def _reproduce(args) -> int:
+    from companion.reproduce import reproduce_runs
+
+    if args.workers < 1:
+        raise CLIError(f"--workers must be at least 1, got {args.workers}")
+    try:
+        reproduce_runs(
+            args.profile, args.workers, args.root, args.only, report=lambda m: print(m, flush=True)
+        )
+    except RuntimeError as e:
+        print(f"companion: error: {e}", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _add_train(sub) -> None:
     from companion.config import PROFILES
 
@@ -194,6 +210,13 @@ def _add_train(sub) -> None:
     )
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(func=_train)
+
+    rep = sub.add_parser("reproduce", help="every run of the book (skips complete ones)")
+    rep.add_argument("--profile", choices=PROFILES, default="quick")
+    rep.add_argument("--workers", type=int, default=2, help="runs in parallel (default 2)")
+    rep.add_argument("--root", default="runs", help="where run folders live (default: runs)")
+    rep.add_argument("--only", metavar="PATTERN", help="only task/model/variant, e.g. 'mqar/*'")
+    rep.set_defaults(func=_reproduce)
 
     runs = sub.add_parser("runs", help="the table of all complete runs")
     runs_sub = runs.add_subparsers(dest="runs_command", metavar="{index}", required=True)

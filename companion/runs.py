@@ -123,9 +123,9 @@ def spectra_record(spectra: list[LayerSpectrum]) -> list[dict]:
 
 
 def index(root: str | Path = "runs") -> pd.DataFrame:
-    """One row per complete run under ``root``: identity, final metrics, folder."""
+    """One row per complete run anywhere under ``root``: identity, final metrics, folder."""
     rows = []
-    for done in sorted(Path(root).glob("*/*/complete.json")):
+    for done in sorted(Path(root).rglob("complete.json")):
         run = RunDir(done.parent)
         cfg = yaml.safe_load(run.file("config.yaml").read_text())
         rows.append(
