@@ -37,3 +37,14 @@ bench: setup
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info bench/results
+
+# The book (issue 5). `make book BOOK_REPOSITORY_URL=https://github.com/<owner>/<repo>` sets the
+# address the Binder launch buttons use; empty means the git remote `origin`, or no buttons.
+.PHONY: mathjax book
+BOOK_REPOSITORY_URL ?=
+
+mathjax: setup
+	$(BIN)/python -m companion.book mathjax book/_mathjax
+
+book: setup mathjax
+	$(if $(BOOK_REPOSITORY_URL),BOOK_REPOSITORY_URL=$(BOOK_REPOSITORY_URL)) $(BIN)/python -m companion.book build book
