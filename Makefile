@@ -38,7 +38,7 @@ bench: setup
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info bench/results
 
-# The book (issue 5). `make book BOOK_REPOSITORY_URL=https://github.com/<owner>/<repo>` sets the
+# The book. `make book BOOK_REPOSITORY_URL=https://github.com/<owner>/<repo>` sets the
 # address the Binder launch buttons use; empty means the git remote `origin`, or no buttons.
 .PHONY: mathjax book
 BOOK_REPOSITORY_URL ?=

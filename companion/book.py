@@ -395,3 +395,51 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
+
+def write_config_appendix(dest: str | os.PathLike = BOOK / "_generated" / "configs.md") -> Path:
+    """The appendix of configurations, generated from ``companion/configs``: per task, every
+    model at the paper and quick profiles, and every ablation with what it changes."""
+    from companion import config as C
+
+    def arch(cfg) -> str:
+        m = cfg.model
+        opts = ", ".join(f"{k}={v}" for k, v in m.get("mixer_options", {}).items())
+        extra = "".join(f", {k}" for k in ("gate", "positional") if m.get(k))
+        return (
+            f"{m['n_layers']}×{m['d_model']}, state {m['state_dim']}, mlp {m['mlp']}"
+            f"{extra}{', ' + opts if opts else ''}"
+        )
+
+    def length(cfg) -> str:
+        t = cfg.train
+        return f"{t.steps} steps" if t.steps else f"{t.epochs:g} epochs"
+
+    lines = ["Generated from the YAML files in `companion/configs/` by `make reproduce`.", ""]
+    for task in C.tasks():
+        lines += [
+            f"## {task}",
+            "",
+            "| model | profile | architecture | lr | weight decay | batch | length |",
+            "| --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for model in C.models(task):
+            for profile in ("paper", "quick"):
+                cfg = C.resolve(task, model, None, profile)
+                t = cfg.train
+                lines.append(
+                    f"| {model} | {profile} | {arch(cfg)} | {t.lr:g} | "
+                    f"{t.weight_decay:g} | {t.batch_size} | {length(cfg)} |"
+                )
+        variants = [(m, v) for m in C.models(task) for v in C.variants(task, m)]
+        if variants:
+            lines += ["", "Ablations (paper profile):", ""]
+            lines += [
+                f"- `{m}/{v}`: {arch(C.resolve(task, m, v, 'paper'))}, lr "
+                f"{C.resolve(task, m, v, 'paper').train.lr:g}"
+                for m, v in variants
+            ]
+        lines.append("")
+    dest = Path(dest)
+    atomic_write_text(dest, "\n".join(lines))
+    return dest

@@ -3,7 +3,7 @@
     companion data prepare --profile quick     fetch / generate, convert and verify the data
     companion data info --profile quick        what is cached: sizes, labels, lengths, timing
     companion train --task mqar --model mamba2 --profile quick [--variant V] [--set k=v]
-    companion reproduce --profile quick --workers 2   every run of the book, then its index
+    companion reproduce --profile quick --workers 2   every run, the notebooks, the book
     companion runs index                       the table of complete runs (runs/index.csv)
 
 Errors print one line on stderr and exit with status 2 (``COMPANION_DEBUG=1`` shows the
@@ -211,11 +211,14 @@ def _add_train(sub) -> None:
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(func=_train)
 
-    rep = sub.add_parser("reproduce", help="every run of the book (skips complete ones)")
+    rep = sub.add_parser(
+        "reproduce", help="every run of the book (skips complete ones), its notebooks, the book"
+    )
     rep.add_argument("--profile", choices=PROFILES, default="quick")
     rep.add_argument("--workers", type=int, default=2, help="runs in parallel (default 2)")
     rep.add_argument("--root", default="runs", help="where run folders live (default: runs)")
     rep.add_argument("--only", metavar="PATTERN", help="only task/model/variant, e.g. 'mqar/*'")
+    rep.add_argument("--no-book", action="store_true", help="only the runs and their index")
     rep.set_defaults(func=_reproduce)
 
     runs = sub.add_parser("runs", help="the table of all complete runs")

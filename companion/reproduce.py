@@ -1,20 +1,31 @@
-"""``companion reproduce``: every run of the book, in parallel, then its index.
+"""``companion reproduce``: every run of the book, the section notebooks, the book.
 
-The runs are listed by ``configs/book.yaml`` (every experiment of the configs, more seeds for
-some, a few left out at some profiles). A complete run is skipped, an interrupted one resumes,
-so a second call with nothing changed trains nothing. Each run's output goes to
-``<root>/<profile>/logs/<run_id>.log``; failures are listed with those paths at the end and do
-not stop the others.
+1. The runs listed by ``configs/book.yaml`` (every experiment of the configs, more seeds for
+   some, a few left out at some profiles), in a pool of worker processes. A complete run is
+   skipped, an interrupted one resumes. Each run's output goes to
+   ``<root>/<profile>/logs/<run_id>.log``; failures are listed with those paths at the end and
+   do not stop the other runs.
+2. The runs index ``<root>/<profile>/index.csv``.
+3. The section notebooks ``notebooks/NN_*.ipynb`` through papermill, copied executed into
+   ``book/notebooks/``; a notebook whose source, runs index and plotting code are unchanged
+   since its last execution is not executed again.
+4. The profile page and the configuration appendix, then the book (``companion.book.build``).
+
+So a second call with nothing changed trains nothing, executes nothing and only rebuilds the
+book.
 """
 
 from __future__ import annotations
 
 import contextlib
 import fnmatch
+import hashlib
+import json
 import os
+import tempfile
 import time
 import traceback
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
@@ -22,9 +33,14 @@ from pathlib import Path
 import yaml
 
 from companion import config as C
-from companion.runs import RunDir, write_index
+from companion.io import atomic_write_text
+from companion.runs import RunDir, git_commit, write_index
 
 BOOK_RUNS = C.CONFIG_DIR / "book.yaml"
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = ROOT / "notebooks"
+# the package code a section notebook's output depends on, besides the runs
+NOTEBOOK_DEPENDENCIES = ("plots.py", "claims.py", "spectra.py", "runs.py")
 
 
 def book_runs(profile: str, only: str | None = None) -> list[C.RunConfig]:
@@ -153,3 +169,111 @@ def reproduce_runs(
         lines = "; ".join(f"{o.run_id} ({o.log})" for o in failed)
         raise RuntimeError(f"{len(failed)} run(s) failed: {lines}")
     return outcomes
+
+
+def section_notebooks() -> list[Path]:
+    return sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+
+
+def _digest(*parts: bytes) -> str:
+    h = hashlib.sha256()
+    for part in parts:
+        h.update(hashlib.sha256(part).digest())
+    return h.hexdigest()[:16]
+
+
+def execute_sections(
+    profile: str, root: str | Path, book_dir: str | Path, workers: int = 2, report=print
+) -> list[str]:
+    """Execute the section notebooks against ``<root>/<profile>`` with papermill and install
+    them in ``book_dir/notebooks``; returns the names executed (the others were up to date)."""
+    import papermill
+
+    from companion.book import install_notebooks
+
+    runs = (Path(root) / profile).resolve()
+    package = Path(__file__).parent
+    base = _digest(
+        (runs / "index.csv").read_bytes(),
+        profile.encode(),
+        *((package / name).read_bytes() for name in NOTEBOOK_DEPENDENCIES),
+    )
+    cache_file = Path(book_dir) / "notebooks" / ".executed.json"
+    cache = json.loads(cache_file.read_text()) if cache_file.exists() else {}
+    todo = {}
+    for nb in section_notebooks():
+        key = _digest(base.encode(), nb.read_bytes())
+        if cache.get(nb.name) != key or not (Path(book_dir) / "notebooks" / nb.name).exists():
+            todo[nb] = key
+
+    def execute(nb: Path) -> Path:
+        out = Path(tempfile.mkdtemp()) / nb.name
+        papermill.execute_notebook(
+            nb,
+            out,
+            parameters={"profile": profile, "runs_root": str(runs.parent)},
+            kernel_name="python3",
+            cwd=str(NOTEBOOKS),
+            progress_bar=False,
+        )
+        return out
+
+    with ThreadPoolExecutor(max(1, workers)) as pool:
+        futures = {pool.submit(execute, nb): nb for nb in todo}
+        for future in as_completed(futures):
+            nb = futures[future]
+            install_notebooks([future.result()], book_dir)
+            cache[nb.name] = todo[nb]
+            atomic_write_text(cache_file, json.dumps(cache, indent=1, sort_keys=True))
+            report(f"notebook {nb.name}: executed")
+    report(f"notebooks: {len(todo)} executed, {len(section_notebooks()) - len(todo)} up to date")
+    return [nb.name for nb in todo]
+
+
+def reproduce(
+    profile: str,
+    workers: int = 2,
+    root: str | Path = "runs",
+    only: str | None = None,
+    book: bool = True,
+    book_dir: str | Path | None = None,
+    report=print,
+) -> dict:
+    """Everything ``make reproduce`` does after the data: runs, notebooks, book. Returns the
+    summary it prints (seconds per stage)."""
+    from companion import book as book_mod
+
+    book_dir = Path(book_dir) if book_dir is not None else book_mod.BOOK
+    timings, start = {}, time.perf_counter()
+    outcomes = reproduce_runs(profile, workers, root, only, report)
+    timings["runs"] = time.perf_counter() - start
+    summary = {"runs": len(outcomes), "trained": sum(o.status == "ran" for o in outcomes)}
+    if book:
+        t = time.perf_counter()
+        summary["notebooks_executed"] = len(
+            execute_sections(profile, root, book_dir, workers, report)
+        )
+        timings["notebooks"] = time.perf_counter() - t
+        t = time.perf_counter()
+        book_mod.write_profile_page(
+            profile,
+            {
+                "commit": git_commit(),
+                "runs": len(outcomes),
+                "workers": workers,
+                "wall_seconds": sum(timings.values()),
+            },
+            book_dir / "_generated" / "profile.md",
+        )
+        book_mod.write_config_appendix(book_dir / "_generated" / "configs.md")
+        html = book_mod.build(book_dir, strict=True, quiet=True)
+        timings["book"] = time.perf_counter() - t
+        summary["book"] = str(html / "index.html")
+    summary["seconds"] = {k: round(v, 1) for k, v in timings.items()}
+    report(
+        "summary: "
+        + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items())
+        + f"; {summary['trained']} of {summary['runs']} runs trained"
+        + (f"; book: {summary['book']}" if book else "")
+    )
+    return summary
