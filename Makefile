@@ -11,7 +11,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 WORKERS ?= 2
 
-.PHONY: setup test lint bench clean data-smoke
+PROFILE ?= quick
+
+.PHONY: setup test lint bench clean data-smoke reproduce
 
 setup: $(STAMP)
 
@@ -31,6 +33,11 @@ data-smoke: setup
 
 test: lint data-smoke
 	$(BIN)/pytest -q -n $(WORKERS) --dist loadfile
+
+# Every run of the book at $(PROFILE), the section notebooks, the book (book/_build/html).
+reproduce: setup
+	$(BIN)/companion data prepare --profile $(PROFILE)
+	$(BIN)/companion reproduce --profile $(PROFILE) --workers $(WORKERS)
 
 bench: setup
 	$(BIN)/python -m companion.bench

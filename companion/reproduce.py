@@ -240,7 +240,8 @@ def reproduce(
     report=print,
 ) -> dict:
     """Everything ``make reproduce`` does after the data: runs, notebooks, book. Returns the
-    summary it prints (seconds per stage)."""
+    summary it prints (seconds per stage). The book is rebuilt only when a run was trained or
+    a notebook executed, or when it has never been built."""
     from companion import book as book_mod
 
     book_dir = Path(book_dir) if book_dir is not None else book_mod.BOOK
@@ -250,30 +251,32 @@ def reproduce(
     summary = {"runs": len(outcomes), "trained": sum(o.status == "ran" for o in outcomes)}
     if book:
         t = time.perf_counter()
-        summary["notebooks_executed"] = len(
-            execute_sections(profile, root, book_dir, workers, report)
-        )
+        executed = execute_sections(profile, root, book_dir, workers, report)
         timings["notebooks"] = time.perf_counter() - t
+        html = book_dir / "_build" / "html"
         t = time.perf_counter()
-        book_mod.write_profile_page(
-            profile,
-            {
-                "commit": git_commit(),
-                "runs": len(outcomes),
-                "workers": workers,
-                "wall_seconds": sum(timings.values()),
-            },
-            book_dir / "_generated" / "profile.md",
-        )
-        book_mod.write_config_appendix(book_dir / "_generated" / "configs.md")
-        html = book_mod.build(book_dir, strict=True, quiet=True)
-        timings["book"] = time.perf_counter() - t
+        if summary["trained"] or executed or not (html / "index.html").exists():
+            book_mod.write_profile_page(
+                profile,
+                {
+                    "commit": git_commit(),
+                    "runs": len(outcomes),
+                    "workers": workers,
+                    "wall_seconds": time.perf_counter() - start,
+                },
+                book_dir / "_generated" / "profile.md",
+            )
+            book_mod.write_config_appendix(book_dir / "_generated" / "configs.md")
+            html = book_mod.build(book_dir, strict=True, quiet=True)
+            timings["book"] = time.perf_counter() - t
+        else:
+            report("book: nothing changed, not rebuilt")
         summary["book"] = str(html / "index.html")
     summary["seconds"] = {k: round(v, 1) for k, v in timings.items()}
     report(
         "summary: "
         + ", ".join(f"{k} {v:.0f} s" for k, v in timings.items())
         + f"; {summary['trained']} of {summary['runs']} runs trained"
-        + (f"; book: {summary['book']}" if book else "")
+        + (f"; book: {summary['book']}" if "book" in summary else "")
     )
     return summary

@@ -12,22 +12,15 @@ request left localhost.
 from __future__ import annotations
 
 import base64
-import fcntl
-import functools
-import http.server
 import io
-import json
-import os
-import select
 import shutil
-import subprocess
-import threading
 import time
 from pathlib import Path
 
 import nbformat
 import pytest
 import yaml
+from browser import bad_responses, browse, outside_requests, serve
 from PIL import Image
 
 from companion import book
@@ -181,215 +174,23 @@ def test_strict_build_renders_pages_math_figure_and_binder(built):
 
 
 # --------------------------------------------------------------------------------------------
-# Headless Chromium
-
-
-CHROMIUM = "/usr/bin/chromium"
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-extensions",
-    "--disable-dev-shm-usage",
-    "--window-size=1280,2000",
-    # every host but the local server is unresolvable: a page that needs the network breaks
-    "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
-]
-
-
-@pytest.fixture(scope="session")
-def chromium() -> str:
-    """Debian's chromium, installed with apt-get when missing (root only)."""
-    if not Path(CHROMIUM).exists():
-        if os.geteuid() != 0 or shutil.which("apt-get") is None:
-            pytest.skip(f"{CHROMIUM} missing and apt-get unavailable (needs root)")
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        lock = ["-o", "DPkg::Lock::Timeout=600"]
-        for cmd in (
-            ["apt-get", *lock, "update", "-q"],
-            ["apt-get", *lock, "install", "-y", "-q", "chromium"],
-        ):
-            proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
-            if proc.returncode != 0:
-                pytest.skip(f"`{' '.join(cmd)}` failed: {proc.stderr.strip()[-500:]}")
-    return CHROMIUM
-
-
-class Handler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, *args):
-        pass
+# The browser (tests/browser.py)
 
 
 @pytest.fixture(scope="module")
 def served(built):
-    server = http.server.ThreadingHTTPServer(
-        ("127.0.0.1", 0), functools.partial(Handler, directory=str(built))
-    )
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}/"
-    server.shutdown()
-    server.server_close()
-
-
-class DevTools:
-    """The Chrome DevTools protocol over ``--remote-debugging-pipe``: JSON messages separated
-    by NUL bytes, written to the browser's fd 3 and read from its fd 4."""
-
-    def __init__(self, binary: str, profile: Path, log: Path):
-        to_child, self._write = os.pipe()
-        self._read, from_child = os.pipe()
-        # bash moves the child's ends to fds 3 and 4 (dash cannot name fds above 9, and
-        # preexec_fn is unsafe beside the server thread); from 10 up they cannot collide
-        high_in = fcntl.fcntl(to_child, fcntl.F_DUPFD, 10)
-        high_out = fcntl.fcntl(from_child, fcntl.F_DUPFD, 10)
-        for fd in (to_child, from_child):
-            os.close(fd)
-        redirect = f'exec "$@" 3<&{high_in} 4>&{high_out} {high_in}<&- {high_out}>&-'
-        cmd = [binary, *FLAGS, "--remote-debugging-pipe", f"--user-data-dir={profile}"]
-        with open(log, "wb") as err:
-            self.proc = subprocess.Popen(
-                ["/bin/bash", "-c", redirect, "bash", *cmd],
-                stdin=subprocess.DEVNULL,
-                stdout=err,
-                stderr=err,
-                pass_fds=(high_in, high_out),
-            )
-        for fd in (high_in, high_out):
-            os.close(fd)
-        self._buffer = b""
-        self._next_id = 0
-        self.events: list[dict] = []
-
-    def close(self):
-        try:
-            self.send("Browser.close", timeout=10)
-        except (OSError, TimeoutError, RuntimeError):
-            pass
-        try:
-            self.proc.wait(10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        os.close(self._write)
-        os.close(self._read)
-
-    def _receive(self, deadline: float) -> dict:
-        while b"\0" not in self._buffer:
-            left = deadline - time.monotonic()
-            if left <= 0 or not select.select([self._read], [], [], left)[0]:
-                raise TimeoutError("no message from chromium")
-            chunk = os.read(self._read, 1 << 20)
-            if not chunk:
-                raise RuntimeError("chromium closed the DevTools pipe")
-            self._buffer += chunk
-        message, self._buffer = self._buffer.split(b"\0", 1)
-        return json.loads(message)
-
-    def send(self, method: str, params=None, session=None, timeout=30.0) -> dict:
-        self._next_id += 1
-        message = {"id": self._next_id, "method": method, "params": params or {}}
-        if session:
-            message["sessionId"] = session
-        os.write(self._write, json.dumps(message).encode() + b"\0")
-        deadline = time.monotonic() + timeout
-        while True:
-            reply = self._receive(deadline)
-            if reply.get("id") == self._next_id:
-                if "error" in reply:
-                    raise RuntimeError(f"{method}: {reply['error']}")
-                return reply.get("result", {})
-            self.events.append(reply)
-
-    def wait_for(self, method: str, session: str, timeout=30.0) -> dict:
-        deadline = time.monotonic() + timeout
-        for i, event in enumerate(self.events):
-            if event.get("method") == method and event.get("sessionId") == session:
-                return self.events.pop(i)
-        while True:
-            event = self._receive(deadline)
-            if event.get("method") == method and event.get("sessionId") == session:
-                return event
-            self.events.append(event)
-
-
-# Runs in the page after the load event: waits for MathJax's first typeset and the images.
-INSPECT = """
-(async () => {
-  if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
-    await MathJax.startup.promise;
-  }
-  const images = [...document.images];
-  await Promise.all(images.map(i => i.complete ? null : new Promise(r => {
-    i.addEventListener('load', r); i.addEventListener('error', r); })));
-  return {
-    mathjax: window.MathJax ? (MathJax.version || null) : null,
-    scripts: [...document.scripts].map(s => s.src).filter(s => s.includes('/es5/')),
-    math: document.querySelectorAll('mjx-container').length,
-    display: document.querySelectorAll('mjx-container[display="true"]').length,
-    errors: document.querySelectorAll('mjx-merror, [data-mjx-error]').length,
-    raw: [...document.querySelectorAll('.math')].filter(
-      e => !e.querySelector('mjx-container')).length,
-    speech: [...document.querySelectorAll('mjx-assistive-mml')].map(e => e.textContent),
-    images: images.map(i => ({src: i.currentSrc, width: i.naturalWidth, height: i.naturalHeight,
-                              cls: i.className})),
-  };
-})()
-"""
+    with serve(built) as base:
+        yield base
 
 
 @pytest.fixture(scope="module")
 def browsed(chromium, served, tmp_path_factory) -> dict:
     """Each page's inspection result and every request the browser made."""
-    tmp = tmp_path_factory.mktemp("chromium")
     start = time.perf_counter()
-    browser = DevTools(chromium, tmp / "profile", tmp / "chromium.log")
-    try:
-        target = browser.send("Target.createTarget", {"url": "about:blank"})["targetId"]
-        session = browser.send("Target.attachToTarget", {"targetId": target, "flatten": True})[
-            "sessionId"
-        ]
-        for method in ("Page.enable", "Network.enable", "Runtime.enable"):
-            browser.send(method, session=session)
-        pages = {}
-        for page in ("intro.html", "math.html", "notebooks/figure.html"):
-            browser.send("Page.navigate", {"url": served + page}, session=session)
-            browser.wait_for("Page.loadEventFired", session)
-            result = browser.send(
-                "Runtime.evaluate",
-                {"expression": INSPECT, "awaitPromise": True, "returnByValue": True},
-                session=session,
-            )
-            assert "exceptionDetails" not in result, result["exceptionDetails"]
-            pages[page] = result["result"]["value"]
-        events = [e for e in browser.events if e.get("sessionId") == session]
-    finally:
-        browser.close()
-    print(f"chromium: 3 pages in {time.perf_counter() - start:.1f} s")
-
-    def of(method):
-        return [e["params"] for e in events if e.get("method") == method]
-
-    return {
-        "base": served,
-        "pages": pages,
-        "requests": [p["request"]["url"] for p in of("Network.requestWillBeSent")],
-        "responses": {
-            p["response"]["url"]: p["response"]["status"] for p in of("Network.responseReceived")
-        },
-        "failed": of("Network.loadingFailed"),
-        "exceptions": [
-            "{url}:{lineNumber}: {text}".format(**e["exceptionDetails"])
-            + " "
-            + e["exceptionDetails"].get("exception", {}).get("description", "")
-            for e in of("Runtime.exceptionThrown")
-        ],
-    }
+    pages = ["intro.html", "math.html", "notebooks/figure.html"]
+    result = browse(chromium, served, pages, tmp_path_factory.mktemp("chromium"))
+    print(f"chromium: {len(pages)} pages in {time.perf_counter() - start:.1f} s")
+    return result
 
 
 def test_browser_renders_math_with_local_mathjax(browsed):
@@ -416,12 +217,9 @@ def test_browser_decodes_the_notebook_figure(browsed):
 
 def test_browser_needed_no_network(browsed):
     base = browsed["base"]
-    outside = [u for u in browsed["requests"] if not u.startswith((base, "data:"))]
-    assert not outside, outside
+    assert not outside_requests(browsed), outside_requests(browsed)
     assert any(u.startswith(base + "es5/" + book.MATHJAX_ENTRY) for u in browsed["requests"])
     assert any(u.startswith(base + "es5/output/chtml/fonts/") for u in browsed["requests"])
     assert not browsed["failed"], browsed["failed"]
-    # the browser asks for /favicon.ico by itself; the book sets none
-    bad = {u: s for u, s in browsed["responses"].items() if s >= 400 and u != base + "favicon.ico"}
-    assert not bad, bad
+    assert not bad_responses(browsed), bad_responses(browsed)
     assert not browsed["exceptions"], browsed["exceptions"]

@@ -1,27 +1,45 @@
-"""`companion reproduce` at the smoke profile: every experiment of the configs, every ablation,
-the extra seeds; a second call trains nothing; a failing run is reported with its log."""
+"""`companion reproduce` end to end at the smoke profile: every experiment of the configs, every
+ablation and extra seed, the section notebooks, the book; then nbval on the executed notebooks,
+a headless browser on the built pages, and a second call that does nothing."""
 
+import shutil
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
+from browser import bad_responses, browse, outside_requests, serve
 
 from companion import config as C
-from companion.reproduce import book_runs, reproduce_runs
+from companion.reproduce import book_runs, reproduce, reproduce_runs, section_notebooks
 from companion.runs import RunDir
+
+BOOK = Path(__file__).resolve().parents[1] / "book"
 
 
 @pytest.fixture(scope="module")
-def smoke_runs(tmp_path_factory):
-    root = tmp_path_factory.mktemp("runs")
+def smoke(tmp_path_factory):
+    """Runs, notebooks and book of the smoke profile, in temporary folders."""
+    tmp = tmp_path_factory.mktemp("reproduce")
+    book = tmp / "book"
+    shutil.copytree(BOOK, book, ignore=shutil.ignore_patterns("_build", "notebooks", "_generated"))
     lines = []
-    outcomes = reproduce_runs("smoke", workers=2, root=root, report=lines.append)
+    summary = reproduce("smoke", workers=2, root=tmp / "runs", book_dir=book, report=lines.append)
+    return tmp / "runs", book, summary, lines
+
+
+@pytest.fixture(scope="module")
+def smoke_runs(smoke):
+    root, _, summary, lines = smoke
+    outcomes = reproduce_runs("smoke", workers=2, root=root, report=lambda m: None)
     return root, outcomes, lines
 
 
-def test_every_experiment_and_ablation_runs(smoke_runs):
+def test_every_experiment_and_ablation_runs(smoke, smoke_runs):
     root, outcomes, lines = smoke_runs
-    assert {o.status for o in outcomes} == {"ran"}
+    assert smoke[2]["trained"] == len(outcomes)
     index = pd.read_csv(root / "smoke" / "index.csv", keep_default_na=False)
     assert len(index) == len(book_runs("smoke")) == len(outcomes)
     experiments = set(zip(index["task"], index["model"], index["variant"], strict=True))
@@ -42,12 +60,70 @@ def test_each_run_folder_is_complete(smoke_runs, row):
     assert set(spectra["analysis"]) == {"exact", "published"}
 
 
-def test_a_second_call_trains_nothing(smoke_runs):
-    root, outcomes, _ = smoke_runs
+def test_a_second_call_does_nothing(smoke):
+    root, book, first, _ = smoke
     start = time.perf_counter()
-    again = reproduce_runs("smoke", workers=2, root=root, report=lambda m: None)
-    assert {o.status for o in again} == {"skipped"} and len(again) == len(outcomes)
-    assert time.perf_counter() - start < 30
+    lines = []
+    again = reproduce("smoke", workers=2, root=root, book_dir=book, report=lines.append)
+    assert again["trained"] == 0 and again["runs"] == first["runs"]
+    assert "notebooks: 0 executed, 8 up to date" in lines
+    assert "book: nothing changed, not rebuilt" in lines
+    assert time.perf_counter() - start < 60
+
+
+def test_the_book_is_built_from_the_executed_notebooks(smoke):
+    _, book, summary, lines = smoke
+    html = book / "_build" / "html"
+    assert Path(summary["book"]) == html / "index.html"
+    for nb in section_notebooks():
+        assert (book / "notebooks" / nb.name).exists()
+        assert (html / "notebooks" / nb.with_suffix(".html").name).exists()
+    assert "`smoke`" in (book / "_generated" / "profile.md").read_text()
+    claims = (html / "notebooks" / "07_claims.html").read_text()
+    assert all(f"C{i}" in claims for i in range(1, 12))
+
+
+def test_nbval_reruns_the_executed_notebooks(smoke):
+    _, book, _, _ = smoke
+    notebooks = sorted((book / "notebooks").glob("0*.ipynb"))
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--nbval-lax",
+            "-n",
+            "2",
+            "--dist",
+            "loadfile",
+            *map(str, notebooks),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=book / "notebooks",
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:]
+
+
+def test_browser_renders_the_books_figures_and_math(smoke, chromium, tmp_path):
+    _, book, _, _ = smoke
+    pages = [
+        "intro.html",
+        "notebooks/01_eigenvalues_and_memory.html",
+        "notebooks/03_long_memory_tasks.html",
+        "notebooks/07_claims.html",
+    ]
+    with serve(book / "_build" / "html") as base:
+        seen = browse(chromium, base, pages, tmp_path)
+    for name in pages[1:3]:
+        figures = [i for i in seen["pages"][name]["images"] if "/_images/" in i["src"]]
+        assert figures and all(i["width"] > 100 and i["height"] > 50 for i in figures), name
+    math = seen["pages"]["notebooks/01_eigenvalues_and_memory.html"]
+    assert math["math"] > 3 and math["errors"] == 0 and math["raw"] == 0
+    assert not outside_requests(seen) and not bad_responses(seen) and not seen["exceptions"]
 
 
 def test_only_selects_experiments():

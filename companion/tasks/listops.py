@@ -66,7 +66,7 @@ PRESETS = {
     "lra": ListOpsConfig(),
     "paper": ListOpsConfig(source="lra_release"),
     "quick": ListOpsConfig(
-        min_length=50, max_length=200, n_train=10_000, n_val=1_000, n_test=1_000, seq_len=200
+        min_length=30, max_length=120, n_train=10_000, n_val=1_000, n_test=1_000, seq_len=120
     ),
     "smoke": ListOpsConfig(
         min_length=10, max_length=50, n_train=256, n_val=64, n_test=64, seq_len=50

@@ -44,7 +44,7 @@ class TextConfig:
 
 PRESETS = {
     "paper": TextConfig(),
-    "quick": TextConfig(source="rt", level="byte", seq_len=512, append_eos=False),
+    "quick": TextConfig(source="rt", level="byte", seq_len=160, append_eos=False),
     "smoke": TextConfig(
         source="rt",
         level="byte",

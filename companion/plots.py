@@ -1,0 +1,903 @@
+"""The figures and tables of the book, in one visual language.
+
+Call :func:`use_style` once per notebook. Conventions every figure keeps:
+
+* the 7 magnitude bins of ``spectra.MAGNITUDE_BINS`` in two ColorBrewer sequential ramps that
+  meet at ``|λ| = 1``: blues that darken as memory lengthens, from pale ``[0,0.1]`` (forgets) to
+  the darkest ``(0.9,1]`` (remembers), then orange to dark red for the bins that amplify; phase
+  bins in viridis (purple to green). Bars, areas and legends list bins in canonical order;
+* every model has a fixed colour (:data:`MODEL_COLORS`) and display name (:data:`MODEL_NAMES`),
+  keyed by mixer; a run of an ablation is labelled ``"<model> · <variant>"`` (:func:`run_label`);
+* figures are :data:`PAGE_WIDTH` inches wide and carry their provenance (profile, commit, run ids
+  and config hashes) in small print at the bottom (:func:`provenance`, :func:`add_provenance`).
+
+Tables come from the run folders of ``companion.runs``: :func:`load_spectra` concatenates every
+run's ``spectra.csv`` with the run's identity (the long table most figures take),
+:func:`load_histories` the learning curves, :func:`load_values` the raw eigenvalues of one step.
+"""
+
+from __future__ import annotations
+
+import math
+import textwrap
+import warnings
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+import torch
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
+from matplotlib.patches import Patch
+from matplotlib.ticker import FuncFormatter
+
+from companion.spectra import MAGNITUDE_BINS, MAGNITUDE_EDGES, PHASE_BINS, PHASE_EDGES, bin_index
+
+PAGE_WIDTH = 7.0  # inches: the text width of a book page
+MODEL_ORDER = (
+    "softmax",
+    "linear",
+    "linear_unnormalized",
+    "norm",
+    "s4d",
+    "lru",
+    "mamba2",
+    "mamba2_lti",
+)
+MODEL_NAMES = {
+    "softmax": "Softmax attn.",
+    "linear": "Linear attn.",
+    "linear_unnormalized": "Linear attn. (unnorm.)",
+    "norm": "Norm attn.",
+    "s4d": "S4 (S4D)",
+    "lru": "LRU",
+    "mamba2": "Mamba-2",
+    "mamba2_lti": "Mamba-2 (pseudo-LTI)",
+}
+# Okabe–Ito hues: attention warm, SSMs cool; the unnormalised integrator is the grey reference
+MODEL_COLORS = {
+    "softmax": "#D55E00",
+    "linear": "#E69F00",
+    "linear_unnormalized": "#7F7F7F",
+    "norm": "#CC79A7",
+    "s4d": "#0072B2",
+    "lru": "#56B4E9",
+    "mamba2": "#009E73",
+    "mamba2_lti": "#332288",
+}
+TASK_ORDER = ("listops", "text", "image", "mqar", "lm")
+TASK_NAMES = {
+    "listops": "ListOps",
+    "text": "Text",
+    "image": "Image",
+    "mqar": "MQAR",
+    "lm": "Language model",
+}
+TASK_MARKERS = {"listops": "o", "text": "s", "image": "D", "mqar": "^", "lm": "v"}
+RUN_COLUMNS = ("run_id", "task", "model", "variant", "seed", "profile", "config_hash", "commit")
+BINS = {"magnitude": MAGNITUDE_BINS, "phase": PHASE_BINS}
+MAGNITUDE_COLORS = (
+    *sns.color_palette("Blues", 9).as_hex()[2:7:2],  # forgets: pale to mid blue
+    "#08306b",  # remembers: the darkest blue of the same ramp
+    *sns.color_palette("YlOrRd", 9).as_hex()[3:9:2],  # amplifies: orange to dark red
+)
+PHASE_COLORS = tuple(sns.color_palette("viridis", 6).as_hex()[:5])  # purple to green, no yellow
+BIN_COLORS = {
+    "magnitude": dict(zip(MAGNITUDE_BINS, MAGNITUDE_COLORS, strict=True)),
+    "phase": dict(zip(PHASE_BINS, PHASE_COLORS, strict=True)),
+}
+PLAIN = FuncFormatter(lambda v, _: f"{v:g}")  # log axes read 0.1, 1, 10 instead of 10^k
+BIN_TITLE = {"magnitude": "|λ| bin", "phase": "phase bin (degrees)"}
+SHARE = {"magnitude": "share of |λ|", "phase": "share of phases"}
+
+
+def use_style() -> None:
+    """Set the book's seaborn theme: white grid, paper context, readable fonts, crisp output."""
+    sns.set_theme(
+        context="paper",
+        style="whitegrid",
+        rc={
+            "figure.dpi": 110,
+            "savefig.dpi": 200,
+            "savefig.bbox": "tight",
+            "axes.titleweight": "bold",
+            "legend.frameon": False,
+            "grid.linewidth": 0.5,
+        },
+    )
+
+
+# ----------------------------------------------------------------------------- labels, provenance
+
+
+def _model_key(mixer: str) -> tuple:
+    """Sort key of the book's model order; unknown mixers last, alphabetically."""
+    return (MODEL_ORDER.index(mixer) if mixer in MODEL_ORDER else len(MODEL_ORDER), str(mixer))
+
+
+def _task_key(task: str) -> tuple:
+    """Sort key of the book's task order; unknown tasks last, alphabetically."""
+    return (TASK_ORDER.index(task) if task in TASK_ORDER else len(TASK_ORDER), str(task))
+
+
+def _name(key) -> str:
+    """Display name of a model (mixer) or task key; other values as they are."""
+    return MODEL_NAMES.get(key) or TASK_NAMES.get(key) or str(key)
+
+
+def run_label(mixer: str, variant: str = "", model: str | None = None) -> str:
+    """Display name of a run: the mixer's name, with the variant unless the variant is what
+    swapped the mixer (``model="mamba2", variant="lti"`` runs mixer ``mamba2_lti``)."""
+    name = _name(mixer)
+    return f"{name} · {variant}" if variant and model in (None, mixer) else name
+
+
+def _labels(table: pd.DataFrame) -> list[str]:
+    """The labels of a labelled table that have rows, in the book's order."""
+    present = set(table["label"])
+    return [lab for lab in table["label"].cat.categories if lab in present]
+
+
+def _paint(texts, colors: dict) -> None:
+    """Colour tick labels that name a run with its model's colour."""
+    for text in texts:
+        text.set_color(colors.get(text.get_text(), "0.15"))
+
+
+def _labelled(table: pd.DataFrame) -> pd.DataFrame:
+    """``table`` with a ``label`` column (from mixer, variant and model) and labels sorted in the
+    book's model order (mixer order, then variant; main-grid runs first)."""
+    variants = table["variant"].fillna("") if "variant" in table else pd.Series("", table.index)
+    models = table["model"] if "model" in table else pd.Series(None, table.index)
+    labels = [run_label(m, v, o) for m, v, o in zip(table["mixer"], variants, models, strict=True)]
+    keys = [(_model_key(m), v) for m, v in zip(table["mixer"], variants, strict=True)]
+    order = [lab for _, lab in sorted(set(zip(keys, labels, strict=True)))]
+    out = table.assign(label=labels)
+    out["label"] = pd.Categorical(out["label"], categories=list(dict.fromkeys(order)), ordered=True)
+    return out
+
+
+def _label_colors(table: pd.DataFrame) -> dict[str, str]:
+    """Colour of each label of a labelled table: its mixer's fixed colour."""
+    pairs = table[["label", "mixer"]].drop_duplicates()
+    return {
+        lab: MODEL_COLORS.get(m, "0.3") for lab, m in zip(pairs.label, pairs.mixer, strict=True)
+    }
+
+
+def provenance(runs: pd.DataFrame) -> str:
+    """One compact line naming where the numbers come from: profile(s), commit(s) and every run
+    with the first 8 digits of its config hash, grouped by task and seed: the run
+    ``image-linear-gate-s1919`` appears as ``linear-gate`` under ``image, seed 1919``.
+    ``runs``: any table with the ``RUN_COLUMNS`` of the index."""
+    runs = runs.drop_duplicates("run_id").sort_values(["task", "seed", "run_id"])
+    profiles = ", ".join(sorted(map(str, runs["profile"].unique())))
+    commits = ", ".join(sorted(map(str, runs["commit"].unique())))
+    groups = "; ".join(
+        f"{task}, seed {seed}: "
+        + ", ".join(
+            f"{r.removeprefix(f'{task}-').removesuffix(f'-s{seed}')} [{str(h)[:8]}]"
+            for r, h in zip(group["run_id"], group["config_hash"], strict=True)
+        )
+        for (task, seed), group in runs.groupby(["task", "seed"], sort=False)
+    )
+    n = len(runs)
+    return f"profile {profiles} · commit {commits} · {n} run{'s' * (n != 1)} [config]: {groups}"
+
+
+def add_provenance(fig: Figure, text: str, fontsize: float = 5.5) -> Figure:
+    """Write ``text`` in small grey print at the bottom of ``fig``, wrapped to its width, and
+    keep the panels clear of it."""
+    width = int(fig.get_figwidth() * 72 / (0.5 * fontsize))  # characters per line, roughly
+    lines = textwrap.wrap(text, width)
+    height = (len(lines) * 1.3 * fontsize + 4) / 72 / fig.get_figheight()  # figure fraction
+    fig.text(0.005, 0.003, "\n".join(lines), fontsize=fontsize, color="0.35", va="bottom")
+    fig.get_layout_engine().set(rect=(0, height, 1, 1 - height))
+    return fig
+
+
+def _finish(fig: Figure, table: pd.DataFrame | None, caption: bool | str) -> Figure:
+    """Add the caption: ``True`` derives it from the runs in ``table``; a string is used as is."""
+    if caption is True and table is not None and set(RUN_COLUMNS) <= set(table.columns):
+        add_provenance(fig, provenance(table))
+    elif isinstance(caption, str):
+        add_provenance(fig, caption)
+    return fig
+
+
+# ----------------------------------------------------------------------------- data
+
+
+def _read_index(index: pd.DataFrame) -> pd.DataFrame:
+    """The run identity columns of ``index`` with an empty string for the main-grid variant."""
+    return index.assign(variant=index["variant"].fillna("").astype(str))
+
+
+def load_spectra(index: pd.DataFrame) -> pd.DataFrame:
+    """Every run's ``spectra.csv`` in one long table, with the run's ``RUN_COLUMNS`` joined.
+
+    ``index``: the runs index (``companion.runs.index`` or ``<root>/index.csv``)."""
+    runs = _read_index(index)
+    frames = [
+        pd.read_csv(
+            Path(run["path"]) / "spectra.csv", keep_default_na=False, dtype={"head": str}
+        ).assign(**{c: run[c] for c in RUN_COLUMNS})
+        for _, run in runs.iterrows()
+    ]
+    return pd.concat(frames, ignore_index=True)
+
+
+def load_histories(index: pd.DataFrame) -> pd.DataFrame:
+    """Every run's ``history.jsonl`` (one row per evaluation) with ``RUN_COLUMNS`` and ``mixer``."""
+    runs = _read_index(index)
+    frames = [
+        pd.read_json(Path(run["path"]) / "history.jsonl", lines=True).assign(
+            mixer=run["mixer"], **{c: run[c] for c in RUN_COLUMNS}
+        )
+        for _, run in runs.iterrows()
+    ]
+    return pd.concat(frames, ignore_index=True)
+
+
+def _step_file(run_path: Path, step: int | str) -> Path:
+    """``spectra/step_<N>.pt`` for ``step`` N, ``"init"`` (the first) or ``"final"`` (the last)."""
+    files = sorted((Path(run_path) / "spectra").glob("step_*.pt"))
+    if step in ("init", "final"):
+        return files[0 if step == "init" else -1]
+    return Path(run_path) / "spectra" / f"step_{int(step):07d}.pt"
+
+
+def load_values(run_path: str | Path, step: int | str = "final", analysis: str = "exact"):
+    """The eigenvalues one step of a run recorded, one row each: ``layer``, ``mixer``, ``head``
+    (the group index: head, channel × mode or mode), ``magnitude`` ``|λ|`` and signed ``phase``
+    in degrees. Only the values its summaries count: steps before ``start`` and pad steps
+    (``mask`` false) are dropped. ``step``: N, ``"init"`` or ``"final"``."""
+    record = torch.load(_step_file(Path(run_path), step), weights_only=True)
+    frames = []
+    for entry in record[analysis]:
+        values = entry["values"]
+        if values.dim() == 1:  # time invariant: (G,)
+            kept, heads = values, torch.arange(values.shape[0])
+        else:  # (B, L, G) -> the defined, non-pad steps (N, G)
+            values = values[:, entry["start"] :]
+            mask = entry.get("mask")
+            kept = values if mask is None else values[mask[:, entry["start"] :]]
+            kept = kept.reshape(-1, values.shape[-1])
+            heads = torch.arange(values.shape[-1]).expand_as(kept)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "layer": entry["layer"],
+                    "mixer": entry["mixer"],
+                    "head": heads.reshape(-1).numpy(),
+                    "magnitude": kept.abs().double().reshape(-1).numpy(),
+                    "phase": torch.rad2deg(kept.angle().double()).reshape(-1).numpy(),
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
+
+
+def _select(table, stage="final", analysis="exact", kind="magnitude", head="all") -> pd.DataFrame:
+    """Rows of one stage, analysis, kind and head (``None`` keeps all; absent columns are kept)."""
+    keep = pd.Series(True, table.index)
+    for col, value in (("stage", stage), ("analysis", analysis), ("kind", kind), ("head", head)):
+        if value is not None and col in table:
+            keep &= table[col].astype(str) == str(value)
+    if not keep.any():
+        raise ValueError(
+            f"no rows with stage={stage}, analysis={analysis}, kind={kind}, head={head}"
+        )
+    return table[keep]
+
+
+def _pooled(table: pd.DataFrame, by: list[str]) -> pd.DataFrame:
+    """Mean and std of each bin's share per ``by``, pooling runs of one group (seeds) by the law
+    of total variance: std² = mean of the runs' variances + variance of their means."""
+    stats = (
+        table.assign(var=table["std"] ** 2)
+        .groupby([*by, "bin"], observed=True)
+        .agg(
+            mean=("mean", "mean"),
+            within=("var", "mean"),
+            between=("mean", lambda m: m.var(ddof=0)),
+        )
+    )
+    return stats.assign(std=np.sqrt(stats.within + stats.between))[["mean", "std"]]
+
+
+def _matrix(table: pd.DataFrame, kind: str, by_layer: bool) -> pd.DataFrame:
+    """Share per bin (columns, canonical order) per label (rows; ``label · L<layer>`` when
+    ``by_layer``), layers weighted equally."""
+    shares = _pooled(_labelled(table), ["label", "layer"])["mean"].unstack("bin")
+    if by_layer:
+        shares.index = [f"{label} · L{layer + 1}" for label, layer in shares.index]
+    else:
+        shares = shares.groupby(level="label", observed=True).mean()
+    return shares.reindex(columns=list(BINS[kind]))
+
+
+def spectral_mass(
+    spectra: pd.DataFrame,
+    bins: tuple[str, ...] = ("(0.9,1]",),
+    stage: str = "final",
+    analysis: str = "exact",
+) -> pd.DataFrame:
+    """Per run: the share of ``|λ|`` in ``bins`` (pooled over heads, mean over layers), with the
+    run's identity; merge with the index to set it against accuracy."""
+    rows = _select(spectra, stage, analysis)
+    rows = rows[rows["bin"].isin(bins)]
+    per_layer = rows.groupby(["run_id", "layer"])["mean"].sum()
+    mass = per_layer.groupby("run_id").mean().rename("mass")
+    ids = rows.drop_duplicates("run_id").set_index("run_id")
+    columns = [c for c in (*RUN_COLUMNS, "mixer") if c in ids and c != "run_id"]
+    return ids[columns].join(mass).reset_index()
+
+
+# ----------------------------------------------------------------------------- layout helpers
+
+
+def _panels(n: int, ncols: int = 3, height: float = 2.2, **kw) -> tuple[Figure, list]:
+    """A page-wide figure with ``n`` panels in rows of ``ncols`` (unused cells removed)."""
+    ncols = min(ncols, n)
+    nrows = math.ceil(n / ncols)
+    fig, axes = plt.subplots(
+        nrows,
+        ncols,
+        figsize=(PAGE_WIDTH, height * nrows + 0.5),
+        squeeze=False,
+        layout="constrained",
+        **kw,
+    )
+    for ax in axes.flat[n:]:
+        ax.remove()
+    return fig, list(axes.flat[:n])
+
+
+def _bin_legend(fig: Figure, kind: str) -> None:
+    """The bins of ``kind``, in order, as one legend row above the panels."""
+    handles = [Patch(color=c, label=b) for b, c in BIN_COLORS[kind].items()]
+    fig.legend(
+        handles=handles,
+        loc="outside upper center",
+        ncol=len(handles),
+        title=BIN_TITLE[kind],
+        fontsize=7,
+        title_fontsize=7,
+        handlelength=1.2,
+        columnspacing=1.0,
+    )
+
+
+def _stacked(ax, shares: pd.DataFrame, kind: str, colors: dict | None = None) -> None:
+    """Stacked horizontal bars, one per row of ``shares`` (index ``(group, row)``, columns the
+    bins in order); groups are separated by a gap and named on the left (in ``colors``), rows
+    beside them."""
+    groups = shares.index.get_level_values(0)
+    new_group = np.r_[False, groups[1:] != groups[:-1]]
+    y = np.arange(len(shares)) + 0.6 * np.cumsum(new_group)
+    left = np.zeros(len(shares))
+    for b in BINS[kind]:
+        width = shares[b].fillna(0.0).to_numpy()
+        ax.barh(y, width, left=left, height=0.85, color=BIN_COLORS[kind][b], linewidth=0)
+        left += width
+    ax.yaxis.remove_overlapping_locs = False  # a row may sit at its group's centre
+    ax.set_yticks(y, shares.index.get_level_values(1), minor=True)
+    centres = pd.Series(y).groupby(np.cumsum(new_group)).mean()
+    ax.set_yticks(centres, list(dict.fromkeys(groups)))
+    ax.tick_params(axis="y", which="minor", labelsize=6)
+    ax.tick_params(axis="y", which="major", pad=22, length=0)
+    _paint(ax.get_yticklabels(), colors or {})
+    ax.set_ylim(y.max() + 0.6, -0.6)
+    ax.set_xlim(0, max(1.0, left.max()))
+    ax.grid(False, axis="y")
+
+
+# ----------------------------------------------------------------------------- spectra figures
+
+
+def bin_bars(
+    table: pd.DataFrame,
+    stage: str = "final",
+    analysis: str = "exact",
+    kind: str = "magnitude",
+    caption: bool | str = True,
+) -> Figure:
+    """The paper's plot form: one panel per layer, one group of bars per model, one bar per bin
+    (share of ``|λ|``, mean ± std over the analysis batch; seeds of one model pooled)."""
+    table = _labelled(_select(table, stage, analysis, kind))
+    stats = _pooled(table, ["layer", "label"])
+    labels = _labels(table)
+    bins = BINS[kind]
+    layers = sorted(table["layer"].unique())
+    fig, axes = _panels(len(layers), height=2.4, sharey=True)
+    width = 0.85 / len(bins)
+    for ax, layer in zip(axes, layers, strict=True):
+        for b, name in enumerate(bins):
+            s = stats.loc[layer].reindex([(lab, name) for lab in labels])
+            x = np.arange(len(labels)) - 0.425 + (b + 0.5) * width
+            ax.bar(
+                x,
+                s["mean"],
+                width,
+                yerr=s["std"],
+                color=BIN_COLORS[kind][name],
+                error_kw=dict(lw=0.6, ecolor="0.45", capsize=0),
+            )
+        ax.set_xticks(range(len(labels)), labels, rotation=40, ha="right")
+        ax.tick_params(axis="x", labelsize=7)
+        _paint(ax.get_xticklabels(), _label_colors(table))
+        ax.set_title(f"layer {layer + 1}")
+        ax.grid(False, axis="x")
+    axes[0].set_ylabel(SHARE[kind])
+    _bin_legend(fig, kind)
+    return _finish(fig, table, caption)
+
+
+def bin_grid(
+    table: pd.DataFrame,
+    stage: str = "final",
+    analysis: str = "exact",
+    kind: str = "magnitude",
+    compare_init: bool = False,
+    caption: bool | str = True,
+) -> Figure:
+    """Spectra of a task at a glance: one stacked bar of the bins per model × layer (mean share
+    over the batch); with ``compare_init`` the initial spectra in a panel on the left."""
+    stages = ["init", stage] if compare_init else [stage]
+    frames = [_labelled(_select(table, s, analysis, kind)) for s in stages]
+    n_rows = len(frames[-1][["label", "layer"]].drop_duplicates())
+    fig, axes = _panels(len(stages), ncols=2, height=0.16 * n_rows + 0.6, sharey=True)
+    for ax, s, frame in zip(axes, stages, frames, strict=True):
+        shares = _pooled(frame, ["label", "layer"])["mean"].unstack("bin")
+        shares.index = shares.index.set_levels(
+            [f"L{layer + 1}" for layer in shares.index.levels[1]], level=1
+        )
+        _stacked(ax, shares, kind, _label_colors(frame))
+        ax.set_title({"init": "at initialisation", "final": "after training"}.get(s, s))
+        ax.set_xlabel(SHARE[kind])
+    _bin_legend(fig, kind)
+    return _finish(fig, pd.concat(frames), caption)
+
+
+def _heatmap(ax, matrix: pd.DataFrame, diverging: bool) -> None:
+    """Heat map of a label × bin matrix of shares, annotated in percent (``·``: below 0.5 %).
+    Diverging ones (changes) are centred on 0 and saturate no earlier than ±20 points."""
+    percent = 100 * matrix
+    rounded = percent.round().fillna(0).astype(int)
+    text = rounded.map(lambda v: "·" if v == 0 else f"{v:+d}" if diverging else f"{v:d}")
+    limit = float(np.nanmax(np.abs(percent.to_numpy())))
+    style = (
+        dict(cmap="BrBG", center=0.0, vmin=-max(limit, 20.0), vmax=max(limit, 20.0))
+        if diverging
+        else dict(cmap="Greys", vmin=0.0, vmax=max(limit, 100.0))
+    )
+    with warnings.catch_warnings():  # seaborn 0.13 calls Colormap.set_bad, deprecated upstream
+        warnings.simplefilter("ignore", PendingDeprecationWarning)
+        sns.heatmap(
+            percent,
+            ax=ax,
+            annot=text,
+            fmt="",
+            annot_kws={"fontsize": 6.5},
+            cbar=False,
+            linewidths=0.5,
+            **style,
+        )
+    ax.set_xlabel("")
+    ax.set_ylabel("")
+    ax.tick_params(axis="x", labelrotation=40, labelsize=7)
+    ax.tick_params(axis="y", labelsize=7)
+    for tick in ax.get_xticklabels():
+        tick.set_horizontalalignment("right")
+
+
+def init_vs_final(
+    table: pd.DataFrame,
+    analysis: str = "exact",
+    kind: str = "magnitude",
+    by_layer: bool = False,
+    caption: bool | str = True,
+) -> Figure:
+    """Where training moved the spectrum: per model (and layer), the final share of each bin
+    minus the share at initialisation, in percentage points (green: gained, brown: lost)."""
+    init, final = (
+        _matrix(_select(table, s, analysis, kind), kind, by_layer) for s in ("init", "final")
+    )
+    delta = final - init
+    fig, (ax,) = _panels(1, height=0.28 * len(delta) + 0.9)
+    fig.set_figwidth(0.75 * PAGE_WIDTH)
+    _heatmap(ax, delta, diverging=True)
+    ax.set_title(f"{SHARE[kind]} per bin (points): after training − at initialisation")
+    return _finish(fig, _select(table, None, analysis, kind), caption)
+
+
+def exact_vs_published(
+    table: pd.DataFrame,
+    stage: str = "final",
+    kind: str = "magnitude",
+    by_layer: bool = False,
+    caption: bool | str = True,
+) -> Figure:
+    """The same runs through the exact and the published analysis: share per bin (percent) for
+    each, and their difference in points (published − exact). Published shares can sum above
+    100 % (values on an edge count twice)."""
+    exact, published = (
+        _matrix(_select(table, stage, a, kind), kind, by_layer) for a in ("exact", "published")
+    )
+    fig, axes = _panels(3, height=0.28 * len(exact) + 1.0, sharey=True)
+    panels = [
+        (exact, "exact (%)", False),
+        (published, "published (%)", False),
+        (published - exact, "published − exact", True),
+    ]
+    for ax, (matrix, title, diverging) in zip(axes, panels, strict=True):
+        _heatmap(ax, matrix, diverging)
+        ax.set_title(title)
+    return _finish(fig, _select(table, stage, None, kind), caption)
+
+
+def spectra_over_training(
+    table: pd.DataFrame, run: str | None = None, kind: str = "magnitude", caption: bool | str = True
+) -> Figure:
+    """How the spectrum of one run moves while it trains: share of each bin (stacked, canonical
+    order from the bottom) against the training step, one panel per layer (exact analysis)."""
+    rows = _select(table, None, "exact", kind)
+    runs = rows["run_id"].unique() if "run_id" in rows else [None]
+    if run is None and len(runs) > 1:
+        raise ValueError(f"the table holds {len(runs)} runs; choose one with run=")
+    if run is not None:
+        rows = rows[rows["run_id"] == run]
+    rows = _labelled(rows)
+    name = rows["label"].iloc[0]
+    if "task" in rows:
+        name = f"{name} on {_name(rows['task'].iloc[0])}"
+    layers = sorted(rows["layer"].unique())
+    fig, axes = _panels(len(layers), height=2.0, sharey=True)
+    for ax, layer in zip(axes, layers, strict=True):
+        shares = rows[rows["layer"] == layer].pivot_table("mean", "step", "bin")
+        shares = shares.reindex(columns=list(BINS[kind])).fillna(0.0)
+        ax.stackplot(
+            shares.index, shares.T.to_numpy(), colors=list(BIN_COLORS[kind].values()), linewidth=0
+        )
+        ax.plot(shares.index, np.zeros(len(shares)), "|", color="0.2", ms=6, clip_on=False)
+        ax.set_title(f"{name} · layer {layer + 1}")
+        ax.set_xlabel("training step")
+        ax.margins(x=0, y=0)
+    axes[0].set_ylabel(SHARE[kind])
+    _bin_legend(fig, kind)
+    return _finish(fig, rows, caption)
+
+
+def all_heads(
+    table: pd.DataFrame,
+    stage: str = "final",
+    analysis: str = "exact",
+    kind: str = "magnitude",
+    caption: bool | str = True,
+) -> Figure:
+    """Every head (group) of every layer, not only the pooled spectrum: one stacked bar of the
+    bins per (layer, head), one panel per model. Time-invariant layers have one spectrum."""
+    rows = _labelled(_select(table, stage, analysis, kind, head=None))
+    labels = _labels(rows)
+    n_rows = rows.drop_duplicates(["label", "layer", "head"]).groupby("label", observed=True).size()
+    fig, axes = _panels(len(labels), ncols=2, height=0.16 * n_rows.max() + 0.5)
+    for ax, label in zip(axes, labels, strict=True):
+        frame = rows[rows.label == label]
+        shares = _pooled(frame, ["layer", "head"])["mean"].unstack("bin")
+        order = sorted(shares.index, key=lambda lh: (lh[0], -1 if lh[1] == "all" else int(lh[1])))
+        shares = shares.loc[order]
+        shares.index = pd.MultiIndex.from_tuples(
+            [(f"L{layer + 1}", h if h == "all" else f"h{int(h) + 1}") for layer, h in order]
+        )
+        _stacked(ax, shares, kind)
+        ax.set_title(label, color=_label_colors(frame)[label])
+    _bin_legend(fig, kind)
+    return _finish(fig, rows, caption)
+
+
+def magnitude_distribution(
+    values: pd.DataFrame,
+    hue: str = "mixer",
+    panel: str = "layer",
+    floor: float = 1e-12,
+    caption: bool | str = False,
+) -> Figure:
+    """The whole distribution of ``|λ|`` behind the bins: empirical CDF on a log axis, one panel
+    per ``panel`` value, one line per ``hue`` value (models in their colours), the 7 bins shaded
+    in their colours with their edges. ``values``: :func:`load_values` rows, possibly of several
+    runs with extra columns; values below ``floor`` are drawn at ``floor``."""
+    keys = sorted(values[panel].unique())
+    fig, axes = _panels(len(keys), height=2.2, sharey=True)
+    hues = sorted(values[hue].unique(), key=_model_key)
+    palette = dict(zip(hues, sns.color_palette("colorblind", len(hues)), strict=True))
+    x = np.clip(values["magnitude"].to_numpy(), floor, None)
+    lo, hi = min(x.min() / 2, 0.05), max(x.max() * 2, 200.0)  # every bin edge in view
+    edges = [lo, *MAGNITUDE_EDGES, hi]
+    for ax, key in zip(axes, keys, strict=True):
+        for b, name in enumerate(MAGNITUDE_BINS):
+            ax.axvspan(
+                edges[b], edges[b + 1], color=BIN_COLORS["magnitude"][name], alpha=0.18, lw=0
+            )
+        for edge in MAGNITUDE_EDGES:
+            ax.axvline(edge, color="0.5", lw=0.5, ls="--")
+        for h in hues:
+            sel = (values[panel] == key).to_numpy() & (values[hue] == h).to_numpy()
+            if sel.any():
+                q = np.linspace(0, 1, 1001)
+                ax.step(
+                    np.quantile(x[sel], q),
+                    q,
+                    where="post",
+                    lw=1.4,
+                    color=MODEL_COLORS.get(h, palette[h]),
+                    label=_name(h),
+                )
+        ax.set_xscale("log")
+        ax.set_xlim(lo, hi)
+        ax.xaxis.set_major_formatter(PLAIN)
+        ax.set_title(f"{panel} {key + 1}" if panel == "layer" else str(key))
+        ax.set_xlabel("|λ|")
+    axes[0].set_ylabel("fraction ≤ |λ|")
+    handles, labels = axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside upper center", ncol=min(len(labels), 4), fontsize=7)
+    return _finish(fig, None, caption)
+
+
+# ----------------------------------------------------------------------------- memory, didactic
+
+
+def impulse_response(
+    lams: tuple[float, ...] = (0.05, 0.3, 0.7, 0.97, 1.0, 1.1, 1.25),
+    phases: tuple[float, ...] = (5.0, 30.0, 90.0),
+    radius: float = 0.95,
+    steps: int = 40,
+) -> Figure:
+    """What one eigenvalue does to a state: ``h_t = λ^t`` after a unit input at ``t = 0``.
+    Left: ``|h_t|`` for real ``λ`` in its magnitude bin's colour (dashed when a bin repeats):
+    below 1 it decays, at 1 it stays, above 1 it grows. Right: ``Re h_t`` for
+    ``λ = radius·e^{iθ}``: the phase makes the memory oscillate (phase bin colours)."""
+    t = np.arange(steps + 1)
+    fig, (left, right) = _panels(2, ncols=2, height=2.6)
+    mag_bins = bin_index(torch.tensor(lams, dtype=torch.float64), MAGNITUDE_EDGES).tolist()
+    for i, (lam, b) in enumerate(zip(lams, mag_bins, strict=True)):
+        name = MAGNITUDE_BINS[b]
+        left.plot(
+            t,
+            np.abs(lam) ** t,
+            color=BIN_COLORS["magnitude"][name],
+            ls="--" if b in mag_bins[:i] else "-",
+            lw=1.5,
+            label=f"λ = {lam:g}  {name}",
+        )
+    left.set_yscale("log")
+    left.set_ylim(1e-4, 1e5)
+    left.set(
+        xlabel="steps after the input", ylabel=r"$|h_t|$", title="magnitude: forget, keep, grow"
+    )
+    left.legend(fontsize=6, loc="upper left", ncol=2)
+    phase_bins = bin_index(torch.tensor(phases, dtype=torch.float64), PHASE_EDGES).tolist()
+    for theta, b in zip(phases, phase_bins, strict=True):
+        lam = radius * np.exp(1j * np.deg2rad(theta))
+        right.plot(
+            t,
+            (lam**t).real,
+            color=BIN_COLORS["phase"][PHASE_BINS[b]],
+            lw=1.5,
+            label=rf"$\lambda = {radius:g}\,e^{{i\,{theta:g}°}}$  {PHASE_BINS[b]}",
+        )
+    right.plot(t, radius**t, color="0.4", lw=0.8, ls="--", label=rf"envelope ${radius:g}^t$")
+    right.set(
+        xlabel="steps after the input",
+        ylabel=r"$\mathrm{Re}\,h_t$",
+        title="phase: memory oscillates",
+    )
+    right.set_ylim(-1.05, 1.6)
+    right.legend(fontsize=6, loc="upper right", ncol=2)
+    return fig
+
+
+def softmax_normalizer(steps: int = 24, d: int = 8, seed: int = 0) -> np.ndarray:
+    """``η_i = Σ_{j≤i} exp(q_i·k_j/√d)`` of one softmax head on random queries and keys."""
+    rng = np.random.default_rng(seed)
+    q, k = rng.standard_normal((2, steps, d))
+    scores = np.where(np.tri(steps, dtype=bool), q @ k.T / np.sqrt(d), -np.inf)
+    return np.exp(scores).sum(1)
+
+
+def telescoping(eta: np.ndarray | None = None) -> Figure:
+    """Attention as a recurrence: ``Λ_i = η_{i-1}/η_i`` (left, coloured by magnitude bin) and the
+    products ``Π_{k=j+1..i} Λ_k`` built from them (right, log10), which equal ``η_j/η_i``: the
+    weight that the state at step ``i`` still gives to step ``j``. ``eta``: normalisers
+    ``η_1..η_L`` (default: :func:`softmax_normalizer`)."""
+    eta = softmax_normalizer() if eta is None else np.asarray(eta, dtype=np.float64)
+    lam = eta[:-1] / eta[1:]  # Λ_2..Λ_L
+    log_c = np.r_[0.0, np.cumsum(np.log(lam))]  # log Π_{k=2..i} Λ_k
+    products = np.exp(log_c[:, None] - log_c[None, :])  # [i, j] = Π_{k=j+1..i} Λ_k
+    products[np.triu_indices(len(eta), 1)] = np.nan
+    exact = eta[None, :] / eta[:, None]
+    error = np.nanmax(np.abs(products / exact - 1))
+    fig, (left, right) = _panels(2, ncols=2, height=2.6)
+    i = np.arange(2, len(eta) + 1)
+    colors = [
+        BIN_COLORS["magnitude"][MAGNITUDE_BINS[b]]
+        for b in bin_index(torch.from_numpy(lam), MAGNITUDE_EDGES).tolist()
+    ]
+    left.axhline(1.0, color="0.5", lw=0.6, ls="--")
+    left.scatter(i, lam, c=colors, s=18, edgecolors="0.2", linewidths=0.3, zorder=3)
+    left.set(
+        xlabel="step i", ylabel=r"$\Lambda_i = \eta_{i-1}/\eta_i$", title="one eigenvalue per step"
+    )
+    image = right.imshow(
+        np.log10(products),
+        cmap="mako",
+        origin="upper",
+        extent=(0.5, len(eta) + 0.5, len(eta) + 0.5, 0.5),
+    )
+    fig.colorbar(image, ax=right, label=r"$\log_{10}\, \Pi_{k=j+1}^{i} \Lambda_k$")
+    right.set(
+        xlabel="input step j",
+        ylabel="state step i",
+        title=rf"$\Pi_{{k=j+1}}^{{i}} \Lambda_k = \eta_j/\eta_i$ (max. rel. error {error:.0e})",
+    )
+    right.grid(False)
+    return fig
+
+
+# ----------------------------------------------------------------------------- accuracy
+
+
+def _metric(task: str) -> tuple[str, str, float]:
+    """Column, unit and scale of a task's test metric."""
+    return ("test_perplexity", "ppl", 1.0) if task == "lm" else ("test_accuracy", "acc. %", 100.0)
+
+
+def accuracy_table(index: pd.DataFrame, variants: bool = False, digits: int = 1) -> pd.DataFrame:
+    """Test metric per task (rows) and model (columns) for display: accuracy in percent or
+    perplexity, ``mean ± std (n)`` over seeds when there are several, ``—`` where no run exists.
+    ``variants``: include the ablation runs as their own columns."""
+    runs = _labelled(_read_index(index))
+    if not variants:
+        runs = runs[runs["variant"] == ""]
+    cells = {}
+    for (task, label), group in runs.groupby(["task", "label"], observed=True):
+        column, _, scale = _metric(task)
+        v = group[column].astype(float) * scale
+        text = f"{v.mean():.{digits}f}"
+        cells[task, label] = text if len(v) == 1 else f"{text} ± {v.std():.{digits}f} ({len(v)})"
+    table = pd.Series(cells).unstack()
+    labels = [lab for lab in _labels(runs) if lab in table.columns]
+    table = table.reindex(index=sorted(table.index, key=_task_key), columns=labels).fillna("—")
+    table.index = [f"{_name(t)} ({_metric(t)[1]})" for t in table.index]
+    table.columns.name = None
+    return table
+
+
+def learning_curves(
+    histories: pd.DataFrame, metric: str | None = None, caption: bool | str = True
+) -> Figure:
+    """Validation metric against training step, one panel per task, one line per run (model
+    colours; ablations dashed). ``metric``: a history column (default: the task's validation
+    accuracy, or perplexity for the language model, on a log axis)."""
+    runs = _labelled(histories.assign(variant=histories["variant"].fillna("")))
+    tasks = sorted(set(runs.task), key=_task_key)
+    fig, axes = _panels(len(tasks), height=2.2)
+    colors = _label_colors(runs)
+    for ax, task in zip(axes, tasks, strict=True):
+        column = metric or ("val_perplexity" if task == "lm" else "val_accuracy")
+        for (label, _), run in runs[runs.task == task].groupby(["label", "run_id"], observed=True):
+            ax.plot(
+                run["step"],
+                run[column],
+                color=colors[label],
+                lw=1.2,
+                marker=".",
+                ms=3,
+                ls="--" if run["variant"].iloc[0] else "-",
+                label=label,
+            )
+        ylabel = column.replace("val_", "validation ").replace("_", " ")
+        ax.set(title=_name(task), xlabel="training step", ylabel=ylabel)
+        if column.endswith("perplexity"):
+            ax.set_yscale("log")
+            ax.yaxis.set_major_formatter(PLAIN)
+            ax.yaxis.set_minor_formatter(PLAIN)
+    handles = {h.get_label(): h for ax in axes for h in ax.get_lines()}
+    order = [lab for lab in _labels(runs) if lab in handles]
+    fig.legend(
+        [handles[lab] for lab in order],
+        order,
+        loc="outside upper center",
+        ncol=min(4, len(order)),
+        fontsize=7,
+    )
+    return _finish(fig, runs, caption)
+
+
+# ----------------------------------------------------------------------------- statistics
+
+
+def rank(a) -> np.ndarray:
+    """Ranks 1..n of ``a``; tied values share the mean of their ranks."""
+    a = np.asarray(a, dtype=np.float64)
+    ranks = np.empty(len(a))
+    ranks[np.argsort(a, kind="stable")] = np.arange(1, len(a) + 1)
+    return ranks
+
+
+def spearman(x, y) -> float:
+    """Spearman's rank correlation: Pearson's correlation of the ranks (``nan`` if a side is
+    constant)."""
+    rx, ry = rank(x), rank(y)
+    if rx.std() == 0 or ry.std() == 0:
+        return float("nan")
+    return float(np.corrcoef(rx, ry)[0, 1])
+
+
+def bootstrap_ci(
+    x, y, n_boot: int = 2000, level: float = 0.95, seed: int = 0, clusters=None
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of :func:`spearman`. Resamples runs, or whole clusters
+    (e.g. the seed or the task of each run) when ``clusters`` is given; resamples with a
+    constant side are skipped."""
+    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
+    groups = pd.factorize(pd.Series(range(len(x)) if clusters is None else list(clusters)))[0]
+    members = [np.flatnonzero(groups == g) for g in range(groups.max() + 1)]
+    rng = np.random.default_rng(seed)
+    stats = []
+    for _ in range(n_boot):
+        idx = np.concatenate([members[g] for g in rng.integers(0, len(members), len(members))])
+        stats.append(spearman(x[idx], y[idx]))
+    lo, hi = np.nanpercentile(stats, [50 * (1 - level), 50 * (1 + level)])
+    return float(lo), float(hi)
+
+
+def correlation_plot(
+    df: pd.DataFrame,
+    x: str,
+    y: str,
+    clusters: str | None = None,
+    n_boot: int = 2000,
+    seed: int = 0,
+    caption: bool | str = True,
+) -> Figure:
+    """Scatter of ``y`` against ``x`` across runs (models in their colours, tasks as markers) with
+    Spearman's ρ and its 95 % bootstrap interval over runs (or over ``clusters``) in the title."""
+    df = _labelled(df.dropna(subset=[x, y]))
+    rho = spearman(df[x], df[y])
+    lo, hi = bootstrap_ci(
+        df[x], df[y], n_boot, seed=seed, clusters=None if clusters is None else df[clusters]
+    )
+    fig, (ax,) = _panels(1, height=3.0)
+    fig.set_figwidth(PAGE_WIDTH * 0.75)
+    mixers = df["mixer"] if "mixer" in df else pd.Series("", df.index)
+    tasks = df["task"] if "task" in df else pd.Series("", df.index)
+    for (mixer, task), group in df.groupby([mixers, tasks]):
+        ax.scatter(
+            group[x],
+            group[y],
+            color=MODEL_COLORS.get(mixer, "0.3"),
+            marker=TASK_MARKERS.get(task, "o"),
+            s=28,
+            edgecolors="0.2",
+            linewidths=0.4,
+        )
+    over = "runs" if clusters is None else clusters
+    ax.set(xlabel=x, ylabel=y)
+    ax.set_title(
+        f"Spearman ρ = {rho:.2f}, 95% CI [{lo:.2f}, {hi:.2f}]\n"
+        f"bootstrap over {over}, n = {len(df)} runs",
+        fontsize=8,
+    )
+    handles = [
+        Line2D([], [], ls="", marker="o", color=MODEL_COLORS.get(m, "0.3"), label=_name(m))
+        for m in sorted(set(mixers) - {""}, key=_model_key)
+    ]
+    handles += [
+        Line2D([], [], ls="", marker=TASK_MARKERS.get(t, "o"), color="0.4", label=_name(t))
+        for t in sorted(set(tasks) - {""}, key=_task_key)
+    ]
+    ax.legend(handles=handles, fontsize=6, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    return _finish(fig, df, caption)

@@ -1,0 +1,426 @@
+"""Figures of the book: shapes, fixed colours, canonical bin order, provenance, data loaders and
+the rank statistics (synthetic tables and tiny run folders; no training)."""
+
+import hashlib
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+pytest.importorskip("seaborn")
+matplotlib = pytest.importorskip("matplotlib")
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+from matplotlib.colors import to_hex  # noqa: E402
+from matplotlib.container import BarContainer  # noqa: E402
+
+from companion import plots as P  # noqa: E402
+from companion.layers.base import Transition  # noqa: E402
+from companion.runs import RunDir, spectra_record  # noqa: E402
+from companion.spectra import MAGNITUDE_BINS, LayerSpectrum  # noqa: E402
+from companion.train import record_spectra  # noqa: E402
+from tests.builders import tiny  # noqa: E402
+
+RUNS = [  # (mixer, model, variant)
+    ("softmax", "softmax", ""),
+    ("s4d", "s4d", ""),
+    ("mamba2", "mamba2", ""),
+    ("mamba2_lti", "mamba2", "lti"),
+]
+
+
+@pytest.fixture(autouse=True)
+def _close_figures():
+    P.use_style()
+    yield
+    plt.close("all")
+
+
+def identity(mixer, model, variant, task="image", seed=1919):
+    variant_part = f"-{variant}" if variant else ""
+    return dict(
+        run_id=f"{task}-{model}{variant_part}-s{seed}",
+        task=task,
+        model=model,
+        variant=variant,
+        seed=seed,
+        profile="smoke",
+        config_hash=hashlib.sha256(f"{mixer}{variant}{task}{seed}".encode()).hexdigest()[:12],
+        commit="abc1234",
+    )
+
+
+def synthetic(runs=RUNS, layers=2, heads=2, steps=(0, 3, 6), seed=0):
+    """A long table in the ``spectra.csv`` schema plus the run identity, random shares."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for mixer, model, variant in runs:
+        for step in steps:
+            stage = "init" if step == steps[0] else "final" if step == steps[-1] else "train"
+            analyses = ["exact", "published"] if stage != "train" else ["exact"]
+            for analysis in analyses:
+                for layer in range(layers):
+                    for head in ["all", *map(str, range(heads))]:
+                        shares = rng.dirichlet(np.ones(len(MAGNITUDE_BINS)))
+                        for b, share in zip(MAGNITUDE_BINS, shares, strict=True):
+                            rows.append(
+                                dict(
+                                    layer=layer,
+                                    mixer=mixer,
+                                    head=head,
+                                    kind="magnitude",
+                                    bin=b,
+                                    mean=share,
+                                    std=0.01,
+                                    analysis=analysis,
+                                    step=step,
+                                    stage=stage,
+                                    **identity(mixer, model, variant),
+                                )
+                            )
+    return pd.DataFrame(rows)
+
+
+def share(table, mixer, layer, b, stage="final", analysis="exact"):
+    row = table[
+        (table.mixer == mixer)
+        & (table.layer == layer)
+        & (table["head"] == "all")
+        & (table.bin == b)
+        & (table.stage == stage)
+        & (table.analysis == analysis)
+    ]
+    return float(row["mean"].mean())
+
+
+# ----------------------------------------------------------------------------- spectra figures
+
+
+def test_bin_bars_panels_bars_colours_and_order():
+    table = synthetic()
+    fig = P.bin_bars(table.sample(frac=1, random_state=1))  # row order must not matter
+    assert len(fig.axes) == 2  # one panel per layer
+    ax = fig.axes[0]
+    assert len(ax.patches) == len(RUNS) * len(MAGNITUDE_BINS)
+    names = [t.get_text() for t in ax.get_xticklabels()]
+    assert names == ["Softmax attn.", "S4 (S4D)", "Mamba-2", "Mamba-2 (pseudo-LTI)"]
+    assert [to_hex(t.get_color()) for t in ax.get_xticklabels()] == [
+        P.MODEL_COLORS[m].lower() for m, _, _ in RUNS
+    ]
+    # bars are drawn bin by bin (canonical order), model by model inside a bin
+    bars = [c for c in ax.containers if isinstance(c, BarContainer)]
+    for name, container in zip(MAGNITUDE_BINS, bars, strict=True):
+        assert {to_hex(p.get_facecolor()) for p in container} == {P.BIN_COLORS["magnitude"][name]}
+        heights = [p.get_height() for p in container]
+        assert heights == pytest.approx([share(table, m, 0, name) for m, _, _ in RUNS])
+    legend = [t.get_text() for t in fig.legends[0].get_texts()]
+    assert legend == list(MAGNITUDE_BINS)
+
+
+def test_bin_grid_stacks_the_bins_in_order_and_compares_init():
+    table = synthetic()
+    fig = P.bin_grid(table, compare_init=True)
+    assert [ax.get_title() for ax in fig.axes] == ["at initialisation", "after training"]
+    ax = fig.axes[1]
+    assert len(ax.patches) == len(RUNS) * 2 * len(MAGNITUDE_BINS)
+    left = np.zeros(len(RUNS) * 2)
+    for b, name in enumerate(MAGNITUDE_BINS):
+        bars = ax.containers[b]
+        assert to_hex(bars[0].get_facecolor()) == P.BIN_COLORS["magnitude"][name]
+        assert [p.get_x() for p in bars] == pytest.approx(left)  # stacked on the bins before
+        left += [p.get_width() for p in bars]
+    first = ax.containers[0][0].get_width()  # softmax, layer 1, [0,0.1]
+    assert first == pytest.approx(share(table, "softmax", 0, MAGNITUDE_BINS[0]))
+
+
+def test_magnitude_palette_is_ordered_and_marks_remembers():
+    colours = list(P.BIN_COLORS["magnitude"].values())
+    assert len(set(colours)) == len(MAGNITUDE_BINS) == len(colours)
+    lightness = [np.mean(matplotlib.colors.to_rgb(c)) for c in colours]
+    assert lightness[:4] == sorted(lightness[:4], reverse=True)  # darker towards |λ| = 1
+    assert np.argmin(lightness) == MAGNITUDE_BINS.index("(0.9,1]")  # remembers stands out
+    assert list(P.BIN_COLORS["magnitude"]) == list(MAGNITUDE_BINS)
+
+
+def heatmap_values(ax) -> np.ndarray:
+    mesh = ax.collections[0]
+    rows, cols = np.asarray(mesh.get_coordinates()).shape[:2]
+    return np.asarray(mesh.get_array()).reshape(rows - 1, cols - 1)
+
+
+def test_init_vs_final_shows_the_shift_in_points():
+    table = synthetic()
+    fig = P.init_vs_final(table)
+    (ax,) = fig.axes
+    values = heatmap_values(ax)
+    assert values.shape == (len(RUNS), len(MAGNITUDE_BINS))
+    expected = [
+        100
+        * np.mean(
+            [
+                share(table, "s4d", layer, b) - share(table, "s4d", layer, b, "init")
+                for layer in (0, 1)
+            ]
+        )
+        for b in MAGNITUDE_BINS
+    ]
+    assert values[1] == pytest.approx(expected)
+    assert [t.get_text() for t in ax.get_xticklabels()] == list(MAGNITUDE_BINS)
+
+
+def test_exact_vs_published_difference_panel():
+    table = synthetic()
+    fig = P.exact_vs_published(table, by_layer=True)
+    assert len(fig.axes) == 3
+    exact, published, difference = (heatmap_values(ax) for ax in fig.axes)
+    assert exact.shape == (len(RUNS) * 2, len(MAGNITUDE_BINS))
+    assert difference == pytest.approx(published - exact)
+    assert published[0, 0] == pytest.approx(
+        100 * share(table, "softmax", 0, MAGNITUDE_BINS[0], analysis="published")
+    )
+
+
+def test_spectra_over_training_stacks_the_steps_of_one_run():
+    table = synthetic()
+    with pytest.raises(ValueError, match="choose one"):
+        P.spectra_over_training(table)
+    run = table.run_id.iloc[0]  # softmax
+    fig = P.spectra_over_training(table, run=run)
+    assert len(fig.axes) == 2
+    areas = fig.axes[0].collections[: len(MAGNITUDE_BINS)]
+    assert [to_hex(a.get_facecolor()[0]) for a in areas] == list(P.BIN_COLORS["magnitude"].values())
+    rows = table[(table.run_id == run) & (table.layer == 0) & (table["head"] == "all")]
+    lowest = rows[(rows.bin == MAGNITUDE_BINS[0]) & (rows.analysis == "exact")]
+    outline = areas[0].get_paths()[0].vertices
+    for step, value in zip(lowest.step, lowest["mean"], strict=True):
+        assert value == pytest.approx(outline[outline[:, 0] == step, 1].max())
+
+
+def test_all_heads_draws_every_head_and_the_pooled_spectrum():
+    table = synthetic(runs=RUNS[:2], heads=3)
+    fig = P.all_heads(table)
+    assert len(fig.axes) == 2
+    ax = fig.axes[0]
+    assert len(ax.patches) == 2 * (3 + 1) * len(MAGNITUDE_BINS)  # layers × (heads + all)
+    minor = [t.get_text() for t in ax.get_yticklabels(minor=True)]
+    assert minor == ["all", "h1", "h2", "h3"] * 2
+    assert to_hex(ax.title.get_color()) == P.MODEL_COLORS["softmax"].lower()
+
+
+# ----------------------------------------------------------------------------- provenance
+
+
+def test_provenance_names_profile_commit_runs_and_hashes():
+    table = synthetic()
+    text = P.provenance(table)
+    assert "profile smoke" in text and "abc1234" in text
+    assert "4 runs" in text and "image, seed 1919:" in text
+    for run_id, config_hash in table[["run_id", "config_hash"]].drop_duplicates().values:
+        short = run_id.removeprefix("image-").removesuffix("-s1919")
+        assert f"{short} [{config_hash[:8]}]" in text
+    fig = P.bin_bars(table)
+    assert any(text.split(" · ")[0] in t.get_text() for t in fig.texts)
+    assert not P.bin_bars(table, caption=False).texts
+    assert P.bin_bars(table, caption="hello").texts[-1].get_text() == "hello"
+
+
+# ----------------------------------------------------------------------------- data loaders
+
+
+def test_load_values_keeps_only_defined_unpadded_steps(tmp_path):
+    values = torch.arange(1, 2 * 5 * 2 + 1, dtype=torch.float32).reshape(2, 5, 2) / 100
+    values[:, 0] = 999.0  # placeholder before start
+    mask = torch.ones(2, 5, dtype=torch.bool)
+    mask[1, 3:] = False  # two pad steps in the second example
+    values[1, 3:] = 555.0
+    modes = torch.polar(torch.tensor([0.5, 0.95, 2.0]), torch.deg2rad(torch.tensor([0, 30, -90.0])))
+    spectra = [
+        LayerSpectrum(0, "softmax", Transition(values, start=1), mask),
+        LayerSpectrum(1, "s4d", Transition(modes, group="channel_mode"), mask),
+    ]
+    run = RunDir(tmp_path)
+    run.save(
+        "spectra/step_0000004.pt", {"step": 4, "stage": "final", "exact": spectra_record(spectra)}
+    )
+    got = P.load_values(tmp_path, step="final")
+    first = got[got.layer == 0]
+    assert len(first) == (4 + 2) * 2
+    assert not first.magnitude.isin([999.0, 555.0]).any()
+    kept = torch.cat([values[0, 1:], values[1, 1:3]]).reshape(-1)
+    assert sorted(first.magnitude) == pytest.approx(sorted(kept.double().tolist()))
+    assert sorted(first["head"].unique()) == [0, 1]
+    second = got[got.layer == 1]
+    assert second.magnitude.tolist() == pytest.approx([0.5, 0.95, 2.0], rel=1e-6)
+    assert second.phase.tolist() == pytest.approx([0.0, 30.0, -90.0], abs=1e-4)
+    assert P.load_values(tmp_path, step=4).equals(got)
+
+
+@pytest.fixture(scope="module")
+def run_index(tmp_path_factory):
+    """Two tiny run folders written by the real recording code, and their index."""
+    root = tmp_path_factory.mktemp("runs")
+    x = torch.randint(0, 11, (3, 9), generator=torch.Generator().manual_seed(0))
+    mask = torch.ones(3, 9, dtype=torch.bool)
+    mask[2, 6:] = False
+    rows = []
+    for mixer in ("softmax", "s4d"):
+        ident = identity(mixer, mixer, "", task="mqar")
+        run = RunDir(root / "smoke" / ident["run_id"])
+        for step, stage in ((0, "init"), (5, "final")):
+            record_spectra(run, tiny(mixer), {"input_ids": x, "mask": mask}, step, stage, True)
+        summaries = sorted(run.file("spectra").glob("summary_*.csv"))
+        tables = [pd.read_csv(p, keep_default_na=False) for p in summaries]
+        pd.concat(tables).to_csv(run.file("spectra.csv"), index=False)
+        history = [{"step": s, "val_accuracy": s / 10, "train_loss": 1.0} for s in (1, 5)]
+        run.file("history.jsonl").write_text("".join(json.dumps(h) + "\n" for h in history))
+        rows.append({**ident, "mixer": mixer, "test_accuracy": 0.5, "path": str(run.path)})
+    index = pd.DataFrame(rows)
+    index.loc[:, "variant"] = np.nan  # as read back from index.csv
+    return index
+
+
+def test_load_spectra_joins_the_run_identity(run_index):
+    spectra = P.load_spectra(run_index)
+    assert set(P.RUN_COLUMNS) <= set(spectra.columns)
+    assert set(spectra.run_id) == set(run_index.run_id)
+    assert (spectra.variant == "").all()
+    assert {"all", "0", "1"} <= set(spectra["head"])  # heads stay strings
+    assert set(spectra.stage) == {"init", "final"}
+    fig = P.bin_bars(spectra[spectra.task == "mqar"])
+    assert len(fig.axes) == 2
+    assert "mqar, seed 1919: s4d" in fig.texts[-1].get_text().replace("\n", " ")
+
+
+def test_load_histories_and_learning_curves_in_model_colours(run_index):
+    histories = P.load_histories(run_index)
+    assert len(histories) == 4 and set(P.RUN_COLUMNS) <= set(histories.columns)
+    fig = P.learning_curves(histories)
+    (ax,) = fig.axes
+    assert ax.get_title() == "MQAR"
+    colours = {line.get_label(): to_hex(line.get_color()) for line in ax.get_lines()}
+    assert colours == {
+        "Softmax attn.": P.MODEL_COLORS["softmax"].lower(),
+        "S4 (S4D)": P.MODEL_COLORS["s4d"].lower(),
+    }
+
+
+def test_magnitude_distribution_from_a_run_folder(run_index):
+    path = run_index.path.iloc[0]
+    values = P.load_values(path)
+    fig = P.magnitude_distribution(values)
+    assert len(fig.axes) == 2  # one panel per layer
+    ax = fig.axes[0]
+    curves = [line for line in ax.get_lines() if line.get_label() == "Softmax attn."]
+    assert len(curves) == 1 and to_hex(curves[0].get_color()) == P.MODEL_COLORS["softmax"].lower()
+    edges = [line.get_xdata()[0] for line in ax.get_lines() if line.get_linestyle() == "--"]
+    assert edges == list(P.MAGNITUDE_EDGES)
+    assert ax.get_xscale() == "log"
+
+
+def test_spectral_mass_and_correlation_plot(run_index):
+    spectra = P.load_spectra(run_index)
+    mass = P.spectral_mass(spectra)
+    s4d = spectra[
+        (spectra.mixer == "s4d")
+        & (spectra.stage == "final")
+        & (spectra.analysis == "exact")
+        & (spectra["head"] == "all")
+        & (spectra.bin == "(0.9,1]")
+    ]
+    assert mass.set_index("run_id").loc[s4d.run_id.iloc[0], "mass"] == pytest.approx(
+        s4d["mean"].mean()
+    )
+    df = mass.merge(run_index[["run_id", "test_accuracy"]], on="run_id")
+    df = pd.concat([df, df.assign(mass=df.mass + 0.1, test_accuracy=df.test_accuracy + 0.1)])
+    fig = P.correlation_plot(df, "mass", "test_accuracy", n_boot=200)
+    (ax,) = fig.axes
+    rho = P.spearman(df["mass"], df["test_accuracy"])
+    assert f"ρ = {rho:.2f}" in ax.get_title()
+    points = {to_hex(c.get_facecolor()[0]) for c in ax.collections}
+    assert points == {P.MODEL_COLORS["softmax"].lower(), P.MODEL_COLORS["s4d"].lower()}
+
+
+# ----------------------------------------------------------------------------- accuracy
+
+
+def test_accuracy_table_pivots_tasks_by_model():
+    rows = [
+        {
+            **identity("softmax", "softmax", "", "image", seed),
+            "mixer": "softmax",
+            "test_accuracy": acc,
+        }
+        for seed, acc in ((1, 0.5), (2, 0.7))
+    ]
+    rows.append({**identity("s4d", "s4d", "", "lm"), "mixer": "s4d", "test_perplexity": 12.34})
+    rows.append({**identity("s4d", "s4d", "gate", "lm"), "mixer": "s4d", "test_perplexity": 9.0})
+    table = P.accuracy_table(pd.DataFrame(rows))
+    assert list(table.index) == ["Image (acc. %)", "Language model (ppl)"]
+    assert list(table.columns) == ["Softmax attn.", "S4 (S4D)"]
+    assert table.loc["Image (acc. %)", "Softmax attn."] == "60.0 ± 14.1 (2)"
+    assert table.loc["Language model (ppl)", "S4 (S4D)"] == "12.3"
+    assert table.loc["Image (acc. %)", "S4 (S4D)"] == "—"
+    assert "S4 (S4D) · gate" in P.accuracy_table(pd.DataFrame(rows), variants=True).columns
+
+
+# ----------------------------------------------------------------------------- statistics
+
+
+def test_rank_averages_ties():
+    assert P.rank([10, 20, 20, 30, 5]).tolist() == [2, 3.5, 3.5, 5, 1]
+
+
+def test_spearman_matches_a_hand_computed_example():
+    # ranks of y: 1, 2, 3.5, 5, 3.5; centred: x -2 -1 0 1 2, y -2 -1 .5 2 .5
+    # ρ = Σ dx·dy / √(Σdx² Σdy²) = 8 / √(10 · 9.5)
+    assert P.spearman([1, 2, 3, 4, 5], [5, 6, 7, 8, 7]) == pytest.approx(8 / np.sqrt(95))
+    assert P.spearman([1, 2, 3], [1, 8, 27]) == pytest.approx(1.0)
+    assert P.spearman([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
+    assert np.isnan(P.spearman([1, 2, 3], [4, 4, 4]))
+
+
+def test_bootstrap_interval_contains_the_estimate():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=40)
+    y = x + rng.normal(scale=1.0, size=40)
+    rho = P.spearman(x, y)
+    lo, hi = P.bootstrap_ci(x, y, n_boot=500, seed=1)
+    assert lo < rho < hi and 0 < lo and hi < 1
+    assert P.bootstrap_ci(x, y, n_boot=500, seed=1) == (lo, hi)  # seeded
+    assert P.bootstrap_ci(x, np.exp(x), n_boot=50) == pytest.approx((1.0, 1.0))
+    seeds = np.repeat(np.arange(8), 5)  # 8 clusters of 5 runs: a wider interval
+    c_lo, c_hi = P.bootstrap_ci(x, y, n_boot=500, seed=1, clusters=seeds)
+    assert c_lo < rho < c_hi and (c_lo, c_hi) != (lo, hi)
+
+
+# ----------------------------------------------------------------------------- didactic
+
+
+def test_impulse_response_colours_each_eigenvalue_by_its_bin():
+    fig = P.impulse_response(lams=(0.05, 1.0, 1.5), steps=10)
+    left, right = fig.axes
+    lines = left.get_lines()
+    assert lines[1].get_ydata() == pytest.approx(np.ones(11))
+    assert lines[2].get_ydata() == pytest.approx(1.5 ** np.arange(11))
+    colours = [to_hex(line.get_color()) for line in lines]
+    bins = ["[0,0.1]", "(0.9,1]", "(1,10]"]  # |λ| = 1 remembers (right-closed bins)
+    assert colours == [P.BIN_COLORS["magnitude"][b] for b in bins]
+    assert len(right.get_lines()) == 3 + 1  # three phases and the envelope
+
+
+def test_telescoping_products_equal_the_normaliser_ratio():
+    eta = np.array([1.0, 3.0, 2.0, 8.0])
+    fig = P.telescoping(eta)
+    image = fig.axes[1].images[0].get_array()
+    expected = np.log10(eta[None, :] / eta[:, None])
+    lower = np.tril_indices(4)
+    assert np.asarray(image)[lower] == pytest.approx(expected[lower])
+    assert (
+        np.ma.getmaskarray(image)[np.triu_indices(4, 1)].all()
+        or np.isnan(np.asarray(image)[np.triu_indices(4, 1)]).all()
+    )
+    steps = fig.axes[0].collections[0].get_offsets()
+    assert np.asarray(steps)[:, 1] == pytest.approx(eta[:-1] / eta[1:])
