@@ -106,11 +106,22 @@ def run_logged(config: C.RunConfig, root: str | Path, threads: int) -> Outcome:
     return Outcome(config.run_id, "ran", time.perf_counter() - start, str(log), metrics)
 
 
+def _die_with_parent() -> None:
+    """Pool initializer: a worker gets SIGTERM when the process that started it dies (Linux),
+    so a killed ``companion reproduce`` leaves no run training in the background."""
+    import ctypes
+    import signal
+
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
 def run_local(configs: list[C.RunConfig], root: str | Path, workers: int, report=print):
     """Run ``configs`` in a pool of ``workers`` processes, splitting the cores between them."""
     threads = max(1, (os.cpu_count() or 1) // workers)
     outcomes = []
-    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+    context = get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_die_with_parent) as pool:
         futures = {pool.submit(run_logged, c, root, threads): c for c in configs}
         for i, future in enumerate(as_completed(futures), 1):
             outcome = future.result()
