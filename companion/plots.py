@@ -371,6 +371,19 @@ def _bin_legend(fig: Figure, kind: str) -> None:
     )
 
 
+def _line_legend(fig: Figure, axes: list, order: list[str]) -> None:
+    """One legend above the panels with one entry per line label of any panel, in ``order``."""
+    handles = {line.get_label(): line for ax in axes for line in ax.get_lines()}
+    labels = [lab for lab in order if lab in handles]
+    fig.legend(
+        [handles[lab] for lab in labels],
+        labels,
+        loc="outside upper center",
+        ncol=min(4, len(labels)),
+        fontsize=7,
+    )
+
+
 def _stacked(ax, shares: pd.DataFrame, kind: str, colors: dict | None = None) -> None:
     """Stacked horizontal bars, one per row of ``shares`` (index ``(group, row)``, columns the
     bins in order); groups are separated by a gap and named on the left (in ``colors``), rows
@@ -545,11 +558,10 @@ def spectra_over_training(
     """How the spectrum of one run moves while it trains: share of each bin (stacked, canonical
     order from the bottom) against the training step, one panel per layer (exact analysis)."""
     rows = _select(table, None, "exact", kind)
-    runs = rows["run_id"].unique() if "run_id" in rows else [None]
-    if run is None and len(runs) > 1:
-        raise ValueError(f"the table holds {len(runs)} runs; choose one with run=")
     if run is not None:
         rows = rows[rows["run_id"] == run]
+    elif "run_id" in rows and rows["run_id"].nunique() > 1:
+        raise ValueError(f"the table holds {rows['run_id'].nunique()} runs; choose one with run=")
     rows = _labelled(rows)
     name = rows["label"].iloc[0]
     if "task" in rows:
@@ -603,7 +615,7 @@ def magnitude_distribution(
     hue: str = "mixer",
     panel: str = "layer",
     floor: float = 1e-12,
-    caption: bool | str = False,
+    caption: bool | str = True,
 ) -> Figure:
     """The whole distribution of ``|λ|`` behind the bins: empirical CDF on a log axis, one panel
     per ``panel`` value, one line per ``hue`` value (models in their colours), the 7 bins shaded
@@ -641,9 +653,8 @@ def magnitude_distribution(
         ax.set_title(f"{panel} {key + 1}" if panel == "layer" else str(key))
         ax.set_xlabel("|λ|")
     axes[0].set_ylabel("fraction ≤ |λ|")
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside upper center", ncol=min(len(labels), 4), fontsize=7)
-    return _finish(fig, None, caption)
+    _line_legend(fig, axes, [_name(h) for h in hues])
+    return _finish(fig, values, caption)
 
 
 # ----------------------------------------------------------------------------- memory, didactic
@@ -804,15 +815,7 @@ def learning_curves(
             ax.set_yscale("log")
             ax.yaxis.set_major_formatter(PLAIN)
             ax.yaxis.set_minor_formatter(PLAIN)
-    handles = {h.get_label(): h for ax in axes for h in ax.get_lines()}
-    order = [lab for lab in _labels(runs) if lab in handles]
-    fig.legend(
-        [handles[lab] for lab in order],
-        order,
-        loc="outside upper center",
-        ncol=min(4, len(order)),
-        fontsize=7,
-    )
+    _line_legend(fig, axes, _labels(runs))
     return _finish(fig, runs, caption)
 
 
@@ -824,7 +827,8 @@ def rank(a) -> np.ndarray:
     a = np.asarray(a, dtype=np.float64)
     ranks = np.empty(len(a))
     ranks[np.argsort(a, kind="stable")] = np.arange(1, len(a) + 1)
-    return ranks
+    _, tie, counts = np.unique(a, return_inverse=True, return_counts=True)
+    return (np.bincount(tie, ranks) / counts)[tie]
 
 
 def spearman(x, y) -> float:

@@ -182,8 +182,13 @@ def reproduce_runs(
     return outcomes
 
 
+# the single-run notebook appears in the book for one run of the book's list
+EXAMPLE_RUN = {"task": "mqar", "model": "mamba2"}
+
+
 def section_notebooks() -> list[Path]:
-    return sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+    """The notebooks of the book: the numbered sections, then the single-run example."""
+    return [*sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")), NOTEBOOKS / "run.ipynb"]
 
 
 def _digest(*parts: bytes) -> str:
@@ -219,10 +224,11 @@ def execute_sections(
 
     def execute(nb: Path) -> Path:
         out = Path(tempfile.mkdtemp()) / nb.name
+        extra = EXAMPLE_RUN if nb.name == "run.ipynb" else {}
         papermill.execute_notebook(
             nb,
             out,
-            parameters={"profile": profile, "runs_root": str(runs.parent)},
+            parameters={"profile": profile, "runs_root": str(runs.parent), **extra},
             kernel_name="python3",
             cwd=str(NOTEBOOKS),
             progress_bar=False,

@@ -122,28 +122,29 @@ def spectra_record(spectra: list[LayerSpectrum]) -> list[dict]:
     return out
 
 
+def index_row(run: RunDir) -> dict:
+    """The runs-index row of one complete run: identity, final metrics, folder."""
+    cfg = yaml.safe_load(run.file("config.yaml").read_text())
+    return {
+        "run_id": cfg["run_id"],
+        "task": cfg["task"],
+        "model": cfg["model_name"],
+        "variant": cfg["variant"] or "",
+        "seed": cfg["seed"],
+        "profile": cfg["profile"],
+        "mixer": cfg["model"]["mixer"],
+        "config_hash": cfg["config_hash"],
+        "commit": cfg["commit"],
+        **run.read_json("metrics.json"),
+        "path": str(run.path),
+    }
+
+
 def index(root: str | Path = "runs") -> pd.DataFrame:
-    """One row per complete run anywhere under ``root``: identity, final metrics, folder."""
-    rows = []
-    for done in sorted(Path(root).rglob("complete.json")):
-        run = RunDir(done.parent)
-        cfg = yaml.safe_load(run.file("config.yaml").read_text())
-        rows.append(
-            {
-                "run_id": cfg["run_id"],
-                "task": cfg["task"],
-                "model": cfg["model_name"],
-                "variant": cfg["variant"] or "",
-                "seed": cfg["seed"],
-                "profile": cfg["profile"],
-                "mixer": cfg["model"]["mixer"],
-                "config_hash": cfg["config_hash"],
-                "commit": cfg["commit"],
-                **run.read_json("metrics.json"),
-                "path": str(run.path),
-            }
-        )
-    return pd.DataFrame(rows)
+    """One row per complete run anywhere under ``root``."""
+    return pd.DataFrame(
+        [index_row(RunDir(done.parent)) for done in sorted(Path(root).rglob("complete.json"))]
+    )
 
 
 def write_index(root: str | Path = "runs") -> Path:
