@@ -249,7 +249,9 @@ def _step_file(run_path: Path, step: int | str) -> Path:
     return Path(run_path) / "spectra" / f"step_{int(step):07d}.pt"
 
 
-def load_values(run_path: str | Path, step: int | str = "final", analysis: str = "exact"):
+def load_values(
+    run_path: str | Path, step: int | str = "final", analysis: str = "exact"
+) -> pd.DataFrame:
     """The eigenvalues one step of a run recorded, one row each: ``layer``, ``mixer``, ``head``
     (the group index: head, channel × mode or mode), ``magnitude`` ``|λ|`` and signed ``phase``
     in degrees. Only the values its summaries count: steps before ``start`` and pad steps
