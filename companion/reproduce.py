@@ -90,13 +90,13 @@ def run_logged(config: C.RunConfig, root: str | Path, threads: int) -> Outcome:
     torch.set_num_threads(threads)
     log = log_path(config, root)
     log.parent.mkdir(parents=True, exist_ok=True)
-    if RunDir.for_config(config, root).complete:
+    if is_current(config, root):
         metrics = RunDir.for_config(config, root).read_json("metrics.json")
         return Outcome(config.run_id, "skipped", 0.0, str(log), metrics)
     start = time.perf_counter()
     with open(log, "a") as f, contextlib.redirect_stdout(f), contextlib.redirect_stderr(f):
         try:
-            metrics = run(config, root=root, progress=False)
+            metrics = run(config, root=root, progress=False, replace_stale=True)
         except Exception as e:  # reported with its log; the other runs go on
             traceback.print_exc()
             first = str(e).splitlines()[0] if str(e) else type(e).__name__
@@ -130,6 +130,12 @@ def run_local(configs: list[C.RunConfig], root: str | Path, workers: int, report
     return outcomes
 
 
+def is_current(config: C.RunConfig, root: str | Path) -> bool:
+    """Complete, and of this very configuration (a changed configuration file retrains)."""
+    run = RunDir.for_config(config, root)
+    return run.complete and run.saved_hash() == config.hash()
+
+
 def describe(o: Outcome) -> str:
     if o.status == "failed":
         return f"{o.run_id}: failed after {o.seconds:.0f} s: {o.error} (log: {o.log})"
@@ -158,7 +164,7 @@ def reproduce_runs(
     configs = book_runs(profile, only)
     if not configs:
         raise ValueError(f"no run of the book matches {only!r}; patterns look like mqar/*/*")
-    todo = sum(not RunDir.for_config(c, root).complete for c in configs)
+    todo = sum(not is_current(c, root) for c in configs)
     report(
         f"{len(configs)} runs at profile {profile}: {todo} to train, "
         f"{len(configs) - todo} complete; {workers} worker(s)"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import shutil
 import time
 from dataclasses import asdict
 
@@ -153,19 +154,26 @@ def record_spectra(run: RunDir, model, batch, step: int, stage: str, published: 
     atomic_write_text(run.file(f"spectra/summary_{step:07d}.csv"), table.to_csv(index=False))
 
 
-def run(config: RunConfig, out=None, root="runs", progress: bool = True) -> dict:
+def run(
+    config: RunConfig, out=None, root="runs", progress: bool = True, replace_stale: bool = False
+) -> dict:
     """Train (or resume, or skip if complete) the run of ``config``; returns its metrics.
 
-    ``out`` is the run folder (default ``<root>/<profile>/<run_id>``). Nothing is written
-    before the configuration, the data and the model have been built without error.
+    ``out`` is the run folder (default ``<root>/<profile>/<run_id>``). A folder that holds a
+    run of another configuration is an error, or, with ``replace_stale`` (what ``companion
+    reproduce`` does after a configuration file changed), is deleted and the run trained anew.
+    Nothing is written before the configuration, the data and the model have been built.
     """
     run_dir = RunDir(out) if out is not None else RunDir.for_config(config, root)
     saved = run_dir.saved_hash()
     if saved is not None and saved != config.hash():
-        raise ConfigError(
-            f"{run_dir.path} holds a run of another configuration; "
-            "choose another --out or delete that folder"
-        )
+        if not replace_stale:
+            raise ConfigError(
+                f"{run_dir.path} holds a run of another configuration; "
+                "choose another --out or delete that folder"
+            )
+        print(f"{run_dir.path}: its configuration changed; training it anew", flush=True)
+        shutil.rmtree(run_dir.path)
     if run_dir.complete:
         return run_dir.read_json("metrics.json")
     tc = config.train

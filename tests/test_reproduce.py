@@ -143,9 +143,24 @@ def test_only_selects_experiments():
 def test_failed_runs_are_listed_with_their_logs(tmp_path):
     cfg = book_runs("smoke", only="text/lru/")[0]
     folder = RunDir.for_config(cfg, tmp_path).path
-    folder.mkdir(parents=True)
-    (folder / "config.yaml").write_text("config_hash: not-this-one\n")
+    folder.parent.mkdir(parents=True)
+    folder.write_text("a file where the run folder should be\n")
     with pytest.raises(RuntimeError, match=rf"run\(s\) failed: {cfg.run_id} \(.*\.log\)"):
         reproduce_runs("smoke", workers=1, root=tmp_path, only="text/lru/", report=lambda m: None)
     log = (tmp_path / "smoke" / "logs" / f"{cfg.run_id}.log").read_text()
-    assert "another configuration" in log
+    assert "NotADirectoryError" in log or "FileExistsError" in log
+
+
+def test_a_changed_configuration_is_trained_anew(tmp_path):
+    cfg = book_runs("smoke", only="text/lru/")[0]
+    folder = RunDir.for_config(cfg, tmp_path).path
+    folder.mkdir(parents=True)
+    (folder / "config.yaml").write_text("config_hash: an-older-configuration\n")
+    (folder / "complete.json").write_text("{}")
+    (outcome,) = reproduce_runs(
+        "smoke", workers=1, root=tmp_path, only="text/lru/", report=lambda m: None
+    )
+    assert outcome.status == "ran" and RunDir(folder).saved_hash() == cfg.hash()
+    assert (
+        "configuration changed" in (tmp_path / "smoke" / "logs" / f"{cfg.run_id}.log").read_text()
+    )
