@@ -177,13 +177,18 @@ def _runs_index(args) -> int:
 
 
 def _reproduce(args) -> int:
-    from companion.reproduce import reproduce_runs
+    from companion.reproduce import reproduce
 
     if args.workers < 1:
         raise CLIError(f"--workers must be at least 1, got {args.workers}")
     try:
-        reproduce_runs(
-            args.profile, args.workers, args.root, args.only, report=lambda m: print(m, flush=True)
+        reproduce(
+            args.profile,
+            args.workers,
+            args.root,
+            args.only,
+            book=not args.no_book,
+            report=lambda m: print(m, flush=True),
         )
     except RuntimeError as e:
         print(f"companion: error: {e}", file=sys.stderr)

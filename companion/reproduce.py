@@ -231,14 +231,20 @@ def execute_sections(
     def execute(nb: Path) -> Path:
         out = Path(tempfile.mkdtemp()) / nb.name
         extra = EXAMPLE_RUN if nb.name == "run.ipynb" else {}
-        papermill.execute_notebook(
-            nb,
-            out,
-            parameters={"profile": profile, "runs_root": str(runs.parent), **extra},
-            kernel_name="python3",
-            cwd=str(NOTEBOOKS),
-            progress_bar=False,
-        )
+        try:
+            papermill.execute_notebook(
+                nb,
+                out,
+                parameters={"profile": profile, "runs_root": str(runs.parent), **extra},
+                kernel_name="python3",
+                cwd=str(NOTEBOOKS),
+                progress_bar=False,
+            )
+        except papermill.PapermillExecutionError as e:
+            raise RuntimeError(
+                f"notebook {nb.name} failed in cell {e.exec_count}: {e.ename}: {e.evalue}; "
+                f"the executed copy is {out}"
+            ) from None
         return out
 
     with ThreadPoolExecutor(max(1, workers)) as pool:

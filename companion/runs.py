@@ -136,7 +136,7 @@ def index_row(run: RunDir) -> dict:
         "config_hash": cfg["config_hash"],
         "commit": cfg["commit"],
         **run.read_json("metrics.json"),
-        "path": str(run.path),
+        "path": str(run.path.resolve()),
     }
 
 
