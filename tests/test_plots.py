@@ -4,25 +4,20 @@ the rank statistics (synthetic tables and tiny run folders; no training)."""
 import hashlib
 import json
 
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
 import torch
+from builders import tiny
+from matplotlib.colors import to_hex, to_rgb
+from matplotlib.container import BarContainer
 
-pytest.importorskip("seaborn")
-matplotlib = pytest.importorskip("matplotlib")
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-from matplotlib.colors import to_hex  # noqa: E402
-from matplotlib.container import BarContainer  # noqa: E402
-
-from companion import plots as P  # noqa: E402
-from companion.layers.base import Transition  # noqa: E402
-from companion.runs import RunDir, spectra_record  # noqa: E402
-from companion.spectra import MAGNITUDE_BINS, LayerSpectrum  # noqa: E402
-from companion.train import record_spectra  # noqa: E402
-from tests.builders import tiny  # noqa: E402
+from companion import plots as P
+from companion.layers.base import Transition
+from companion.runs import RunDir, spectra_record
+from companion.spectra import MAGNITUDE_BINS, LayerSpectrum
+from companion.train import record_spectra
 
 RUNS = [  # (mixer, model, variant)
     ("softmax", "softmax", ""),
@@ -139,7 +134,7 @@ def test_bin_grid_stacks_the_bins_in_order_and_compares_init():
 def test_magnitude_palette_is_ordered_and_marks_remembers():
     colours = list(P.BIN_COLORS["magnitude"].values())
     assert len(set(colours)) == len(MAGNITUDE_BINS) == len(colours)
-    lightness = [np.mean(matplotlib.colors.to_rgb(c)) for c in colours]
+    lightness = [np.mean(to_rgb(c)) for c in colours]
     assert lightness[:4] == sorted(lightness[:4], reverse=True)  # darker towards |λ| = 1
     assert np.argmin(lightness) == MAGNITUDE_BINS.index("(0.9,1]")  # remembers stands out
     assert list(P.BIN_COLORS["magnitude"]) == list(MAGNITUDE_BINS)
