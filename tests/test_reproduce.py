@@ -129,7 +129,6 @@ def test_browser_renders_the_books_figures_and_math(smoke, chromium, tmp_path):
 def test_only_selects_experiments():
     assert {c.run_id for c in book_runs("quick", only="image/norm/*")} == {
         "image-norm-s1919",
-        "image-norm-s2222",
         "image-norm-noconv-s1919",
         "image-norm-gate-s1919",
         "image-norm-exp-s1919",
