@@ -48,7 +48,7 @@ from pathlib import Path
 
 import yaml
 
-from companion.io import atomic_path, atomic_write_text
+from companion.io import atomic_path, atomic_write_text, git
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
@@ -259,17 +259,8 @@ def repository_url(explicit: str | None = None, root: str | os.PathLike = ROOT) 
         explicit = os.environ.get("BOOK_REPOSITORY_URL")
     if explicit is not None:
         return _https(explicit) if explicit.strip() else None
-    try:
-        origin = subprocess.run(
-            ["git", "remote", "get-url", "origin"],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return None
-    return _https(origin)
+    origin = git("remote", "get-url", "origin", cwd=root)
+    return _https(origin) if origin else None
 
 
 def resolved_config(book_dir: str | os.PathLike, url: str | None) -> dict:

@@ -1,9 +1,11 @@
-"""Atomic file writes: a reader never sees a half-written file, a killed writer leaves none."""
+"""Small I/O helpers: atomic file writes (a reader never sees a half-written file, a killed
+writer leaves none) and git queries about the working tree."""
 
 from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,3 +33,15 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
 def atomic_write_text(path: str | os.PathLike, text: str) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+def git(*args: str, cwd: str | os.PathLike | None = None) -> str | None:
+    """Output of ``git args…`` in ``cwd`` (default: this repository), or None when git or the
+    repository is not there."""
+    cwd = Path(__file__).resolve().parents[1] if cwd is None else cwd
+    try:
+        return subprocess.run(
+            ["git", *args], cwd=cwd, check=True, capture_output=True, text=True
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return None

@@ -18,7 +18,6 @@ A run folder ``<root>/<profile>/<run_id>/`` holds
 from __future__ import annotations
 
 import json
-import subprocess
 from pathlib import Path
 
 import pandas as pd
@@ -26,31 +25,17 @@ import torch
 import yaml
 
 from companion.config import RunConfig
-from companion.io import atomic_path, atomic_write_text
+from companion.io import atomic_path, atomic_write_text, git
 from companion.spectra import LayerSpectrum
 
 
 def git_commit() -> str:
-    """The commit of the working tree (``+dirty`` when it has changes), or ``unknown``."""
-    root = Path(__file__).resolve().parents[1]
-    try:
-        sha = subprocess.run(
-            ["git", "rev-parse", "--short", "HEAD"],
-            cwd=root,
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--", "companion"],
-            cwd=root,
-            check=True,
-            capture_output=True,
-            text=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
+    """The commit of the working tree (``+dirty`` when the package has changes), or
+    ``unknown``."""
+    sha = git("rev-parse", "--short", "HEAD")
+    if sha is None:
         return "unknown"
-    return sha + ("+dirty" if dirty else "")
+    return sha + ("+dirty" if git("status", "--porcelain", "--", "companion") else "")
 
 
 class RunDir:
