@@ -183,7 +183,7 @@ def write_profile_page(
     """Write the landing page's "which profile produced these numbers" part (atomically).
 
     ``summary`` is the reproduce step's record; the keys used when present are ``commit``,
-    ``finished`` (ISO time; now when absent), ``runs`` (how many), ``wall_seconds``, ``workers``
+    ``finished`` (ISO time; now when absent), ``runs`` (how many), ``wall_seconds``, ``executor``
     and ``host``; any other scalar entries are listed as they are. The text has no headings:
     ``book/intro.md`` includes it under its own."""
     note = PROFILE_NOTES.get(
@@ -198,7 +198,7 @@ def write_profile_page(
         "commit": "commit",
         "runs": "runs",
         "wall_seconds": "wall time",
-        "workers": "workers",
+        "executor": "runs trained by",
         "host": "machine",
     }
     for key, label in labels.items():

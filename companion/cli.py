@@ -4,6 +4,7 @@
     companion data info --profile quick        what is cached: sizes, labels, lengths, timing
     companion train --task mqar --model mamba2 --profile quick [--variant V] [--set k=v]
     companion reproduce --profile quick --workers 2   every run, the notebooks, the book
+    companion reproduce --profile paper --executor slurm --gpus-per-run 1 --partition gpu
     companion runs index                       the table of complete runs (runs/index.csv)
 
 Errors print one line on stderr and exit with status 2 (``COMPANION_DEBUG=1`` shows the
@@ -176,20 +177,47 @@ def _runs_index(args) -> int:
     return 0
 
 
+def slurm_options(args):
+    """The :class:`~companion.slurm.SlurmOptions` of ``companion reproduce``'s arguments, or
+    None for the local executor (which must then have no Slurm option)."""
+    from companion.slurm import FLAGS, SlurmOptions
+
+    chosen = {name: getattr(args, name) for name in FLAGS if name != "max_parallel"}
+    chosen = {name: value for name, value in chosen.items() if value is not None}
+    if args.executor == "local":
+        if chosen:
+            flags = [FLAGS[name] for name in chosen]
+            raise CLIError(f"{', '.join(flags)}: only for --executor slurm")
+        return None
+    sbatch = {}
+    for item in chosen.pop("sbatch", []):
+        key, eq, value = item.partition("=")
+        if not eq or not key.strip("-"):
+            raise CLIError(f"malformed --sbatch {item!r}; expected OPTION=VALUE, e.g. account=abc")
+        sbatch[key.strip("-")] = value
+    return SlurmOptions(**chosen, max_parallel=args.workers, sbatch=sbatch)
+
+
 def _reproduce(args) -> int:
     from companion.reproduce import reproduce
+    from companion.slurm import SlurmError
 
-    if args.workers < 1:
+    if args.workers is not None and args.workers < 1:
         raise CLIError(f"--workers must be at least 1, got {args.workers}")
+    slurm = slurm_options(args)
     try:
         reproduce(
             args.profile,
-            args.workers,
+            args.workers or 2,
             args.root,
             args.only,
             book=not args.no_book,
             report=lambda m: print(m, flush=True),
+            slurm=slurm,
+            failed=args.failed,
         )
+    except SlurmError as e:
+        raise CLIError(str(e)) from None
     except RuntimeError as e:
         print(f"companion: error: {e}", file=sys.stderr)
         return 1
@@ -220,10 +248,45 @@ def _add_train(sub) -> None:
         "reproduce", help="every run of the book (skips complete ones), its notebooks, the book"
     )
     rep.add_argument("--profile", choices=PROFILES, default="quick")
-    rep.add_argument("--workers", type=int, default=2, help="runs in parallel (default 2)")
+    rep.add_argument(
+        "--workers",
+        type=int,
+        help="runs at once: local processes (default 2), or the cap on running Slurm tasks "
+        "(default: none)",
+    )
     rep.add_argument("--root", default="runs", help="where run folders live (default: runs)")
     rep.add_argument("--only", metavar="PATTERN", help="only task/model/variant, e.g. 'mqar/*'")
+    rep.add_argument(
+        "--failed", action="store_true", help="only the runs that failed in the last call"
+    )
     rep.add_argument("--no-book", action="store_true", help="only the runs and their index")
+    rep.add_argument(
+        "--executor",
+        choices=("local", "slurm"),
+        default="local",
+        help="where the runs train: a local process pool, or one Slurm job array",
+    )
+    slurm = rep.add_argument_group("slurm executor (each run is one task of the job array)")
+    slurm.add_argument("--partition", help="Slurm partition (default: the cluster's)")
+    slurm.add_argument(
+        "--time", dest="time_min", type=int, metavar="MIN", help="time limit per run (default 60)"
+    )
+    slurm.add_argument("--gpus-per-run", type=int, metavar="N", help="GPUs per run (default 0)")
+    slurm.add_argument("--cpus-per-run", type=int, metavar="N", help="CPUs per run (default 1)")
+    slurm.add_argument("--mem-gb", type=float, metavar="GB", help="memory per run")
+    slurm.add_argument(
+        "--sbatch",
+        action="append",
+        metavar="OPTION=VALUE",
+        help="any other sbatch option, e.g. account=abc or qos=normal (repeatable)",
+    )
+    slurm.add_argument(
+        "--poll",
+        dest="poll_s",
+        type=float,
+        metavar="S",
+        help="seconds between squeue calls (default 15)",
+    )
     rep.set_defaults(func=_reproduce)
 
     runs = sub.add_parser("runs", help="the table of all complete runs")

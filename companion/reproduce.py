@@ -1,18 +1,19 @@
 """``companion reproduce``: every run of the book, the section notebooks, the book.
 
 1. The runs listed by ``configs/book.yaml`` (every experiment of the configs, more seeds for
-   some, a few left out at some profiles), in a pool of worker processes. A complete run is
-   skipped, an interrupted one resumes. Each run's output goes to
-   ``<root>/<profile>/logs/<run_id>.log``; failures are listed with those paths at the end and
-   do not stop the other runs.
+   some, a few left out at some profiles), in a pool of worker processes, or as one Slurm job
+   array (``companion.slurm``). A complete run is skipped, an interrupted one resumes. Each
+   run's output goes to ``<root>/<profile>/logs/<run_id>.log``; failures are listed with those
+   paths at the end (and in ``<root>/<profile>/failed.json``, so that they can be trained
+   alone again) and do not stop the other runs.
 2. The runs index ``<root>/<profile>/index.csv``.
 3. The section notebooks ``notebooks/NN_*.ipynb`` through papermill, copied executed into
    ``book/notebooks/``; a notebook whose source, runs index and plotting code are unchanged
    since its last execution is not executed again.
 4. The profile page and the configuration appendix, then the book (``companion.book.build``).
 
-So a second call with nothing changed trains nothing, executes nothing and only rebuilds the
-book.
+Whichever executor trained the runs, steps 2-4 happen where the command was started. So a second
+call with nothing changed trains nothing, executes nothing and does not rebuild the book.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ import yaml
 from companion import config as C
 from companion.io import atomic_write_text
 from companion.runs import RunDir, git_commit, write_index
+from companion.slurm import SlurmOptions, check_cluster, run_slurm
 
 BOOK_RUNS = C.CONFIG_DIR / "book.yaml"
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,6 +83,12 @@ def log_path(config: C.RunConfig, root: str | Path) -> Path:
     return Path(root) / config.profile / "logs" / f"{config.run_id}.log"
 
 
+def skipped(config: C.RunConfig, root: str | Path) -> Outcome:
+    """The outcome of a run that is already complete."""
+    metrics = RunDir.for_config(config, root).read_json("metrics.json")
+    return Outcome(config.run_id, "skipped", 0.0, str(log_path(config, root)), metrics)
+
+
 def run_logged(config: C.RunConfig, root: str | Path, threads: int) -> Outcome:
     """Train one run with its output in its log file (the worker function of every executor)."""
     import torch
@@ -91,8 +99,7 @@ def run_logged(config: C.RunConfig, root: str | Path, threads: int) -> Outcome:
     log = log_path(config, root)
     log.parent.mkdir(parents=True, exist_ok=True)
     if is_current(config, root):
-        metrics = RunDir.for_config(config, root).read_json("metrics.json")
-        return Outcome(config.run_id, "skipped", 0.0, str(log), metrics)
+        return skipped(config, root)
     start = time.perf_counter()
     with open(log, "a") as f, contextlib.redirect_stdout(f), contextlib.redirect_stderr(f):
         try:
@@ -138,7 +145,8 @@ def is_current(config: C.RunConfig, root: str | Path) -> bool:
 
 def describe(o: Outcome) -> str:
     if o.status == "failed":
-        return f"{o.run_id}: failed after {o.seconds:.0f} s: {o.error} (log: {o.log})"
+        after = f" after {o.seconds:.0f} s" if o.seconds else ""
+        return f"{o.run_id}: failed{after}: {o.error} (log: {o.log})"
     metric = next(
         (
             f"{k} {v:.4g}"
@@ -151,40 +159,69 @@ def describe(o: Outcome) -> str:
     return f"{o.run_id}: {when}, {metric}"
 
 
+def failed_file(profile: str, root: str | Path) -> Path:
+    """``<root>/<profile>/failed.json``: the runs that failed in the last call, with logs."""
+    return Path(root) / profile / "failed.json"
+
+
+def last_failed(profile: str, root: str | Path) -> set[str]:
+    path = failed_file(profile, root)
+    failed = json.loads(path.read_text()) if path.exists() else {}
+    if not failed:
+        raise ValueError(f"no failed runs recorded in {path}; drop --failed to run what is missing")
+    return set(failed)
+
+
 def reproduce_runs(
     profile: str,
     workers: int = 2,
     root: str | Path = "runs",
     only: str | None = None,
     report=print,
+    slurm: SlurmOptions | None = None,
+    failed: bool = False,
 ):
-    """Every run of the book at ``profile`` (or those matching ``only``), then
-    ``<root>/<profile>/index.csv``; returns the outcomes. Raises ``RuntimeError`` listing the
-    failed runs and their logs, if any."""
+    """Every run of the book at ``profile`` (or those matching ``only``; with ``failed``, those
+    that failed in the last call), then ``<root>/<profile>/index.csv``; returns the outcomes.
+
+    Complete runs are skipped; the others train in a local pool of ``workers`` processes, or as
+    one Slurm job array when ``slurm`` is given. Raises ``RuntimeError`` listing the failed
+    runs and their logs, if any (they are also kept in ``failed.json``)."""
     configs = book_runs(profile, only)
     if not configs:
         raise ValueError(f"no run of the book matches {only!r}; patterns look like mqar/*/*")
-    todo = sum(not is_current(c, root) for c in configs)
+    if failed:
+        retry = last_failed(profile, root)
+        configs = [c for c in configs if c.run_id in retry]
+    if slurm is not None:
+        check_cluster(slurm)
+    todo = [c for c in configs if not is_current(c, root)]
+    where = f"Slurm ({slurm.cpus_per_run} CPU(s) per run)" if slurm else f"{workers} worker(s)"
     report(
-        f"{len(configs)} runs at profile {profile}: {todo} to train, "
-        f"{len(configs) - todo} complete; {workers} worker(s)"
+        f"{len(configs)} runs at profile {profile}: {len(todo)} to train, "
+        f"{len(configs) - len(todo)} complete; {where}"
     )
     start = time.perf_counter()
-    outcomes = (
-        run_local(configs, root, workers, report)
-        if todo
-        else [run_logged(c, root, 1) for c in configs]
-    )
+    outcomes = [skipped(c, root) for c in configs if c not in todo]
+    if todo and slurm is not None:
+        outcomes += run_slurm(todo, root, slurm, report)
+    elif todo:
+        outcomes += run_local(todo, root, workers, report)
     index = write_index(Path(root) / profile)
-    failed = [o for o in outcomes if o.status == "failed"]
+    failures = [o for o in outcomes if o.status == "failed"]
+    atomic_write_text(
+        failed_file(profile, root), json.dumps({o.run_id: o.log for o in failures}, indent=1)
+    )
     ran = sum(o.status == "ran" for o in outcomes)
     report(
-        f"runs: {ran} trained, {len(outcomes) - ran - len(failed)} already complete, "
-        f"{len(failed)} failed in {time.perf_counter() - start:.0f} s; index: {index}"
+        f"runs: {ran} trained, {len(outcomes) - ran - len(failures)} already complete, "
+        f"{len(failures)} failed in {time.perf_counter() - start:.0f} s; index: {index}"
     )
-    if failed:
-        lines = "; ".join(f"{o.run_id} ({o.log})" for o in failed)
-        raise RuntimeError(f"{len(failed)} run(s) failed: {lines}")
+    if failures:
+        lines = "; ".join(f"{o.run_id} ({o.log})" for o in failures)
+        raise RuntimeError(
+            f"{len(failures)} run(s) failed: {lines}; `--failed` trains them alone again"
+        )
     return outcomes
 
 
@@ -267,15 +304,18 @@ def reproduce(
     book: bool = True,
     book_dir: str | Path | None = None,
     report=print,
+    slurm: SlurmOptions | None = None,
+    failed: bool = False,
 ) -> dict:
-    """Everything ``make reproduce`` does after the data: runs, notebooks, book. Returns the
-    summary it prints (seconds per stage). The book is rebuilt only when a run was trained or
-    a notebook executed, or when it has never been built."""
+    """Everything ``make reproduce`` does after the data: runs (locally, or on Slurm with
+    ``slurm``), then notebooks and book here. Returns the summary it prints (seconds per
+    stage). The book is rebuilt only when a run was trained or a notebook executed, or when it
+    has never been built."""
     from companion import book as book_mod
 
     book_dir = Path(book_dir) if book_dir is not None else book_mod.BOOK
     timings, start = {}, time.perf_counter()
-    outcomes = reproduce_runs(profile, workers, root, only, report)
+    outcomes = reproduce_runs(profile, workers, root, only, report, slurm, failed)
     timings["runs"] = time.perf_counter() - start
     summary = {"runs": len(outcomes), "trained": sum(o.status == "ran" for o in outcomes)}
     if book:
@@ -290,7 +330,12 @@ def reproduce(
                 {
                     "commit": git_commit(),
                     "runs": len(outcomes),
-                    "workers": workers,
+                    "executor": (
+                        f"Slurm, {slurm.cpus_per_run} CPU(s) and {slurm.gpus_per_run} GPU(s) "
+                        "per run"
+                        if slurm
+                        else f"{workers} local worker process(es)"
+                    ),
                     "wall_seconds": time.perf_counter() - start,
                 },
                 book_dir / "_generated" / "profile.md",

@@ -13,3 +13,13 @@ def tiny(mixer: str, **overrides):
     cfg.update(overrides)
     torch.manual_seed(0)
     return build_model(cfg)
+
+
+def exit_code(argv: list[str]) -> int:
+    """The exit status of ``companion argv...`` run in this process."""
+    from companion.cli import main
+
+    try:
+        return main(argv)
+    except SystemExit as e:  # argparse's own errors
+        return e.code

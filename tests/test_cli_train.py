@@ -1,6 +1,7 @@
 """`companion train`: bad input exits with status 2, one line naming the choices, no folder."""
 
 import pytest
+from builders import exit_code
 
 from companion.cli import main
 
@@ -21,13 +22,6 @@ BAD = {
     "choose one of: exp, softplus, sigmoid, elu",
     "--task mqar --model mamba2 --profile huge": "invalid choice: 'huge'",
 }
-
-
-def exit_code(argv: list[str]) -> int:
-    try:
-        return main(argv)
-    except SystemExit as e:  # argparse's own errors
-        return e.code
 
 
 @pytest.mark.parametrize("argv", BAD)
