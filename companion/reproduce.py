@@ -77,6 +77,7 @@ class Outcome:
     log: str
     metrics: dict
     error: str = ""
+    tokens_per_second: float = 0.0  # median over the run's evaluation intervals
 
 
 def log_path(config: C.RunConfig, root: str | Path) -> Path:
@@ -110,7 +111,9 @@ def run_logged(config: C.RunConfig, root: str | Path, threads: int) -> Outcome:
             return Outcome(
                 config.run_id, "failed", time.perf_counter() - start, str(log), {}, first
             )
-    return Outcome(config.run_id, "ran", time.perf_counter() - start, str(log), metrics)
+    seconds = time.perf_counter() - start
+    speed = RunDir.for_config(config, root).read_json("timing.json")["tokens_per_second_median"]
+    return Outcome(config.run_id, "ran", seconds, str(log), metrics, tokens_per_second=speed)
 
 
 def _die_with_parent() -> None:
@@ -156,7 +159,8 @@ def describe(o: Outcome) -> str:
         "",
     )
     when = "already complete" if o.status == "skipped" else f"{o.seconds:.0f} s"
-    return f"{o.run_id}: {when}, {metric}"
+    speed = f", {o.tokens_per_second:.3g} tokens/s" if o.tokens_per_second else ""
+    return f"{o.run_id}: {when}{speed}, {metric}"
 
 
 def failed_file(profile: str, root: str | Path) -> Path:

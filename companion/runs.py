@@ -11,6 +11,8 @@ A run folder ``<root>/<profile>/<run_id>/`` holds
 ``spectra.csv``        the binned summaries of every recorded step (``spectra.summarize``
                        columns plus ``step``, ``stage``, ``analysis``)
 ``metrics.json``       the final metrics, e.g. ``{"test_accuracy": 0.93, ...}``
+``timing.json``        training seconds, device and precision, tokens/s per evaluation
+                       interval and their median, the training settings
 ``complete.json``      written last, atomically: the run is complete iff it exists
 =====================  ===================================================================
 """

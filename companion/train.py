@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import statistics
 import time
 from dataclasses import asdict
 
@@ -33,11 +34,20 @@ class TrainingError(RuntimeError):
     """Training cannot go on (e.g. the loss is not finite); the message says what was kept."""
 
 
-def model_config(config: RunConfig, task) -> ModelConfig:
-    """The architecture of ``config`` completed with the facts of ``task``."""
+def device_and_autocast():
+    """The device to train on and a factory of its autocast context: CUDA with bfloat16
+    autocast when there is a GPU, else the CPU in float32."""
+    if torch.cuda.is_available():
+        return torch.device("cuda"), lambda: torch.autocast("cuda", dtype=torch.bfloat16)
+    return torch.device("cpu"), lambda: torch.autocast("cpu", enabled=False)
+
+
+def model_config(config: RunConfig, task, vocab_size: int | None = None) -> ModelConfig:
+    """The architecture of ``config`` completed with the facts of ``task`` (``vocab_size``
+    replaces the task's, for a task whose vocabulary is read from data not prepared here)."""
     return ModelConfig(
         **config.model,
-        vocab_size=task.vocab_size,
+        vocab_size=task.vocab_size if vocab_size is None else vocab_size,
         input_dim=task.input_dim,
         n_classes=task.n_classes,
         head="classify" if task.kind == "classification" else "token",
@@ -185,12 +195,7 @@ def run(
     warmup = tc.warmup_steps
     if tc.warmup_epochs is not None:
         warmup = math.ceil(tc.warmup_epochs * train_batches.per_epoch)
-    device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    autocast = (
-        (lambda: torch.autocast("cuda", dtype=torch.bfloat16))
-        if device.type == "cuda"
-        else (lambda: torch.autocast("cpu", enabled=False))
-    )
+    device, autocast = device_and_autocast()
     model = build_model(model_config(config, task)).to(device)
     optimizer = torch.optim.AdamW(
         param_groups(model, tc.lr, tc.weight_decay, tc.ssm_lr), lr=tc.lr, betas=tc.betas
@@ -297,16 +302,24 @@ def run(
     table = pd.concat(pd.read_csv(p, keep_default_na=False) for p in summaries)
     atomic_write_text(run_dir.file("spectra.csv"), table.to_csv(index=False))
     run_dir.write_json("metrics.json", final)
-    run_dir.write_json(
-        "timing.json",
-        {
-            "train_seconds": seconds,
-            "device": device.type,
-            "total_steps": total,
-            "tokens_per_second": [h["tokens_per_second"] for h in history],
-            "task_source": task.source,
-            "train_config": asdict(tc),
-        },
+    throughput = [h["tokens_per_second"] for h in history]
+    timing = {
+        "train_seconds": seconds,
+        "device": device.type,
+        "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "precision": "bfloat16 autocast" if device.type == "cuda" else "float32",
+        "total_steps": total,
+        "tokens_per_second": throughput,
+        "tokens_per_second_median": statistics.median(throughput) if throughput else 0.0,
+        "task_source": task.source,
+        "train_config": asdict(tc),
+    }
+    run_dir.write_json("timing.json", timing)
+    print(
+        f"{config.run_id}: {step} steps in {seconds:.0f} s, "
+        f"{timing['tokens_per_second_median']:.0f} tokens/s (median of the evaluation intervals) "
+        f"on {timing['device_name']} in {timing['precision']}",
+        flush=True,
     )
     run_dir.write_json("complete.json", {"run_id": config.run_id, "config_hash": config.hash()})
     return final

@@ -1,0 +1,196 @@
+"""Training throughput of the book's runs on this machine, and what the whole grid costs.
+
+    python -m companion.throughput --profile paper --only 'mqar/*/' --steps 200
+
+For each selected run, the model of its configuration trains ``steps`` optimiser steps (after
+``warmup`` untimed ones) exactly as :func:`companion.train.run` does (CUDA with bfloat16
+autocast when there is a GPU), on random batches of the run's batch size at the task's full
+length: an upper bound on the step time for tasks whose examples are shorter (ListOps, Text).
+No data needs to be prepared.
+
+The estimate of the grid: every run of the book at the profile costs its number of steps times
+the step time measured for its (task, model) main experiment, scaled by its number of layers.
+Runs with early stopping (MQAR) may end sooner: their figure is an upper bound.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from companion import config as C
+from companion.io import atomic_write_text
+from companion.model import build_model, param_groups
+from companion.reproduce import book_runs
+from companion.tasks import DataError, get_task
+from companion.tasks.image import PRESETS as IMAGE_PRESETS
+from companion.train import device_and_autocast, model_config, train_step
+
+# training examples of the paper's data, for the tasks that train in epochs when that data is
+# not prepared here: LRA listops-1000 basic_train.tsv; IMDb train; CIFAR-10 train less val
+PAPER_TRAIN_EXAMPLES = {
+    "listops": 96_000,
+    "text": 25_000,
+    "image": round(50_000 * (1 - IMAGE_PRESETS["paper"].val_fraction)),
+}
+# the character vocabulary of IMDb is counted on the prepared data; this stands in without it
+STAND_IN_VOCAB = 256
+
+
+def _task(config: C.RunConfig):
+    return get_task(config.task, config.profile, **config.data)
+
+
+def random_batch(config: C.RunConfig, generator: torch.Generator) -> tuple[dict, int]:
+    """A batch shaped as the run's (``batch_size`` × the task's full length) with random
+    inputs and targets, and the vocabulary size it was drawn from."""
+    task = _task(config)
+    b, n = config.train.batch_size, task.seq_len
+    try:
+        vocab = task.vocab_size
+    except DataError:
+        vocab = STAND_IN_VOCAB
+    batch = {"mask": torch.ones(b, n, dtype=torch.bool)}
+    if task.input_dim is not None:
+        batch["inputs"] = torch.randn(b, n, task.input_dim, generator=generator)
+    else:
+        batch["input_ids"] = torch.randint(1, vocab, (b, n), generator=generator)
+    if task.kind == "classification":
+        batch["label"] = torch.randint(0, task.n_classes, (b,), generator=generator)
+    else:
+        batch["labels"] = torch.randint(0, vocab, (b, n), generator=generator)
+    return batch, vocab
+
+
+def measure(config: C.RunConfig, steps: int, warmup: int) -> dict:
+    """Seconds per optimiser step of ``config``'s model (mean of ``steps`` after ``warmup``),
+    tokens per second, and the peak GPU memory (0 on the CPU)."""
+    device, autocast = device_and_autocast()
+    torch.manual_seed(config.seed)
+    generator = torch.Generator().manual_seed(config.seed)
+    batch, vocab = random_batch(config, generator)
+    batch = {k: v.to(device) for k, v in batch.items()}
+    model = build_model(model_config(config, _task(config), vocab_size=vocab)).to(device)
+    tc = config.train
+    optimizer = torch.optim.AdamW(
+        param_groups(model, tc.lr, tc.weight_decay, tc.ssm_lr), lr=tc.lr, betas=tc.betas
+    )
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0)
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
+
+    def run(n: int) -> float:
+        start = time.perf_counter()
+        for _ in range(n):
+            train_step(model, optimizer, scheduler, batch, device, tc.grad_clip, autocast)
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        return time.perf_counter() - start
+
+    run(warmup)
+    seconds = run(steps) / steps
+    return {
+        "run_id": config.run_id,
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "batch_size": tc.batch_size,
+        "length": batch["mask"].shape[1],
+        "step_seconds": seconds,
+        "tokens_per_second": batch["mask"].numel() / seconds,
+        "peak_memory_gb": (
+            torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else 0.0
+        ),
+    }
+
+
+def total_steps(config: C.RunConfig) -> int:
+    """Optimiser steps of ``config``'s full run (as :func:`companion.train.run` counts them)."""
+    tc = config.train
+    if tc.steps:
+        return tc.steps
+    try:
+        examples = len(_task(config).split("train"))
+    except DataError:
+        if config.profile != "paper":
+            raise
+        examples = PAPER_TRAIN_EXAMPLES[config.task]
+    return math.ceil(tc.epochs * (examples // min(tc.batch_size, examples)))
+
+
+def grid_estimate(profile: str, measured: pd.DataFrame) -> pd.DataFrame:
+    """One row per run of the book at ``profile``: its steps and its estimated hours, from the
+    step time of its (task, model) main experiment in ``measured`` (NaN when not measured)."""
+    main = {
+        (c.task, c.model_name): (c.model["n_layers"], row.step_seconds)
+        for c in book_runs(profile)
+        for row in measured.itertuples()
+        if c.variant is None and row.run_id == c.run_id
+    }
+    rows = []
+    for c in book_runs(profile):
+        layers, seconds = main.get((c.task, c.model_name), (1, math.nan))
+        step = seconds * c.model["n_layers"] / layers
+        steps = total_steps(c)
+        rows.append(
+            {"run_id": c.run_id, "task": c.task, "steps": steps, "hours": steps * step / 3600}
+        )
+    return pd.DataFrame(rows)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m companion.throughput", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("--profile", choices=C.PROFILES, default="paper")
+    parser.add_argument(
+        "--only",
+        default="*/*/",
+        metavar="PATTERN",
+        help="main experiments to measure, as task/model/variant (default: all, '*/*/')",
+    )
+    parser.add_argument("--steps", type=int, default=200, help="timed steps per run")
+    parser.add_argument("--warmup", type=int, default=20, help="untimed steps first")
+    parser.add_argument("--out", default="bench/results/throughput", help="folder for the CSVs")
+    args = parser.parse_args(argv)
+    if args.steps < 1 or args.warmup < 0:
+        parser.error("--steps must be at least 1 and --warmup at least 0")
+    configs, seen = [], set()
+    for c in book_runs(args.profile, args.only):  # the main experiments, with the book's seed
+        if c.variant is None and (c.task, c.model_name) not in seen:
+            configs.append(c)
+            seen.add((c.task, c.model_name))
+    if not configs:
+        parser.error(f"no main experiment matches {args.only!r}; patterns look like 'mqar/*/'")
+    rows = []
+    for i, config in enumerate(configs, 1):
+        row = measure(config, args.steps, args.warmup)
+        rows.append(row)
+        print(
+            f"[{i}/{len(configs)}] {row['run_id']}: {row['step_seconds'] * 1e3:.1f} ms/step, "
+            f"{row['tokens_per_second']:.3g} tokens/s, B={row['batch_size']} L={row['length']}, "
+            f"peak {row['peak_memory_gb']:.1f} GB on {row['device']}",
+            flush=True,
+        )
+    measured = pd.DataFrame(rows)
+    grid = grid_estimate(args.profile, measured)
+    out = Path(args.out) / args.profile
+    atomic_write_text(out / "measured.csv", measured.to_csv(index=False))
+    atomic_write_text(out / "grid.csv", grid.to_csv(index=False))
+    known = grid.dropna(subset=["hours"])
+    for task, part in known.groupby("task"):
+        print(f"{task}: {len(part)} runs, {part['hours'].sum():.3g} h at most")
+    print(
+        f"grid at profile {args.profile}: {len(known)} of {len(grid)} runs estimated, "
+        f"{known['hours'].sum():.3g} device-hours on {rows[0]['device']} (one run at a time); "
+        f"tables in {out}"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

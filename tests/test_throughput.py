@@ -1,0 +1,59 @@
+"""`python -m companion.throughput`: step times on random batches of the runs' shapes, and the
+estimate of the grid built from them."""
+
+import math
+
+import pandas as pd
+import pytest
+
+from companion import config as C
+from companion import throughput as T
+from companion.reproduce import book_runs
+from companion.runs import RunDir
+from companion.train import run
+
+
+def test_total_steps_counts_as_training_does(tmp_path):
+    overrides = C.parse_set(["train.steps=null", "train.epochs=1.5"])
+    cfg = C.resolve("listops", "lru", None, "smoke", 1919, overrides)
+    run(cfg, root=tmp_path, progress=False)
+    assert (
+        T.total_steps(cfg)
+        == RunDir.for_config(cfg, tmp_path).read_json("timing.json")["total_steps"]
+    )
+    assert T.total_steps(C.resolve("mqar", "mamba2", None, "paper", 1919)) == 40_000
+
+
+def test_paper_epochs_use_the_paper_training_sets():
+    cfg = C.resolve("image", "s4d", None, "paper", 1919)
+    assert T.total_steps(cfg) == cfg.train.epochs * (45_000 // cfg.train.batch_size)
+
+
+@pytest.mark.parametrize("name", ["mqar/mamba2/", "image/s4d/", "lm/softmax/"])
+def test_measure_times_real_steps_on_the_run_shapes(name):
+    cfg = book_runs("smoke", name)[0]
+    row = T.measure(cfg, steps=2, warmup=1)
+    assert row["batch_size"] == cfg.train.batch_size and row["step_seconds"] > 0
+    assert row["tokens_per_second"] == pytest.approx(
+        cfg.train.batch_size * row["length"] / row["step_seconds"]
+    )
+
+
+def test_the_grid_scales_the_main_step_time_by_depth():
+    main = [c for c in book_runs("smoke", "mqar/*/") if c.variant is None and c.seed == 1919]
+    measured = pd.DataFrame({"run_id": [c.run_id for c in main], "step_seconds": 1.8})
+    grid = T.grid_estimate("smoke", measured).set_index("run_id")
+    assert grid.loc["mqar-mamba2-layers4-lr1e-2-s1919", "hours"] == pytest.approx(
+        6 * 1.8 * 4 / 2 / 3600
+    )
+    assert grid.loc["mqar-softmax-s2222", "hours"] == pytest.approx(6 * 1.8 / 3600)
+    assert math.isnan(grid.loc["image-s4d-s1919", "hours"])
+    assert len(grid) == len(book_runs("smoke"))
+
+
+def test_a_pattern_without_main_experiments_is_one_line_status_2(capsys, tmp_path):
+    with pytest.raises(SystemExit) as e:
+        T.main(["--profile", "smoke", "--only", "mqar/mamba2/layers4*", "--out", str(tmp_path)])
+    assert e.value.code == 2
+    assert "no main experiment matches 'mqar/mamba2/layers4*'" in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())
