@@ -13,7 +13,7 @@ WORKERS ?= 2
 
 PROFILE ?= quick
 
-.PHONY: setup test lint bench clean data-smoke reproduce
+.PHONY: setup test lint bench clean data-smoke reproduce throughput
 
 setup: $(STAMP)
 
@@ -35,9 +35,18 @@ test: lint data-smoke
 	$(BIN)/pytest -q -n $(WORKERS) --dist loadfile
 
 # Every run of the book at $(PROFILE), the section notebooks, the book (book/_build/html).
+# EXECUTOR=slurm trains the runs as one Slurm job array; SLURM holds its options, e.g.
+# SLURM="--partition gpu --gpus-per-run 1 --cpus-per-run 8 --time 1440 --sbatch account=lab"
+EXECUTOR ?= local
+SLURM ?=
 reproduce: setup
 	$(BIN)/companion data prepare --profile $(PROFILE)
-	$(BIN)/companion reproduce --profile $(PROFILE) --workers $(WORKERS)
+	$(BIN)/companion reproduce --profile $(PROFILE) --executor $(EXECUTOR) \
+		$(if $(filter local,$(EXECUTOR)),--workers $(WORKERS)) $(SLURM)
+
+# Step times of the main experiments at $(PROFILE) on this machine, and the grid's estimate.
+throughput: setup
+	$(BIN)/python -m companion.throughput --profile $(PROFILE)
 
 bench: setup
 	$(BIN)/python -m companion.bench

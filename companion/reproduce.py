@@ -36,7 +36,7 @@ import yaml
 from companion import config as C
 from companion.io import atomic_write_text
 from companion.runs import RunDir, git_commit, write_index
-from companion.slurm import SlurmOptions, check_cluster, run_slurm
+from companion.slurm import SlurmOptions, run_slurm
 
 BOOK_RUNS = C.CONFIG_DIR / "book.yaml"
 ROOT = Path(__file__).resolve().parents[1]
@@ -197,8 +197,6 @@ def reproduce_runs(
     if failed:
         retry = last_failed(profile, root)
         configs = [c for c in configs if c.run_id in retry]
-    if slurm is not None:
-        check_cluster(slurm)
     todo = [c for c in configs if not is_current(c, root)]
     where = f"Slurm ({slurm.cpus_per_run} CPU(s) per run)" if slurm else f"{workers} worker(s)"
     report(

@@ -147,7 +147,8 @@ def queue() -> dict[str, str]:
 
 def run_slurm(configs: list[C.RunConfig], root: str | Path, options: SlurmOptions, report=print):
     """Train ``configs`` as one Slurm job array (runs still queued or running from an earlier
-    call are waited for, not submitted again) and wait for every task; returns the outcomes."""
+    call are waited for, not submitted again) and wait for every task; returns the outcomes.
+    Raises :class:`SlurmError` before writing anything when the cluster cannot take them."""
     import submitit
 
     from companion.reproduce import run_logged
