@@ -18,6 +18,8 @@ number of threads, the same metrics to the last bit). Through ``submitit``:
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import shutil
 import subprocess
@@ -167,13 +169,15 @@ def run_slurm(configs: list[C.RunConfig], root: str | Path, options: SlurmOption
     if todo:
         executor = submitit.SlurmExecutor(folder=folder / "%A")
         executor.update_parameters(**options.parameters())
-        try:
-            with executor.batch():
+        try:  # sbatch's complaints come back in the error, not on stderr
+            with contextlib.redirect_stderr(io.StringIO()), executor.batch():
                 submitted = [
                     executor.submit(run_logged, c, str(Path(root).resolve()), options.cpus_per_run)
                     for c in todo
                 ]
-        except Exception as e:  # sbatch's own message: a bad partition, account, time ...
+        except Exception as e:  # sbatch's own message: a bad account, qos, time ...
+            for pickle in folder.glob("*.pkl"):  # the submissions that did not go
+                pickle.unlink()
             why = (str(e).strip().splitlines() or [type(e).__name__])[-1]
             raise SlurmError(f"sbatch refused the array: {why}") from None
         for config, job in zip(todo, submitted, strict=True):
@@ -206,7 +210,12 @@ def _wait(jobs: list, root, poll_s: float, report) -> list:
     pending = dict(enumerate(jobs))
     outcomes, last_counts = [], None
     while pending:
-        live = queue()
+        try:
+            live = queue()
+        except SlurmError as e:  # a busy controller times out now and then
+            report(f"slurm: {e}; asking again in {poll_s:g} s")
+            time.sleep(poll_s)
+            continue
         for key, (config, job) in list(pending.items()):
             if job.paths.result_pickle.exists() or job.job_id not in live:
                 outcomes.append(_outcome(config, job, root))

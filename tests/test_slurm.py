@@ -236,3 +236,13 @@ def test_slurm_options_become_sbatch_parameters():
         "array_parallelism": 16,
         "additional_parameters": {"account": "lab", "qos": "high"},
     }
+
+
+def test_a_refused_submission_is_one_line_and_leaves_no_submission(cluster, tmp_path, capsys):
+    argv = ["reproduce", "--profile", "smoke", "--no-book", "--executor", "slurm"]
+    argv += ["--gpus-per-run", "1", "--only", "mqar/lru/", "--root", str(tmp_path)]
+    assert exit_code(argv) == 2  # the cluster has no GPU
+    err = capsys.readouterr().err
+    assert err.startswith("companion: error: sbatch refused the array: ")
+    assert err.count("\n") == 1
+    assert not list(tmp_path.rglob("*.pkl")) and not list(tmp_path.rglob("jobs.json"))
