@@ -89,3 +89,30 @@ def test_resolved_config_is_saved_with_its_hash(tmp_path):
     text = (tmp_path / "config.yaml").read_text()
     assert "gate: true" in text and "commit:" in text
     assert json.loads((tmp_path / "complete.json").read_text())["config_hash"] == cfg.hash()
+
+
+def _one_of_each_architecture() -> list[C.RunConfig]:
+    """A smoke run of every (task, mixer, mixer options) of the book."""
+    from companion.reproduce import book_runs
+
+    runs = {}
+    for c in book_runs("smoke"):
+        runs.setdefault((c.task, c.model["mixer"], str(c.model.get("mixer_options"))), c)
+    return list(runs.values())
+
+
+@pytest.mark.parametrize("cfg", _one_of_each_architecture(), ids=lambda c: c.run_id)
+def test_every_model_trains_under_bfloat16_autocast(cfg):
+    """The GPU path's bfloat16 autocast, on the CPU: each op that has no bfloat16 kernel (complex
+    numbers, FFTs) must run outside it."""
+    from companion.throughput import _task, random_batch
+
+    batch, vocab = random_batch(cfg, torch.Generator().manual_seed(0))
+    model = T.build_model(T.model_config(cfg, _task(cfg), vocab_size=vocab))
+    before = [p.detach().clone() for p in model.parameters()]
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0)
+    autocast = lambda: torch.autocast("cpu", dtype=torch.bfloat16)  # noqa: E731
+    loss = T.train_step(model, optimizer, scheduler, batch, torch.device("cpu"), 1.0, autocast)
+    assert torch.isfinite(torch.tensor(loss))
+    assert any(not torch.equal(a, p) for a, p in zip(before, model.parameters(), strict=True))

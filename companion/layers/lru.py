@@ -21,6 +21,7 @@ L=1024.
 
 from __future__ import annotations
 
+import contextlib
 import math
 
 import torch
@@ -29,6 +30,14 @@ from torch import Tensor, nn
 
 from companion.layers.base import Mixer, Transition, mark_ssm
 from companion.ops import fft_conv
+
+
+@contextlib.contextmanager
+def complex_precision(u: Tensor):
+    """Autocast off and ``u`` in float32 at least: complex tensors and FFTs have no bfloat16,
+    so under the GPU's bfloat16 autocast the LRU computes in float32 (float64 stays float64)."""
+    with torch.autocast(u.device.type, enabled=False):
+        yield u.to(torch.promote_types(u.dtype, torch.float32))
 
 
 class LRU(Mixer):
@@ -77,13 +86,18 @@ class LRU(Mixer):
 
     def forward(self, u: Tensor) -> Tensor:
         """Fast path: per-mode FFT convolution ``h_{i,n} = Σ_{j≤i} λ_n^{i-j} (γ B u_j)_n``."""
-        steps = torch.arange(u.shape[1], device=u.device, dtype=u.dtype)  # (L,)
-        powers = torch.exp(self._log_lambda()[:, None] * steps)  # (N, L) λ^l
-        h = fft_conv(self._input(u).transpose(1, 2), powers).transpose(1, 2)  # (B, L, N)
-        return self._output(h, u)
+        with complex_precision(u) as u:
+            steps = torch.arange(u.shape[1], device=u.device, dtype=u.dtype)  # (L,)
+            powers = torch.exp(self._log_lambda()[:, None] * steps)  # (N, L) λ^l
+            h = fft_conv(self._input(u).transpose(1, 2), powers).transpose(1, 2)  # (B, L, N)
+            return self._output(h, u)
 
     def recurrent(self, u: Tensor) -> Tensor:
         """The literal recurrence ``h_i = λ ⊙ h_{i-1} + γ B u_i``, one step at a time."""
+        with complex_precision(u) as u:
+            return self._recurrence(u)
+
+    def _recurrence(self, u: Tensor) -> Tensor:
         lam = self.transition(u).values  # (N,)
         h = torch.zeros(u.shape[0], lam.shape[0], dtype=lam.dtype, device=u.device)  # (B, N)
         hs = []
