@@ -117,6 +117,18 @@ def check_cluster(options: SlurmOptions) -> None:
         )
 
 
+def check_data(configs: list[C.RunConfig]) -> None:
+    """Fail in one line when the data of a run is not prepared: prepared where the command
+    runs (a login node with internet), not by every array task at once."""
+    from companion.tasks import DataError, get_task
+
+    for task, profile, data in {(c.task, c.profile, json.dumps(c.data)) for c in configs}:
+        try:
+            get_task(task, profile, **json.loads(data)).manifest()
+        except DataError as e:
+            raise SlurmError(f"the runs need their data first: {e}") from None
+
+
 class JobBook:
     """``<root>/<profile>/slurm/jobs.json``: the Slurm job of every run submitted from here."""
 
@@ -156,6 +168,7 @@ def run_slurm(configs: list[C.RunConfig], root: str | Path, options: SlurmOption
     from companion.reproduce import run_logged
 
     check_cluster(options)
+    check_data(configs)
     folder = (Path(root) / configs[0].profile / "slurm").resolve()
     book, live = JobBook(folder), queue()
     jobs = {

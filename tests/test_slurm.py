@@ -246,3 +246,13 @@ def test_a_refused_submission_is_one_line_and_leaves_no_submission(cluster, tmp_
     assert err.startswith("companion: error: sbatch refused the array: ")
     assert err.count("\n") == 1
     assert not list(tmp_path.rglob("*.pkl")) and not list(tmp_path.rglob("jobs.json"))
+
+
+def test_data_not_prepared_is_one_line_before_submitting(cluster, tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("COMPANION_DATA", str(tmp_path / "data"))
+    argv = ["reproduce", "--profile", "smoke", "--no-book", "--executor", "slurm"]
+    assert exit_code([*argv, "--only", "mqar/lru/", "--root", str(tmp_path / "runs")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("companion: error: the runs need their data first: no prepared data")
+    assert "run `companion data prepare --profile smoke`" in err and err.count("\n") == 1
+    assert not (tmp_path / "runs").exists() and not (tmp_path / "data").exists()
