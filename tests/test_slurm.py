@@ -72,6 +72,7 @@ def kill_one_mid_run(profile_root: Path) -> str:
         while pid is None and not run.complete:
             assert time.monotonic() < deadline, f"{run_id} never started"
             pid = task_process(entry["job_id"])
+            time.sleep(0.005)
         while not (run.file("checkpoint.pt").exists() or run.complete):
             time.sleep(0.001)
         if run.complete:
