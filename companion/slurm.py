@@ -19,6 +19,7 @@ number of threads, the same metrics to the last bit). Through ``submitit``:
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import io
 import json
 import shutil
@@ -29,7 +30,6 @@ from pathlib import Path
 
 from companion import config as C
 from companion.io import atomic_write_text
-from companion.runs import RunDir
 
 # the command-line flag of each option (``companion reproduce --executor slurm ...``)
 FLAGS = {
@@ -92,6 +92,11 @@ class SlurmOptions:
         return params
 
 
+def last_line(text: str, default: str = "no message") -> str:
+    """The last line of a command's complaint (Slurm's tools end with the one that matters)."""
+    return (text.strip().splitlines() or [default])[-1]
+
+
 def check_cluster(options: SlurmOptions) -> None:
     """Fail in one line, before anything is written, when there is no Slurm client, the
     cluster does not answer, or the partition is not one of its partitions."""
@@ -108,8 +113,7 @@ def check_cluster(options: SlurmOptions) -> None:
     except subprocess.TimeoutExpired:
         raise SlurmError("Slurm does not answer: sinfo took over 60 s") from None
     if answer.returncode != 0:
-        why = (answer.stderr.strip().splitlines() or ["no message"])[-1]
-        raise SlurmError(f"Slurm does not answer: {why}")
+        raise SlurmError(f"Slurm does not answer: {last_line(answer.stderr)}")
     partitions = answer.stdout.split()
     if options.partition and options.partition not in partitions:
         raise SlurmError(
@@ -120,11 +124,13 @@ def check_cluster(options: SlurmOptions) -> None:
 def check_data(configs: list[C.RunConfig]) -> None:
     """Fail in one line when the data of a run is not prepared: prepared where the command
     runs (a login node with internet), not by every array task at once."""
-    from companion.tasks import DataError, get_task
+    from companion.tasks import DataError
+    from companion.train import task_of
 
-    for task, profile, data in {(c.task, c.profile, json.dumps(c.data)) for c in configs}:
+    distinct = {(c.task, c.profile, json.dumps(c.data, sort_keys=True)): c for c in configs}
+    for config in distinct.values():
         try:
-            get_task(task, profile, **json.loads(data)).manifest()
+            task_of(config).manifest()
         except DataError as e:
             raise SlurmError(f"the runs need their data first: {e}") from None
 
@@ -154,8 +160,7 @@ def queue() -> dict[str, str]:
         ["squeue", "--me", "-h", "-r", "-o", "%i|%T"], capture_output=True, text=True, timeout=120
     )
     if answer.returncode != 0:
-        why = (answer.stderr.strip().splitlines() or ["no message"])[-1]
-        raise SlurmError(f"squeue failed: {why}")
+        raise SlurmError(f"squeue failed: {last_line(answer.stderr)}")
     return dict(line.split("|", 1) for line in answer.stdout.split())
 
 
@@ -191,8 +196,7 @@ def run_slurm(configs: list[C.RunConfig], root: str | Path, options: SlurmOption
         except Exception as e:  # sbatch's own message: a bad account, qos, time ...
             for pickle in folder.glob("*.pkl"):  # the submissions that did not go
                 pickle.unlink()
-            why = (str(e).strip().splitlines() or [type(e).__name__])[-1]
-            raise SlurmError(f"sbatch refused the array: {why}") from None
+            raise SlurmError(f"sbatch refused the array: {last_line(str(e))}") from None
         for config, job in zip(todo, submitted, strict=True):
             book.record(config, job.job_id)
             jobs[config.run_id] = job
@@ -252,16 +256,15 @@ def _outcome(config: C.RunConfig, job, root):
     """The :class:`~companion.reproduce.Outcome` of a task that has ended: the one
     ``run_logged`` returned; or, when its result is not there, "ran" if the run folder is
     complete, else "failed" with the state ``sacct`` gives and the log paths."""
-    from companion.reproduce import Outcome, is_current, log_path
+    from companion.reproduce import Outcome, is_current, log_path, skipped
 
     if job.paths.result_pickle.exists():
         try:
             return job.result()
         except Exception as e:  # the job's Python process raised outside the run
-            error = (str(e).strip().splitlines() or [type(e).__name__])[-1]
+            error = last_line(str(e), type(e).__name__)
     elif is_current(config, root):
-        metrics = RunDir.for_config(config, root).read_json("metrics.json")
-        return Outcome(config.run_id, "ran", 0.0, str(log_path(config, root)), metrics)
+        return dataclasses.replace(skipped(config, root), status="ran")
     else:
         state = job.watcher.get_state(job.job_id, mode="force")
         error = f"Slurm job {job.job_id} ended {state} without a result"

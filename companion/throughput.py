@@ -28,9 +28,9 @@ from companion import config as C
 from companion.io import atomic_write_text
 from companion.model import build_model, param_groups
 from companion.reproduce import book_runs
-from companion.tasks import DataError, get_task
+from companion.tasks import DataError
 from companion.tasks.image import PRESETS as IMAGE_PRESETS
-from companion.train import device_and_autocast, model_config, train_step
+from companion.train import count_steps, device_and_autocast, model_config, task_of, train_step
 
 # training examples of the paper's data, for the tasks that train in epochs when that data is
 # not prepared here: LRA listops-1000 basic_train.tsv; IMDb train; CIFAR-10 train less val
@@ -43,14 +43,10 @@ PAPER_TRAIN_EXAMPLES = {
 STAND_IN_VOCAB = 256
 
 
-def _task(config: C.RunConfig):
-    return get_task(config.task, config.profile, **config.data)
-
-
 def random_batch(config: C.RunConfig, generator: torch.Generator) -> tuple[dict, int]:
     """A batch shaped as the run's (``batch_size`` × the task's full length) with random
     inputs and targets, and the vocabulary size it was drawn from."""
-    task = _task(config)
+    task = task_of(config)
     b, n = config.train.batch_size, task.seq_len
     try:
         vocab = task.vocab_size
@@ -76,7 +72,7 @@ def measure(config: C.RunConfig, steps: int, warmup: int) -> dict:
     generator = torch.Generator().manual_seed(config.seed)
     batch, vocab = random_batch(config, generator)
     batch = {k: v.to(device) for k, v in batch.items()}
-    model = build_model(model_config(config, _task(config), vocab_size=vocab)).to(device)
+    model = build_model(model_config(config, task_of(config), vocab_size=vocab)).to(device)
     tc = config.train
     optimizer = torch.optim.AdamW(
         param_groups(model, tc.lr, tc.weight_decay, tc.ssm_lr), lr=tc.lr, betas=tc.betas
@@ -109,17 +105,17 @@ def measure(config: C.RunConfig, steps: int, warmup: int) -> dict:
 
 
 def total_steps(config: C.RunConfig) -> int:
-    """Optimiser steps of ``config``'s full run (as :func:`companion.train.run` counts them)."""
-    tc = config.train
-    if tc.steps:
-        return tc.steps
+    """Optimiser steps of ``config``'s full run (as :func:`companion.train.run` counts them),
+    on the paper's training-set sizes when the paper data are not prepared here."""
+    if config.train.steps:
+        return config.train.steps
     try:
-        examples = len(_task(config).split("train"))
+        examples = len(task_of(config).split("train"))
     except DataError:
         if config.profile != "paper":
             raise
         examples = PAPER_TRAIN_EXAMPLES[config.task]
-    return math.ceil(tc.epochs * (examples // min(tc.batch_size, examples)))
+    return count_steps(config.train, examples)
 
 
 def grid_estimate(profile: str, measured: pd.DataFrame) -> pd.DataFrame:

@@ -34,6 +34,17 @@ class TrainingError(RuntimeError):
     """Training cannot go on (e.g. the loss is not finite); the message says what was kept."""
 
 
+def task_of(config: RunConfig):
+    """The task of ``config``: its name and profile with the run's data options."""
+    return get_task(config.task, config.profile, **config.data)
+
+
+def count_steps(tc, examples: int) -> int:
+    """Optimiser steps of a run with training settings ``tc`` on ``examples`` training
+    examples: ``tc.steps``, or ``tc.epochs`` of full batches."""
+    return tc.steps or math.ceil(tc.epochs * (examples // min(tc.batch_size, examples)))
+
+
 def device_and_autocast():
     """The device to train on and a factory of its autocast context: CUDA with bfloat16
     autocast when there is a GPU, else the CPU in float32."""
@@ -188,10 +199,10 @@ def run(
         return run_dir.read_json("metrics.json")
     tc = config.train
     torch.manual_seed(config.seed)
-    task = get_task(config.task, config.profile, **config.data)
+    task = task_of(config)
     task.prepare(log=lambda msg: None)  # idempotent: builds the data once if it is missing
     train_batches = Batches(task, "train", tc.batch_size, config.seed)
-    total = tc.steps or math.ceil(tc.epochs * train_batches.per_epoch)
+    total = count_steps(tc, len(train_batches.data))
     warmup = tc.warmup_steps
     if tc.warmup_epochs is not None:
         warmup = math.ceil(tc.warmup_epochs * train_batches.per_epoch)

@@ -105,10 +105,10 @@ def _one_of_each_architecture() -> list[C.RunConfig]:
 def test_every_model_trains_under_bfloat16_autocast(cfg):
     """The GPU path's bfloat16 autocast, on the CPU: each op that has no bfloat16 kernel (complex
     numbers, FFTs) must run outside it."""
-    from companion.throughput import _task, random_batch
+    from companion.throughput import random_batch
 
     batch, vocab = random_batch(cfg, torch.Generator().manual_seed(0))
-    model = T.build_model(T.model_config(cfg, _task(cfg), vocab_size=vocab))
+    model = T.build_model(T.model_config(cfg, T.task_of(cfg), vocab_size=vocab))
     before = [p.detach().clone() for p in model.parameters()]
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0)
