@@ -392,13 +392,15 @@ def write_config_appendix(dest: str | os.PathLike = BOOK / "_generated" / "confi
     """The appendix of configurations, generated from ``companion/configs``: per task, every
     model at the paper and quick profiles, and every ablation with what it changes."""
     from companion import config as C
+    from companion.model import describe
+    from companion.train import model_config, task_of
 
     def arch(cfg) -> str:
         m = cfg.model
         opts = ", ".join(f"{k}={v}" for k, v in m.get("mixer_options", {}).items())
         extra = "".join(f", {k}" for k in ("gate", "positional") if m.get(k))
         return (
-            f"{m['n_layers']}×{m['d_model']}, state {m['state_dim']}, mlp {m['mlp']}"
+            f"{m['n_layers']}×{m['d_model']}, state {m['state_dim']}, mlp {m.get('mlp', '—')}"
             f"{extra}{', ' + opts if opts else ''}"
         )
 
@@ -422,6 +424,23 @@ def write_config_appendix(dest: str | os.PathLike = BOOK / "_generated" / "confi
                     f"| {model} | {profile} | {arch(cfg)} | {t.lr:g} | "
                     f"{t.weight_decay:g} | {t.batch_size} | {length(cfg)} |"
                 )
+        lines += [
+            "",
+            "Structure, read from the modules each configuration builds (the same at every "
+            "profile; `LN`/`BN` layer or batch norm, `drop` dropout, `+` the residual sum):",
+            "",
+            "| model | encoder → blocks → head |",
+            "| --- | --- |",
+        ]
+        for model in C.models(task):
+            cfg = C.resolve(task, model, None, "quick")
+            lines.append(f"| {model} | {describe(model_config(cfg, task_of(cfg)))} |")
+        lines += ["", "Where each file departs from the public configuration it follows:", ""]
+        for model in C.models(task):
+            lines += [
+                f"- `{model}` ({d['part']}): {d['what']}. *Why:* {d['why']}."
+                for d in C.departures(task, model)
+            ]
         variants = [(m, v) for m in C.models(task) for v in C.variants(task, m)]
         if variants:
             lines += ["", "Ablations (paper profile):", ""]

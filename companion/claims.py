@@ -115,7 +115,7 @@ def c1(e: Evidence) -> Verdict:
             parts.append(None if b is None else bool(b[NEAR1] > MAJORITY))
             notes.append(f"{task}/{model} (0.9,1] {_fmt(b[NEAR1])}" if b is not None else "")
     for task in LRA:
-        for model in ("s4d", "lru"):
+        for model in ("s4", "lru"):
             b0, b1 = e.bins(task, model, stage="init"), e.bins(task, model)
             parts.append(None if b0 is None or b1 is None else tv(b0, b1) < SHAPE_KEPT)
             if b0 is not None and b1 is not None:
@@ -329,7 +329,7 @@ def c10(e: Evidence) -> Verdict:
     parts, notes = [], []
     for task in ("image", "listops"):
         s4, lti, sel = (
-            e.bins(task, m, v) for m, v in (("s4d", ""), ("mamba2", "lti"), ("mamba2", ""))
+            e.bins(task, m, v) for m, v in (("s4", ""), ("mamba2", "lti"), ("mamba2", ""))
         )
         if s4 is None or lti is None or sel is None:
             parts.append(None)

@@ -43,7 +43,9 @@ class TrainConfig:
 
     ``steps`` or ``epochs`` (converted to steps once the training set size is known);
     ``ssm_lr``: the learning rate, without weight decay, of parameters tagged with
-    ``mark_ssm`` (``None``: they are treated like every other parameter); ``early_stop``: stop
+    ``mark_ssm`` (``None``: they are treated like every other parameter); ``decay_transition``:
+    whether weight decay also acts on the parameters that set Λ (``mark_transition``; the
+    public code decays them); ``early_stop``: stop
     when the validation accuracy reaches it; ``eval_examples`` caps the periodic validation
     (the final validation and test metrics always use the whole splits); ``spectra_points``:
     how many times Λ is recorded during training, besides initialisation and the end."""
@@ -51,6 +53,7 @@ class TrainConfig:
     lr: float = 1e-3
     ssm_lr: float | None = None
     weight_decay: float = 0.0
+    decay_transition: bool = True
     betas: tuple[float, float] = (0.9, 0.999)
     batch_size: int = 32
     steps: int | None = None
@@ -127,6 +130,12 @@ def variants(task: str, model: str) -> list[str]:
     return sorted(_load(CONFIG_DIR / task / f"{model}.yaml").get("variants") or {})
 
 
+def departures(task: str, model: str) -> list[dict]:
+    """How the experiment file ``<task>/<model>.yaml`` departs from the public configuration it
+    follows: a list of ``{"part", "what", "why"}`` (part: model, optimiser, schedule, data)."""
+    return _load(CONFIG_DIR / task / f"{model}.yaml").get("departures") or []
+
+
 def experiments() -> list[tuple[str, str, str | None]]:
     """Every (task, model, variant) defined by the files; ``variant=None`` is the main grid."""
     return [(t, m, v) for t in tasks() for m in models(t) for v in [None, *variants(t, m)]]
@@ -187,6 +196,7 @@ def resolve(
     if profile not in PROFILES:
         raise ConfigError(f"unknown profile {profile!r}; choose one of: {', '.join(PROFILES)}")
     base, exp = _load(CONFIG_DIR / task / "task.yaml"), _load(CONFIG_DIR / task / f"{model}.yaml")
+    exp.pop("departures", None)  # documentation of the file, not part of the run
     all_variants = exp.pop("variants", None) or {}
     if variant is not None and variant not in all_variants:
         valid = _choices(all_variants) or "none"

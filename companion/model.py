@@ -1,36 +1,84 @@
-"""Model assembly: encoder, a stack of pre-norm residual blocks around one mixer each, a head.
+"""Model assembly as the paper's public code builds it: encoder, ``n_layers`` blocks, head.
 
-::
+The public code has three model families, and each mixer belongs to one of them
+(``FAMILIES``):
 
-    u⁰ = Embed(tokens) [+ positions]   or   Linear(pixels)          (B, L, d_model)
-    for each block ℓ:   x = u + Mixer(Norm(u))
-                        x = x + MLP(Norm(x))                          (MLP / GLU / none)
-                        u = x ⊙ SiLU(W_z u)                           (optional output gate)
-    logits = Head(Norm(u))        masked mean over time -> classes, or per token -> vocabulary
+* ``transformer`` (softmax, linear, norm attention; public ``models/transformer.py``)::
 
-The output gate is the paper's "gating": it changes the read-out ``C_i`` of the DSF view, never
-the transition ``Λ_i``.
+      z = W_z u                                   (optional output gate, from the block input)
+      x = u + drop(Attention(LN u))
+      y = x + MLP(LN x)     or, without MLP,   y = LN x        (one LayerNorm, used twice)
+      out = y ⊙ SiLU(z)     or   out = y
+
+  Encoder: embedding (+ learned positions) or ``Linear`` on features, then dropout. Head: final
+  LayerNorm, then mean over time → ``Linear(d, mlp_dim)`` → ReLU → ``Linear(mlp_dim, classes)``,
+  or a bias-free ``Linear(d, vocab)`` per token.
+
+* ``mamba`` (Mamba-2 and its pseudo-LTI variant; public ``models/mamba.py``) and
+  ``sequence_layer`` (LRU and S4; public ``models/jax_layers.py``, ``activation: full_glu``)::
+
+      x = Norm u  (pre-norm)   or   x = u  (post-norm)
+      x = drop(GELU(Mixer x))
+      x = W₁x ⊙ σ(W₂x)                            (GLU; ``mlp: none`` leaves it out)
+      out = u + drop(x)        then, with post-norm, out = Norm(out)
+
+  Norm is LayerNorm or BatchNorm over batch and time (``norm``). Encoder: embedding or
+  ``Linear`` on features, no dropout, no positions. Head: mean over time → ``Linear(d,
+  classes)``, or ``Linear(d, vocab)`` per token; no final norm. The two families differ only in
+  the encoder's initialisation (the JAX models feed one-hot tokens to a dense layer, so their
+  embedding starts with standard deviation ``1/√vocab``) and in dropout, which the JAX models
+  draw once per example and channel and share across time.
+
+Pooling is a mean over the real (unpadded) steps in every family. The output gate is the
+paper's "gating": it changes the read-out ``C_i`` of the DSF view, never the transition ``Λ_i``.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from companion.layers import make_mixer, mixer_class
+from companion.layers import MIXERS, make_mixer, mixer_class
 
-MLP_KINDS = ("mlp", "glu", "none")
+FAMILIES = {
+    "softmax": "transformer",
+    "linear": "transformer",
+    "linear_unnormalized": "transformer",
+    "norm": "transformer",
+    "mamba2": "mamba",
+    "mamba2_lti": "mamba",
+    "lru": "sequence_layer",
+    "s4": "sequence_layer",
+    "s4d": "sequence_layer",
+}
+assert set(FAMILIES) == set(MIXERS), "every mixer belongs to one model family"
+MLP_KINDS = {"transformer": ("mlp", "glu", "none"), "mamba": ("glu", "none")}
+MLP_KINDS["sequence_layer"] = MLP_KINDS["mamba"]
+NORMS = ("layer", "batch")
 HEADS = ("classify", "token")
+
+
+def _choose(what: str, value, choices) -> None:
+    if value not in choices:
+        raise ValueError(f"unknown {what} {value!r}; choose one of: {', '.join(choices)}")
 
 
 @dataclass
 class ModelConfig:
     """Everything ``build_model`` needs. Input is tokens (``vocab_size``) or continuous
     features (``input_dim``); the head classifies (``n_classes``) or predicts a token per
-    position (``head="token"``: language modelling and MQAR)."""
+    position (``head="token"``: language modelling and MQAR).
+
+    ``mlp``: the channel mixer after the sequence mixer (``mlp``, ``glu`` or ``none``; the SSM
+    families allow ``glu`` and ``none``); ``mlp_ratio``: width of the transformer MLP and of its
+    classification head, as a multiple of ``d_model``; ``norm``, ``prenorm``: the SSM
+    families' block norm and its place (transformer blocks are pre-norm with LayerNorm);
+    ``gate``: the output gate (transformer family only, as in the public code).
+    """
 
     mixer: str
     d_model: int = 128
@@ -38,8 +86,10 @@ class ModelConfig:
     n_heads: int = 1
     state_dim: int = 64
     mixer_options: dict = field(default_factory=dict)
-    mlp: str = "mlp"
-    mlp_ratio: float = 2.0  # MLP width = mlp_ratio · d_model
+    mlp: str | None = None  # None: the family's own (mlp for attention, glu for the SSMs)
+    mlp_ratio: float = 2.0
+    norm: str = "layer"
+    prenorm: bool = True
     gate: bool = False
     dropout: float = 0.0
     positional: bool = False  # learned positional embeddings (needs max_len)
@@ -50,6 +100,10 @@ class ModelConfig:
     head: str = "classify"
     n_classes: int | None = None
 
+    @property
+    def family(self) -> str:
+        return FAMILIES[self.mixer]
+
     def __post_init__(self):
         cls = mixer_class(self.mixer)
         unknown = set(self.mixer_options) - set(cls.OPTIONS)
@@ -59,10 +113,17 @@ class ModelConfig:
                 f"option(s) {', '.join(sorted(unknown))} do not apply to mixer {self.mixer!r}; "
                 f"its options: {valid}"
             )
-        if self.mlp not in MLP_KINDS:
-            raise ValueError(f"unknown mlp {self.mlp!r}; choose one of: {', '.join(MLP_KINDS)}")
-        if self.head not in HEADS:
-            raise ValueError(f"unknown head {self.head!r}; choose one of: {', '.join(HEADS)}")
+        if self.mlp is None:
+            self.mlp = MLP_KINDS[self.family][0]
+        _choose(f"mlp for the {self.family} family", self.mlp, MLP_KINDS[self.family])
+        _choose("norm", self.norm, NORMS)
+        _choose("head", self.head, HEADS)
+        if self.family == "transformer" and (self.norm != "layer" or not self.prenorm):
+            raise ValueError("attention blocks are pre-norm with LayerNorm (norm=layer, prenorm)")
+        if self.gate and self.family != "transformer":
+            raise ValueError("the output gate belongs to attention blocks (the public code's)")
+        if self.positional and self.family != "transformer":
+            raise ValueError("learned positional embeddings belong to attention models")
         if (self.vocab_size is None) == (self.input_dim is None):
             raise ValueError("give exactly one of vocab_size (tokens) or input_dim (features)")
         if self.head == "classify" and not self.n_classes:
@@ -74,76 +135,153 @@ class ModelConfig:
         if self.d_model % self.n_heads:
             raise ValueError(f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}")
 
+    @property
+    def mlp_dim(self) -> int:
+        return max(1, round(self.mlp_ratio * self.d_model))
+
 
 class MLP(nn.Module):
-    """Position-wise feed-forward: ``W₂ GELU(W₁ x)`` or, for ``glu``, ``W₂ (W₁ x ⊙ SiLU(W₃ x))``."""
+    """The transformer's feed-forward: ``Linear → GELU → drop → Linear → drop``."""
 
-    def __init__(self, d_model: int, ratio: float, glu: bool):
+    def __init__(self, d_model: int, hidden: int, dropout: float):
         super().__init__()
-        hidden = max(1, round(ratio * d_model))
-        self.glu = glu
-        self.up = nn.Linear(d_model, 2 * hidden if glu else hidden)
-        self.down = nn.Linear(hidden, d_model)
+        self.up, self.down = nn.Linear(d_model, hidden), nn.Linear(hidden, d_model)
+        self.drop = nn.Dropout(dropout)
 
     def forward(self, x: Tensor) -> Tensor:  # (B, L, d) -> (B, L, d)
-        h = self.up(x)
-        h = h.chunk(2, -1)[0] * F.silu(h.chunk(2, -1)[1]) if self.glu else F.gelu(h)
-        return self.down(h)
+        return self.drop(self.down(self.drop(F.gelu(self.up(x)))))
 
 
-class Block(nn.Module):
-    """Pre-norm residual block around one mixer, with optional MLP and output gate."""
+class GLU(nn.Module):
+    """``W₁x ⊙ σ(W₂x)`` with one ``Linear(d, 2d)`` (the public ``GLU`` and ``full_glu``)."""
+
+    def __init__(self, d_model: int):
+        super().__init__()
+        self.proj = nn.Linear(d_model, 2 * d_model)
+
+    def forward(self, x: Tensor) -> Tensor:  # (B, L, d) -> (B, L, d)
+        value, gate = self.proj(x).chunk(2, -1)
+        return value * torch.sigmoid(gate)
+
+
+class BatchNorm(nn.BatchNorm1d):
+    """BatchNorm over batch and time of ``(B, L, d)``, as the JAX models' ``norm: batch``
+    (running averages with Flax's momentum 0.99, i.e. PyTorch's 0.01; pad steps included)."""
+
+    def __init__(self, d_model: int):
+        super().__init__(d_model, momentum=0.01)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return super().forward(x.transpose(1, 2)).transpose(1, 2)
+
+
+class TimeSharedDropout(nn.Dropout):
+    """Dropout whose mask is drawn per example and channel and shared by every time step
+    (the JAX models' ``broadcast_dims=[0]``): ``(B, L, d)``."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if not self.training or self.p == 0:
+            return x
+        keep = torch.bernoulli(x.new_full((x.shape[0], 1, x.shape[2]), 1 - self.p))
+        return x * keep / (1 - self.p)
+
+
+def _norm(kind: str, d_model: int) -> nn.Module:
+    return nn.LayerNorm(d_model) if kind == "layer" else BatchNorm(d_model)
+
+
+class TransformerBlock(nn.Module):
+    """The public ``TransformerBlock``; see the module docstring."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.norm = nn.LayerNorm(cfg.d_model)
         self.mixer_name = cfg.mixer
+        self.norm = nn.LayerNorm(cfg.d_model)  # shared by the mixer and the MLP
         self.mixer = make_mixer(
             cfg.mixer, cfg.d_model, cfg.n_heads, cfg.state_dim, **cfg.mixer_options
         )
-        self.mlp = None
-        if cfg.mlp != "none":
-            self.mlp_norm = nn.LayerNorm(cfg.d_model)
-            self.mlp = MLP(cfg.d_model, cfg.mlp_ratio, glu=cfg.mlp == "glu")
+        self.drop = nn.Dropout(cfg.dropout)
+        self.mlp = {
+            "mlp": lambda: MLP(cfg.d_model, cfg.mlp_dim, cfg.dropout),
+            "glu": lambda: GLU(cfg.d_model),
+            "none": lambda: None,
+        }[cfg.mlp]()
         self.gate = None
         if cfg.gate:
             self.gate = nn.Linear(cfg.d_model, cfg.d_model)
             nn.init.xavier_uniform_(self.gate.weight, gain=0.1)  # small weights and bias 1:
             nn.init.ones_(self.gate.bias)  # the gate starts near SiLU(1) ≈ 0.73 everywhere
-        self.drop = nn.Dropout(cfg.dropout)
 
     def forward(self, u: Tensor) -> Tensor:  # (B, L, d) -> (B, L, d)
         x = u + self.drop(self.mixer(self.norm(u)))
+        y = self.norm(x) if self.mlp is None else x + self.mlp(self.norm(x))
+        return y if self.gate is None else y * F.silu(self.gate(u))
+
+    def describe(self) -> str:
+        body = f"LN → {self.mixer_name} → drop → + → LN"
         if self.mlp is not None:
-            x = x + self.drop(self.mlp(self.mlp_norm(x)))
-        if self.gate is not None:
-            x = x * F.silu(self.gate(u))
-        return x
+            body += f" → {'MLP(GELU)' if isinstance(self.mlp, MLP) else 'GLU(σ)'} → +"
+        return body + (" → ⊙SiLU(W_z u)" if self.gate is not None else "")
+
+
+class SSMBlock(nn.Module):
+    """The public ``MambaBlock`` and JAX ``SequenceLayer``; see the module docstring."""
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.mixer_name, self.prenorm = cfg.mixer, cfg.prenorm
+        self.norm = _norm(cfg.norm, cfg.d_model)
+        options = dict(cfg.mixer_options)
+        if cfg.mixer == "s4" and cfg.max_len:  # the kernel at the task's length, as published
+            options.setdefault("l_max", cfg.max_len)
+        self.mixer = make_mixer(cfg.mixer, cfg.d_model, cfg.n_heads, cfg.state_dim, **options)
+        shared = cfg.family == "sequence_layer"
+        self.drop = (TimeSharedDropout if shared else nn.Dropout)(cfg.dropout)
+        self.glu = GLU(cfg.d_model) if cfg.mlp == "glu" else None
+
+    def forward(self, u: Tensor) -> Tensor:  # (B, L, d) -> (B, L, d)
+        x = self.drop(F.gelu(self.mixer(self.norm(u) if self.prenorm else u)))
+        if self.glu is not None:
+            x = self.glu(x)
+        x = u + self.drop(x)
+        return x if self.prenorm else self.norm(x)
+
+    def describe(self) -> str:
+        norm = "LN" if isinstance(self.norm, nn.LayerNorm) else "BN"
+        glu = " → GLU(σ)" if self.glu is not None else ""
+        body = f"{self.mixer_name} → GELU → drop{glu} → drop → +"
+        return f"{norm} → {body}" if self.prenorm else f"{body} → {norm}"
 
 
 class SequenceModel(nn.Module):
-    """Encoder, ``n_layers`` blocks, final norm and head. ``forward(x, mask)`` returns logits:
-    ``(B, n_classes)`` for classification, ``(B, L, vocab_size)`` per token."""
+    """Encoder, ``n_layers`` blocks and head of the mixer's family. ``forward(x, mask)``
+    returns logits: ``(B, n_classes)`` for classification, ``(B, L, vocab_size)`` per token."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.config = cfg
+        transformer = cfg.family == "transformer"
         if cfg.vocab_size is not None:
             self.encoder = nn.Embedding(cfg.vocab_size, cfg.d_model)
+            if cfg.family == "sequence_layer":  # a dense layer on one-hot tokens (LeCun normal)
+                nn.init.normal_(self.encoder.weight, std=1 / math.sqrt(cfg.vocab_size))
         else:
             self.encoder = nn.Linear(cfg.input_dim, cfg.d_model)
         self.positions = nn.Embedding(cfg.max_len, cfg.d_model) if cfg.positional else None
-        self.blocks = nn.ModuleList(Block(cfg) for _ in range(cfg.n_layers))
-        self.norm = nn.LayerNorm(cfg.d_model)
-        self.drop = nn.Dropout(cfg.dropout)
-        if cfg.head == "classify":
+        self.drop = nn.Dropout(cfg.dropout if transformer else 0.0)
+        block = TransformerBlock if transformer else SSMBlock
+        self.blocks = nn.ModuleList(block(cfg) for _ in range(cfg.n_layers))
+        self.norm = nn.LayerNorm(cfg.d_model) if transformer else nn.Identity()
+        if cfg.head == "token":
+            self.head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=not transformer)
+        elif transformer:
             self.head = nn.Sequential(
-                nn.Linear(cfg.d_model, cfg.d_model),
+                nn.Linear(cfg.d_model, cfg.mlp_dim),
                 nn.ReLU(),
-                nn.Linear(cfg.d_model, cfg.n_classes),
+                nn.Linear(cfg.mlp_dim, cfg.n_classes),
             )
         else:
-            self.head = nn.Linear(cfg.d_model, cfg.vocab_size, bias=False)
+            self.head = nn.Linear(cfg.d_model, cfg.n_classes)
 
     def embed(self, x: Tensor) -> Tensor:
         """Encoder and positions, before dropout: ``(B, L)`` or ``(B, L, input_dim)`` ->
@@ -169,10 +307,6 @@ class SequenceModel(nn.Module):
             pooled = (u * w).sum(1) / w.sum(1).clamp_min(1.0)  # masked mean over time
         return self.head(pooled)  # (B, n_classes)
 
-    def mixers(self) -> list[nn.Module]:
-        """The mixer of each block, in depth order."""
-        return [block.mixer for block in self.blocks]
-
 
 def build_model(config: ModelConfig | dict) -> SequenceModel:
     """Build a model from a :class:`ModelConfig` or a dict of its fields."""
@@ -180,23 +314,51 @@ def build_model(config: ModelConfig | dict) -> SequenceModel:
     return SequenceModel(cfg)
 
 
+def describe(config: ModelConfig | dict) -> str:
+    """The model's structure in one line, read from the modules it builds, e.g.
+    ``"Embed → [LN → lru → GELU → drop → GLU(σ) → drop → +] ×6 → mean → Linear"``."""
+    model = build_model(config)
+    cfg = model.config
+    encoder = "Embed" if cfg.vocab_size is not None else "Linear"
+    if model.positions is not None:
+        encoder += " + pos"
+    if cfg.family == "transformer":
+        encoder += " → drop"
+    blocks = f"[{model.blocks[0].describe()}] ×{cfg.n_layers}" if cfg.n_layers else "no blocks"
+    tail = "LN → " if cfg.family == "transformer" else ""
+    if cfg.head == "token":
+        head = "Linear" + ("" if model.head.bias is not None else " (no bias)")
+    elif isinstance(model.head, nn.Sequential):
+        head = "mean → Linear → ReLU → Linear"
+    else:
+        head = "mean → Linear"
+    return f"{encoder} → {blocks} → {tail}{head}"
+
+
 def param_groups(
-    model: nn.Module, lr: float, weight_decay: float, ssm_lr: float | None
+    model: nn.Module,
+    lr: float,
+    weight_decay: float,
+    ssm_lr: float | None,
+    decay_transition: bool = True,
 ) -> list[dict]:
-    """AdamW parameter groups: SSM parameters (tagged with ``mark_ssm``) get ``ssm_lr`` and no
-    weight decay; biases, norms and embeddings no weight decay; the rest ``weight_decay``.
-    With ``ssm_lr=None`` SSM parameters are treated like all others (the public configs do
-    this for LRU and Mamba-2)."""
-    groups = {"ssm": [], "no_decay": [], "decay": []}
-    no_decay_modules = (nn.LayerNorm, nn.Embedding)
-    for module in model.modules():
-        for name, p in module.named_parameters(recurse=False):
-            if ssm_lr is not None and getattr(p, "_ssm", False):
-                groups["ssm"].append(p)
-            elif name.endswith("bias") or isinstance(module, no_decay_modules) or p.dim() < 2:
-                groups["no_decay"].append(p)
-            else:
-                groups["decay"].append(p)
+    """AdamW parameter groups as the public code forms them.
+
+    Every parameter is decayed with ``weight_decay`` (the public PyTorch models put all
+    parameters in one AdamW group; the JAX optimiser decays every "regular" parameter, biases
+    and norms included), except: with ``ssm_lr``, parameters tagged by ``mark_ssm`` (S4's Λ, P,
+    B, log Δ) get ``ssm_lr`` and no weight decay; with ``decay_transition=False``, parameters
+    tagged by ``mark_transition`` (those that set Λ) get no weight decay. Groups:
+    ``[decay, no_decay, ssm]``.
+    """
+    groups = {"decay": [], "no_decay": [], "ssm": []}
+    for p in model.parameters():
+        if ssm_lr is not None and getattr(p, "_ssm", False):
+            groups["ssm"].append(p)
+        elif not decay_transition and getattr(p, "_transition", False):
+            groups["no_decay"].append(p)
+        else:
+            groups["decay"].append(p)
     return [
         {"params": groups["decay"], "lr": lr, "weight_decay": weight_decay},
         {"params": groups["no_decay"], "lr": lr, "weight_decay": 0.0},

@@ -42,7 +42,9 @@ BOOK_RUNS = C.CONFIG_DIR / "book.yaml"
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
 # the package code a section notebook's output depends on, besides the runs
-NOTEBOOK_DEPENDENCIES = ("plots.py", "claims.py", "spectra.py", "runs.py")
+# what a notebook's output depends on besides the runs: every module and configuration file of
+# the package (notebooks import and execute the layers, the model, the configs, the plots...)
+NOTEBOOK_DEPENDENCIES = ("**/*.py", "configs/**/*.yaml")
 
 
 def book_runs(profile: str, only: str | None = None) -> list[C.RunConfig]:
@@ -257,7 +259,11 @@ def execute_sections(
     base = _digest(
         (runs / "index.csv").read_bytes(),
         profile.encode(),
-        *((package / name).read_bytes() for name in NOTEBOOK_DEPENDENCIES),
+        *(
+            f.read_bytes()
+            for pattern in NOTEBOOK_DEPENDENCIES
+            for f in sorted(package.glob(pattern))
+        ),
     )
     cache_file = Path(book_dir) / "notebooks" / ".executed.json"
     cache = json.loads(cache_file.read_text()) if cache_file.exists() else {}

@@ -39,6 +39,9 @@ PUBLISHED_DEFECTS = {
     "by 0 before exp, adding (L−1−i)·exp(m_i) to every normaliser η_i",
     "dropout_at_init": "the pass at initialisation runs in training mode, dropout on",
     "s4_one_channel": "S4 reports the modes of one channel (index 1) instead of all channels",
+    "s4_float32_eig": "S4's eigenvalues come from numpy.linalg.eigvals of the float32 discretised "
+    "DPLR matrix; HiPPO-LegS is far from normal, so single precision invents complex parts and "
+    "moves magnitudes (the exact ones are real at initialisation)",
     "boundaries_twice": "bins are closed on both sides: values on an edge count in two bins",
     "padding_pooled": "pad positions are pooled with real ones",
     "negative_phase": "phases are signed; negative angles fall in no bin",
@@ -184,10 +187,18 @@ def collect_published(model: torch.nn.Module, batch: dict) -> list[LayerSpectrum
     initialisation reproduces ``dropout_at_init``), and compute layer ℓ's Λ from block ℓ's
     output with ``transition_as_published`` (no norm, no conv). Pads are pooled."""
     x = batch["input_ids"] if "input_ids" in batch else batch["inputs"]
-    u = model.embed(x)
-    spectra = []
-    for i, block in enumerate(model.blocks):
-        u = block(u)
-        t = block.mixer.transition_as_published(u)
-        spectra.append(LayerSpectrum(i, block.mixer_name, t, mask=None, published=True))
+    batch_norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm1d)]
+    modes = [m.training for m in batch_norms]
+    for m in batch_norms:  # the pass must not move running statistics: the published analysis
+        m.eval()  # of the BatchNorm models (LRU, S4) reads parameters only
+    try:
+        u = model.embed(x)
+        spectra = []
+        for i, block in enumerate(model.blocks):
+            u = block(u)
+            t = block.mixer.transition_as_published(u)
+            spectra.append(LayerSpectrum(i, block.mixer_name, t, mask=None, published=True))
+    finally:
+        for m, mode in zip(batch_norms, modes, strict=True):
+            m.train(mode)
     return spectra

@@ -75,7 +75,9 @@ def measure(config: C.RunConfig, steps: int, warmup: int) -> dict:
     model = build_model(model_config(config, task_of(config), vocab_size=vocab)).to(device)
     tc = config.train
     optimizer = torch.optim.AdamW(
-        param_groups(model, tc.lr, tc.weight_decay, tc.ssm_lr), lr=tc.lr, betas=tc.betas
+        param_groups(model, tc.lr, tc.weight_decay, tc.ssm_lr, tc.decay_transition),
+        lr=tc.lr,
+        betas=tc.betas,
     )
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0)
     if device.type == "cuda":

@@ -209,7 +209,9 @@ def run(
     device, autocast = device_and_autocast()
     model = build_model(model_config(config, task)).to(device)
     optimizer = torch.optim.AdamW(
-        param_groups(model, tc.lr, tc.weight_decay, tc.ssm_lr), lr=tc.lr, betas=tc.betas
+        param_groups(model, tc.lr, tc.weight_decay, tc.ssm_lr, tc.decay_transition),
+        lr=tc.lr,
+        betas=tc.betas,
     )
     scheduler = torch.optim.lr_scheduler.LambdaLR(
         optimizer, schedule(total, warmup, tc.min_lr / tc.lr)

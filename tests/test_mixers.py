@@ -20,6 +20,8 @@ CASES = [
     ("norm", {"norm_fn": "elu"}),
     ("norm", {"conv": 4}),
     ("norm", {"feature_map": "identity"}),
+    ("s4", {}),
+    ("s4", {"l_max": 300}),
     ("s4d", {"init": "lin"}),
     ("s4d", {"init": "inv"}),
     ("lru", {}),
@@ -57,7 +59,10 @@ def test_fast_path_equals_recurrence(name, opts, length, batch):
 
 @pytest.mark.parametrize(("name", "opts"), CASES, ids=IDS)
 def test_recurrence_uses_transition(name, opts, monkeypatch):
-    """``recurrent`` must run on the Λ that ``transition`` reports: changing it changes y."""
+    """``recurrent`` must run on the Λ that ``transition`` reports: changing it changes y.
+    (S4's Λ is a dense Ā whose eigenvalues ``transition`` reports; ``test_s4`` ties the two.)"""
+    if name == "s4":
+        pytest.skip("S4 recurs on the dense Ā, not on its eigenvalues")
     m = build(name, opts)
     x = torch.randn(2, 17, D_MODEL, dtype=torch.float64)
     t = m.transition(x)

@@ -30,7 +30,7 @@ def test_continuous_input_and_token_head():
 
 def test_gate_changes_the_readout_not_the_transition():
     """The first block's mixer sees the same input with and without the gate."""
-    plain, gated = tiny("mamba2"), tiny("mamba2", gate=True)
+    plain, gated = tiny("linear"), tiny("linear", gate=True)
     gated.load_state_dict(plain.state_dict(), strict=False)
     x = torch.randint(0, 11, (2, 9))
     u = plain.blocks[0].norm(plain.embed(x))
@@ -41,24 +41,46 @@ def test_gate_changes_the_readout_not_the_transition():
     assert torch.allclose(gated.blocks[0].gate.bias, torch.ones(16))
 
 
-@pytest.mark.parametrize("mixer", ["s4d", "lru", "mamba2", "mamba2_lti", "norm"])
-def test_param_groups_cover_every_parameter_once(mixer):
-    model = tiny(mixer, gate=True)
-    groups = param_groups(model, lr=1e-3, weight_decay=0.1, ssm_lr=1e-4)
+@pytest.mark.parametrize("mixer", ["s4", "s4d", "lru", "mamba2", "mamba2_lti", "norm"])
+@pytest.mark.parametrize("decay_transition", [True, False])
+def test_param_groups_follow_the_public_optimiser(mixer, decay_transition):
+    """Every parameter is decayed (biases and norms too), except the ``mark_ssm`` group with
+    ``ssm_lr`` and, on request, the parameters that set Λ (``mark_transition``)."""
+    model = tiny(mixer, gate=mixer == "norm", mlp="glu")
+    groups = param_groups(model, 1e-3, 0.1, ssm_lr=1e-4, decay_transition=decay_transition)
     ids = [id(p) for g in groups for p in g["params"]]
     assert sorted(ids) == sorted(id(p) for p in model.parameters())
     decay, no_decay, ssm = groups
     assert ssm["lr"] == 1e-4 and ssm["weight_decay"] == 0.0 and no_decay["weight_decay"] == 0.0
-    assert all(getattr(p, "_ssm", False) for p in ssm["params"])
-    if mixer != "norm":
-        assert ssm["params"], "SSM parameters must be tagged"
-    assert all(p.dim() >= 2 for p in decay["params"])
+    assert {id(p) for p in ssm["params"]} == {
+        id(p) for p in model.parameters() if getattr(p, "_ssm", False)
+    }
+    assert any(p.dim() == 1 for p in decay["params"])  # biases and norms are decayed
+    exempt = {id(p) for p in no_decay["params"]}
+    transition = {
+        id(p)
+        for p in model.parameters()
+        if getattr(p, "_transition", False) and not getattr(p, "_ssm", False)
+    }
+    assert exempt == (set() if decay_transition else transition)
+    if mixer in ("mamba2", "mamba2_lti") and not decay_transition:
+        assert exempt, "the parameters that set Λ must be tagged"
+
+
+def test_without_ssm_lr_every_parameter_is_decayed():
+    model = tiny("lru")
+    decay, no_decay, ssm = param_groups(model, 1e-3, 0.1, ssm_lr=None)
+    assert len(decay["params"]) == len(list(model.parameters())) and not ssm["params"]
+    exempt = param_groups(model, 1e-3, 0.1, ssm_lr=None, decay_transition=False)[1]["params"]
+    assert {id(p) for p in exempt} == {id(model.blocks[i].mixer.nu_log) for i in (0, 1)} | {
+        id(model.blocks[i].mixer.theta_log) for i in (0, 1)
+    }
 
 
 def test_config_errors_name_the_choices():
     with pytest.raises(ValueError, match="do not apply to mixer 'mamba2'"):
         ModelConfig(mixer="mamba2", vocab_size=5, n_classes=2, mixer_options={"norm_fn": "exp"})
     with pytest.raises(ValueError, match="choose one of: mlp, glu, none"):
-        ModelConfig(mixer="lru", vocab_size=5, n_classes=2, mlp="moe")
+        ModelConfig(mixer="softmax", vocab_size=5, n_classes=2, mlp="moe")
     with pytest.raises(ValueError, match="choose one of: softmax"):
         ModelConfig(mixer="gru", vocab_size=5, n_classes=2)

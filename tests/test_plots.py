@@ -101,7 +101,7 @@ def test_bin_bars_panels_bars_colours_and_order():
     ax = fig.axes[0]
     assert len(ax.patches) == len(RUNS) * len(MAGNITUDE_BINS)
     names = [t.get_text() for t in ax.get_xticklabels()]
-    assert names == ["Softmax attn.", "S4 (S4D)", "Mamba-2", "Mamba-2 (pseudo-LTI)"]
+    assert names == ["Softmax attn.", "S4D", "Mamba-2", "Mamba-2 (pseudo-LTI)"]
     assert [to_hex(t.get_color()) for t in ax.get_xticklabels()] == [
         P.MODEL_COLORS[m].lower() for m, _, _ in RUNS
     ]
@@ -294,7 +294,7 @@ def test_load_histories_and_learning_curves_in_model_colours(run_index):
     colours = {line.get_label(): to_hex(line.get_color()) for line in ax.get_lines()}
     assert colours == {
         "Softmax attn.": P.MODEL_COLORS["softmax"].lower(),
-        "S4 (S4D)": P.MODEL_COLORS["s4d"].lower(),
+        "S4D": P.MODEL_COLORS["s4d"].lower(),
     }
 
 
@@ -350,11 +350,11 @@ def test_accuracy_table_pivots_tasks_by_model():
     rows.append({**identity("s4d", "s4d", "gate", "lm"), "mixer": "s4d", "test_perplexity": 9.0})
     table = P.accuracy_table(pd.DataFrame(rows))
     assert list(table.index) == ["Image (acc. %)", "Language model (ppl)"]
-    assert list(table.columns) == ["Softmax attn.", "S4 (S4D)"]
+    assert list(table.columns) == ["Softmax attn.", "S4D"]
     assert table.loc["Image (acc. %)", "Softmax attn."] == "60.0 ± 14.1 (2)"
-    assert table.loc["Language model (ppl)", "S4 (S4D)"] == "12.3"
-    assert table.loc["Image (acc. %)", "S4 (S4D)"] == "—"
-    assert "S4 (S4D) · gate" in P.accuracy_table(pd.DataFrame(rows), variants=True).columns
+    assert table.loc["Language model (ppl)", "S4D"] == "12.3"
+    assert table.loc["Image (acc. %)", "S4D"] == "—"
+    assert "S4D · gate" in P.accuracy_table(pd.DataFrame(rows), variants=True).columns
 
 
 # ----------------------------------------------------------------------------- statistics

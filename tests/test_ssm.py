@@ -113,19 +113,27 @@ def test_mamba2_pseudo_lti_needs_heads_dividing_state():
         build("mamba2_lti", n_heads=3, d_model=12, state_dim=16)
 
 
-SSM_PARAMS = {
+SSM_PARAMS = {  # the parameters an ``ssm_lr`` would apply to (used by S4's configs only)
     "s4d": {"log_dt", "log_A_real", "A_imag", "B"},
     "lru": {"nu_log", "theta_log", "gamma_log", "B"},
+    "mamba2": set(),
+    "mamba2_lti": set(),
+}
+TRANSITION_PARAMS = {  # the parameters that set Λ (the weight-decay experiment exempts them)
+    "s4d": {"log_dt", "log_A_real", "A_imag"},
+    "lru": {"nu_log", "theta_log"},
     "mamba2": {"A_log", "dt_bias"},
     "mamba2_lti": {"a", "dt_bias"},
 }
 
 
 @pytest.mark.parametrize("name", list(SSM_PARAMS))
-def test_mark_ssm_tags_exactly_the_ssm_parameters(name):
+def test_tags_name_exactly_the_ssm_and_transition_parameters(name):
     m = build(name)
     tagged = {n for n, p in m.named_parameters() if getattr(p, "_ssm", False)}
     assert tagged == SSM_PARAMS[name]
+    tagged = {n for n, p in m.named_parameters() if getattr(p, "_transition", False)}
+    assert tagged == TRANSITION_PARAMS[name]
 
 
 @pytest.mark.parametrize(

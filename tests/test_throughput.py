@@ -25,11 +25,11 @@ def test_total_steps_counts_as_training_does(tmp_path):
 
 
 def test_paper_epochs_use_the_paper_training_sets():
-    cfg = C.resolve("image", "s4d", None, "paper", 1919)
+    cfg = C.resolve("image", "s4", None, "paper", 1919)
     assert T.total_steps(cfg) == cfg.train.epochs * (45_000 // cfg.train.batch_size)
 
 
-@pytest.mark.parametrize("name", ["mqar/mamba2/", "image/s4d/", "lm/softmax/"])
+@pytest.mark.parametrize("name", ["mqar/mamba2/", "image/s4/", "lm/softmax/"])
 def test_measure_times_real_steps_on_the_run_shapes(name):
     cfg = book_runs("smoke", name)[0]
     row = T.measure(cfg, steps=2, warmup=1)
@@ -47,7 +47,7 @@ def test_the_grid_scales_the_main_step_time_by_depth():
         6 * 1.8 * 4 / 2 / 3600
     )
     assert grid.loc["mqar-softmax-s2222", "hours"] == pytest.approx(6 * 1.8 / 3600)
-    assert math.isnan(grid.loc["image-s4d-s1919", "hours"])
+    assert math.isnan(grid.loc["image-s4-s1919", "hours"])
     assert len(grid) == len(book_runs("smoke"))
 
 

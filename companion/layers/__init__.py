@@ -16,6 +16,7 @@ _REGISTRY: dict[str, tuple[str, str, dict]] = {
     "linear": ("companion.layers.linear", "LinearAttention", {"normalized": True}),
     "linear_unnormalized": ("companion.layers.linear", "LinearAttention", {"normalized": False}),
     "norm": ("companion.layers.norm", "NormAttention", {}),
+    "s4": ("companion.layers.s4", "S4", {}),
     "s4d": ("companion.layers.s4d", "S4D", {}),
     "lru": ("companion.layers.lru", "LRU", {}),
     "mamba2": ("companion.layers.mamba2", "Mamba2", {"lti": False}),

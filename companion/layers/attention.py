@@ -12,7 +12,9 @@ Widths follow the paper's public code: queries and keys are ``state_dim`` wide
 (``d_k = state_dim / H`` per head), values ``d_model`` wide (``d_v = d_model / H``), so a head's
 state ``h_i`` is ``d_k × d_v``. With ``conv = K > 0`` each of q, k, v passes through its own
 causal depthwise convolution of width ``K`` and then SiLU (the public code's "full" variant);
-Λ is always computed from these prefiltered q and k.
+Λ is always computed from these prefiltered q and k. Option ``dropout`` is the public code's
+attention dropout: on the attention weights for softmax, on the attention output (before
+``W_o``) for linear and norm attention; it acts in training mode only and never touches ``Λ``.
 """
 
 from __future__ import annotations
@@ -69,9 +71,17 @@ class Attention(Mixer):
     """Base of the attention mixers: ``u (B, L, d_model)`` -> ``q, k (B, H, L, d_k)``,
     ``v (B, H, L, d_v)`` and back through ``W_o``; subclasses supply the attention itself."""
 
-    OPTIONS = ("conv",)
+    OPTIONS = ("conv", "dropout")
 
-    def __init__(self, d_model: int, n_heads: int = 1, state_dim: int = 64, *, conv: int = 0):
+    def __init__(
+        self,
+        d_model: int,
+        n_heads: int = 1,
+        state_dim: int = 64,
+        *,
+        conv: int = 0,
+        dropout: float = 0.0,
+    ):
         super().__init__()
         if d_model % n_heads or state_dim % n_heads:
             raise ValueError(
@@ -83,6 +93,8 @@ class Attention(Mixer):
         self.W_v = nn.Linear(d_model, d_model)
         self.W_o = nn.Linear(d_model, d_model)
         self.conv = conv
+        self.dropout = dropout  # attention dropout (public ``att_dropout``), training only
+        self.drop = nn.Dropout(dropout)
         if conv:
             self.conv_q = CausalConv(state_dim, conv)
             self.conv_k = CausalConv(state_dim, conv)
@@ -125,7 +137,7 @@ class SeparableAttention(Attention):
     def forward(self, u: Tensor) -> Tensor:
         phi_q, psi_k, v, log_eta = self.parts(u)
         numerator = chunked_linear_attention(phi_q, psi_k, v)  # (B, H, L, d_v): φ(q_i)ᵀ S_i
-        return self.output(numerator * torch.exp(-log_eta)[..., None])
+        return self.output(self.drop(numerator * torch.exp(-log_eta)[..., None]))
 
     def transition(self, u: Tensor) -> Transition:
         return self.eta_transition(self.parts(u)[3])

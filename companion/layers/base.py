@@ -90,8 +90,16 @@ def inverse_softplus(x: Tensor) -> Tensor:
 
 
 def mark_ssm(param: nn.Parameter) -> nn.Parameter:
-    """Tag an SSM parameter (Δ, A, λ, B of S4D/LRU; A_log, dt_bias of Mamba-2) so that the
-    optimiser gives it its own, lower learning rate and no weight decay
-    (see ``companion.model.param_groups``)."""
+    """Tag an SSM parameter that the public code trains in its own optimiser group, with
+    ``train.ssm_lr`` and no weight decay (S4's Λ, P, B, log Δ; see
+    ``companion.model.param_groups``). Without ``ssm_lr`` the tag has no effect."""
     param._ssm = True
+    return param
+
+
+def mark_transition(param: nn.Parameter) -> nn.Parameter:
+    """Tag a parameter that sets the transition ``Λ`` directly (Mamba-2's ``A_log``,
+    ``dt_bias``, ``a``; LRU's ν, θ; S4's Λ, P, log Δ), so that ``train.decay_transition=false``
+    can exempt exactly these from weight decay (the optimiser experiment of the book)."""
+    param._transition = True
     return param

@@ -31,9 +31,9 @@ class LinearAttention(SeparableAttention):
         *,
         normalized: bool = True,
         conv: int = 0,
-        **ignored,
+        dropout: float = 0.0,
     ):
-        super().__init__(d_model, n_heads, state_dim, conv=conv)
+        super().__init__(d_model, n_heads, state_dim, conv=conv, dropout=dropout)
         self.normalized = normalized
 
     def parts(self, u: Tensor, conv: bool = True) -> tuple[Tensor, Tensor, Tensor, Tensor]:

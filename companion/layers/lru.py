@@ -28,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from companion.layers.base import Mixer, Transition, mark_ssm
+from companion.layers.base import Mixer, Transition, mark_ssm, mark_transition
 from companion.ops import fft_conv
 
 
@@ -58,14 +58,15 @@ class LRU(Mixer):
         r_min: float = 0.9,
         r_max: float = 0.99,
         max_phase: float = 2 * math.pi,
-        **ignored,
     ):
         super().__init__()
         H, N = d_model, state_dim
         radius_sq = torch.empty(N).uniform_(r_min**2, r_max**2)  # (N,) |λ|²
         phase = max_phase * (1 - torch.rand(N))  # (N,) in (0, max_phase], never log(0)
-        self.nu_log = mark_ssm(nn.Parameter(torch.log(-0.5 * torch.log(radius_sq))))  # (N,) ν
-        self.theta_log = mark_ssm(nn.Parameter(torch.log(phase)))  # (N,) θ
+        self.nu_log = mark_transition(
+            mark_ssm(nn.Parameter(torch.log(-0.5 * torch.log(radius_sq))))
+        )  # (N,) ν
+        self.theta_log = mark_transition(mark_ssm(nn.Parameter(torch.log(phase))))  # (N,) θ
         self.gamma_log = mark_ssm(nn.Parameter(0.5 * torch.log1p(-radius_sq)))  # (N,) log γ
         self.B = mark_ssm(nn.Parameter(torch.randn(N, H, 2) / math.sqrt(2 * H)))  # (N, H, 2)
         self.C = nn.Parameter(torch.randn(H, N, 2) / math.sqrt(N))  # (H, N, 2)

@@ -32,7 +32,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from companion.layers.base import Mixer, Transition, inverse_softplus, mark_ssm
+from companion.layers.base import Mixer, Transition, inverse_softplus, mark_transition
 from companion.ops import CausalConv, chunked_linear_attention
 
 
@@ -53,7 +53,6 @@ class Mamba2(Mixer):
         *,
         lti: bool = False,
         conv: int = 4,
-        **ignored,
     ):
         super().__init__()
         H, N = n_heads, state_dim
@@ -68,11 +67,11 @@ class Mamba2(Mixer):
         xbc = d_model + 2 * N
         self.conv = nn.Sequential(CausalConv(xbc, conv), nn.SiLU()) if conv else nn.Identity()
         dt = torch.empty(H).uniform_(math.log(1e-3), math.log(1e-1)).exp()  # (H,) Δ₀
-        self.dt_bias = mark_ssm(nn.Parameter(inverse_softplus(dt)))  # (H,)
+        self.dt_bias = mark_transition(nn.Parameter(inverse_softplus(dt)))  # (H,)
         if lti:
-            self.a = mark_ssm(nn.Parameter(torch.empty(H).uniform_(-8, -2)))  # (H,)
+            self.a = mark_transition(nn.Parameter(torch.empty(H).uniform_(-8, -2)))  # (H,)
         else:
-            self.A_log = mark_ssm(nn.Parameter(torch.empty(H).uniform_(1, 16).log()))  # (H,)
+            self.A_log = mark_transition(nn.Parameter(torch.empty(H).uniform_(1, 16).log()))  # (H,)
         self.D = nn.Parameter(torch.ones(H))  # (H,)
         self.out_proj = nn.Linear(d_model, d_model, bias=False)
 

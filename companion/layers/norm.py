@@ -57,7 +57,7 @@ class NormAttention(SeparableAttention):
     elu), ``feature_map`` (``φ``: elu, identity).
     """
 
-    OPTIONS = ("conv", "norm_fn", "feature_map")
+    OPTIONS = ("conv", "dropout", "norm_fn", "feature_map")
 
     def __init__(
         self,
@@ -68,11 +68,11 @@ class NormAttention(SeparableAttention):
         conv: int = 0,
         norm_fn: str = "softplus",
         feature_map: str = "elu",
-        **ignored,
+        dropout: float = 0.0,
     ):
         _check_choice("norm_fn", norm_fn, NORM_FNS)
         _check_choice("feature_map", feature_map, FEATURE_MAPS)
-        super().__init__(d_model, n_heads, state_dim, conv=conv)
+        super().__init__(d_model, n_heads, state_dim, conv=conv, dropout=dropout)
         self.norm_fn, self.feature_map = norm_fn, feature_map
         self.W_n = nn.Linear(d_model, n_heads)  # n_i = w_nᵀ u_i + b, one scalar per head
         self.offset = nn.Parameter(torch.linspace(4.0, 9.0, n_heads))  # o

@@ -6,9 +6,12 @@ the ``state_dim`` real state dimensions are their complex conjugates, hence the 
     h_i = Λ h_{i-1} + B̄ u_i,   y_i = 2 Re(Σ_n C_n h_{i,n}) + D u_i,
     Λ = exp(ΔA),   B̄ = (Λ − 1)/A · B           (ZOH, per channel h and mode n)
 
-followed, as in the reference S4D layer (``state-spaces/s4``, ``models/s4/s4d.py``), by a GELU and
-a pointwise GLU projection that mixes the channels. The fast path convolves each channel with its
-kernel ``K_l = 2 Re(Σ_n C_n B̄_n Λ_n^l)`` by FFT.
+The GELU and the GLU projection that follow it belong to the block (``companion.model``), as in
+the paper's public code. The fast path convolves each channel with its kernel
+``K_l = 2 Re(Σ_n C_n B̄_n Λ_n^l)`` by FFT.
+
+S4D is a variant here, not the paper's S4 (that is the DPLR ``s4`` mixer): S4D-Lin starts every
+mode at ``|λ| = e^{−Δ/2} ∈ [0.951, 0.9995]``, all of its spectral mass in ``(0.9, 1]``.
 
 Initialisation (Gu et al., *On the Parameterization and Initialization of Diagonal State Space
 Models*, 2022): ``A_n = −1/2 + iπn`` (S4D-Lin) or ``A_n = −1/2 + i (S/π)(S/(2n+1) − 1)`` with
@@ -22,10 +25,9 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from companion.layers.base import Mixer, Transition, mark_ssm
+from companion.layers.base import Mixer, Transition, mark_ssm, mark_transition
 from companion.ops import fft_conv
 
 
@@ -55,9 +57,7 @@ class S4D(Mixer):
 
     OPTIONS = ("init",)
 
-    def __init__(
-        self, d_model: int, n_heads: int = 1, state_dim: int = 64, *, init: str = "lin", **ignored
-    ):
+    def __init__(self, d_model: int, n_heads: int = 1, state_dim: int = 64, *, init: str = "lin"):
         super().__init__()
         H, N = d_model, state_dim // 2
         n = torch.arange(N, dtype=torch.float32)
@@ -68,14 +68,15 @@ class S4D(Mixer):
         else:
             raise ValueError(f"unknown S4D init {init!r}; choose 'lin' or 'inv'")
         log_dt = torch.empty(H).uniform_(math.log(1e-3), math.log(1e-1))  # (H,)
-        self.log_dt = mark_ssm(nn.Parameter(log_dt))  # (H,) log Δ
-        self.log_A_real = mark_ssm(nn.Parameter(torch.full((H, N), math.log(0.5))))  # Re A = −e^·
-        self.A_imag = mark_ssm(nn.Parameter(A_imag.repeat(H, 1)))  # (H, N)
+        self.log_dt = mark_transition(mark_ssm(nn.Parameter(log_dt)))  # (H,) log Δ
+        self.log_A_real = mark_transition(
+            mark_ssm(nn.Parameter(torch.full((H, N), math.log(0.5))))
+        )  # Re A = −e^·
+        self.A_imag = mark_transition(mark_ssm(nn.Parameter(A_imag.repeat(H, 1))))  # (H, N)
         self.B = mark_ssm(nn.Parameter(torch.view_as_real(torch.ones(H, N, dtype=torch.cfloat))))
         C = torch.randn(H, N, dtype=torch.cfloat)  # (H, N) CN(0, 1)
         self.C = nn.Parameter(torch.view_as_real(C))  # (H, N, 2)
         self.D = nn.Parameter(torch.randn(H))  # (H,)
-        self.out = nn.Linear(H, 2 * H)  # pointwise projection, halved by the GLU
 
     def _ssm(self) -> tuple[Tensor, Tensor, Tensor]:
         """``ΔA``, ``B̄`` and ``C``, each ``(H, N)`` complex (ZOH: ``B̄ = (exp(ΔA) − 1)/A · B``)."""
@@ -84,16 +85,12 @@ class S4D(Mixer):
         B_bar = (dtA.exp() - 1) / A * torch.view_as_complex(self.B)  # (H, N)
         return dtA, B_bar, torch.view_as_complex(self.C)
 
-    def _output(self, y: Tensor, u: Tensor) -> Tensor:
-        """Skip ``D u``, GELU, pointwise GLU projection: ``(B, L, H)`` -> ``(B, L, H)``."""
-        return F.glu(self.out(F.gelu(y + self.D * u)), dim=-1)
-
     def forward(self, u: Tensor) -> Tensor:
         """Fast path: FFT convolution with the kernel ``K_l = 2 Re(Σ_n C_n B̄_n Λ_n^l)``."""
         dtA, B_bar, C = self._ssm()
         K = 2 * _vandermonde(C * B_bar, dtA, u.shape[1]).real  # (H, L)
         y = fft_conv(u.transpose(1, 2), K).transpose(1, 2)  # (B, L, H)
-        return self._output(y, u)
+        return y + self.D * u  # (B, L, H)
 
     def recurrent(self, u: Tensor) -> Tensor:
         """The literal recurrence ``h_i = Λ h_{i-1} + B̄ u_i``, ``y_i = 2 Re(C h_i)``, per step."""
@@ -104,7 +101,7 @@ class S4D(Mixer):
         for u_i in u.unbind(1):  # (B, H)
             h = lam * h + B_bar * u_i[..., None]  # (B, H, N)
             ys.append(2 * (C * h).sum(-1).real)  # (B, H)
-        return self._output(torch.stack(ys, 1), u)
+        return torch.stack(ys, 1) + self.D * u  # (B, L, H)
 
     def transition(self, u: Tensor) -> Transition:
         """``Λ = exp(ΔA)``: ``(H·N,)`` complex, constant in time, channel-major."""

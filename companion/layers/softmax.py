@@ -48,13 +48,26 @@ def causal_log_normaliser(
 
 def fused_log_normaliser(q: Tensor, k: Tensor) -> Tensor:
     """``log η`` as :func:`causal_log_normaliser`, from PyTorch's fused CPU flash-attention
-    kernel, which returns the row log-sum-exp it computes anyway (about 10× faster at
-    ``L = 1024``). It has no backward for that output, so it serves only where no gradient is
-    needed (the spectral analysis); elsewhere the blocked reference runs."""
+    kernel, which returns the row log-sum-exp it computes anyway. It has no backward for that
+    output, so it serves only where no gradient is needed (the spectral analysis); elsewhere the
+    blocked reference runs.
+
+    Fixed, not dropped: q and k are made contiguous first. In PyTorch ≤ 2.13 this private
+    kernel returns a wrong log-sum-exp when the innermost dimension is strided, as it is after
+    the short causal conv (``conv > 0``; Λ off by up to 14 % at ``d_model = 128``, ``H = 4``),
+    after a transpose of the last two axes or a strided slice of ``d_k``; the public SDPA (the
+    layer output) is right. After the copy the kernel only ever sees one layout, and it matches
+    the blocked reference to float rounding for every layout tried (after conv, transposed,
+    strided, sliced or padded ``d_k``, expanded, offset; the first five are in
+    ``tests/test_analysis_path.py``). It stays
+    because it is still ~9× faster, copy included: 23 ms against 208 ms for the blocked
+    reference at ``B = 16, H = 4, L = 1024, d_k = 16``, float32, 2 CPU threads.
+    """
     flash = getattr(torch.ops.aten, "_scaled_dot_product_flash_attention_for_cpu", None)
     needs_grad = torch.is_grad_enabled() and (q.requires_grad or k.requires_grad)
     if flash is None or needs_grad or q.device.type != "cpu":
         return causal_log_normaliser(q, k)[0]
+    q, k = q.contiguous(), k.contiguous()
     values = torch.zeros_like(q)  # the kernel needs d_v = d_k; the values do not matter
     return flash(q, k, values, 0.0, True, scale=1 / math.sqrt(q.shape[-1]))[1]
 
@@ -77,9 +90,9 @@ def published_log_normaliser(q: Tensor, k: Tensor) -> Tensor:
     return torch.logaddexp(lse, spurious)
 
 
-def causal_attention(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
+def causal_attention(q: Tensor, k: Tensor, v: Tensor, dropout: float = 0.0) -> Tensor:
     """Fused causal softmax attention with scale ``1/√d_k``: q, k ``(B, H, L, d_k)``,
-    v ``(B, H, L, d_v)`` -> ``(B, H, L, d_v)``.
+    v ``(B, H, L, d_v)`` -> ``(B, H, L, d_v)``; ``dropout`` acts on the attention weights.
 
     PyTorch's fused CPU kernel needs ``d_k = d_v`` (otherwise it materialises the ``L × L``
     scores, about 3× slower at ``L = 1024``), so the narrower side is zero-padded: zeros change
@@ -88,7 +101,9 @@ def causal_attention(q: Tensor, k: Tensor, v: Tensor) -> Tensor:
     d_k, d_v = q.shape[-1], v.shape[-1]
     d = max(d_k, d_v)
     q, k, v = (F.pad(x, (0, d - x.shape[-1])) for x in (q, k, v))
-    y = F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=1 / math.sqrt(d_k))
+    y = F.scaled_dot_product_attention(
+        q, k, v, dropout_p=dropout, is_causal=True, scale=1 / math.sqrt(d_k)
+    )
     return y[..., :d_v]
 
 
@@ -100,14 +115,9 @@ class SoftmaxAttention(Attention):
     finite where ``η`` itself would overflow.
     """
 
-    def __init__(
-        self, d_model: int, n_heads: int = 1, state_dim: int = 64, *, conv: int = 0, **ignored
-    ):
-        super().__init__(d_model, n_heads, state_dim, conv=conv)
-
     def forward(self, u: Tensor) -> Tensor:
         q, k, v = self.qkv(u)
-        return self.output(causal_attention(q, k, v))
+        return self.output(causal_attention(q, k, v, self.dropout if self.training else 0.0))
 
     def transition(self, u: Tensor) -> Transition:
         q, k, _ = self.qkv(u)
