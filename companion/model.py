@@ -77,7 +77,9 @@ class ModelConfig:
     families allow ``glu`` and ``none``); ``mlp_ratio``: width of the transformer MLP and of its
     classification head, as a multiple of ``d_model``; ``norm``, ``prenorm``: the SSM
     families' block norm and its place (transformer blocks are pre-norm with LayerNorm);
-    ``gate``: the output gate (transformer family only, as in the public code).
+    ``bn_momentum``: how fast BatchNorm's running statistics follow the batches (the JAX
+    models' Flax momentum 0.99 is PyTorch's 0.01); ``gate``: the output gate (transformer
+    family only, as in the public code).
     """
 
     mixer: str
@@ -90,6 +92,7 @@ class ModelConfig:
     mlp_ratio: float = 2.0
     norm: str = "layer"
     prenorm: bool = True
+    bn_momentum: float = 0.01  # BatchNorm running averages (PyTorch's convention; Flax's 0.99)
     gate: bool = False
     dropout: float = 0.0
     positional: bool = False  # learned positional embeddings (needs max_len)
@@ -117,6 +120,8 @@ class ModelConfig:
             self.mlp = MLP_KINDS[self.family][0]
         _choose(f"mlp for the {self.family} family", self.mlp, MLP_KINDS[self.family])
         _choose("norm", self.norm, NORMS)
+        if not 0 < self.bn_momentum <= 1:
+            raise ValueError(f"bn_momentum must lie in (0, 1], got {self.bn_momentum}")
         _choose("head", self.head, HEADS)
         if self.family == "transformer" and (self.norm != "layer" or not self.prenorm):
             raise ValueError("attention blocks are pre-norm with LayerNorm (norm=layer, prenorm)")
@@ -166,10 +171,7 @@ class GLU(nn.Module):
 
 class BatchNorm(nn.BatchNorm1d):
     """BatchNorm over batch and time of ``(B, L, d)``, as the JAX models' ``norm: batch``
-    (running averages with Flax's momentum 0.99, i.e. PyTorch's 0.01; pad steps included)."""
-
-    def __init__(self, d_model: int):
-        super().__init__(d_model, momentum=0.01)
+    (pad steps included in the batch statistics)."""
 
     def forward(self, x: Tensor) -> Tensor:
         return super().forward(x.transpose(1, 2)).transpose(1, 2)
@@ -186,8 +188,10 @@ class TimeSharedDropout(nn.Dropout):
         return x * keep / (1 - self.p)
 
 
-def _norm(kind: str, d_model: int) -> nn.Module:
-    return nn.LayerNorm(d_model) if kind == "layer" else BatchNorm(d_model)
+def _norm(cfg: ModelConfig) -> nn.Module:
+    if cfg.norm == "layer":
+        return nn.LayerNorm(cfg.d_model)
+    return BatchNorm(cfg.d_model, momentum=cfg.bn_momentum)
 
 
 class TransformerBlock(nn.Module):
@@ -230,7 +234,7 @@ class SSMBlock(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.mixer_name, self.prenorm = cfg.mixer, cfg.prenorm
-        self.norm = _norm(cfg.norm, cfg.d_model)
+        self.norm = _norm(cfg)
         options = dict(cfg.mixer_options)
         if cfg.mixer == "s4" and cfg.max_len:  # the kernel at the task's length, as published
             options.setdefault("l_max", cfg.max_len)

@@ -762,6 +762,27 @@ def telescoping(eta: np.ndarray | None = None) -> Figure:
     return fig
 
 
+def complex_spectra(values: dict[str, np.ndarray], title: str) -> Figure:
+    """Eigenvalues in the complex plane, one marker per series (``values``: name -> complex
+    array), with the unit circle and the magnitude-bin circles 0.5 and 0.9; right, their
+    magnitudes sorted, against the same bin edges."""
+    fig, (plane, sorted_ax) = _panels(2, ncols=2, height=2.8)
+    arc = np.exp(1j * np.linspace(0, 2 * np.pi, 400))
+    for r in (0.5, 0.9, 1.0):
+        plane.plot((r * arc).real, (r * arc).imag, color="0.6", lw=0.6, ls="-" if r == 1 else ":")
+        sorted_ax.axhline(r, color="0.6", lw=0.6, ls="-" if r == 1 else ":")
+    markers = ("o", "x", "+", "s")
+    for (name, z), marker in zip(values.items(), markers, strict=False):
+        z = np.asarray(z)
+        plane.scatter(z.real, z.imag, s=12, marker=marker, lw=0.8, label=name)
+        sorted_ax.plot(np.sort(np.abs(z)), marker=marker, ms=3, lw=0.6, label=name)
+    plane.set(xlabel=r"Re $\lambda$", ylabel=r"Im $\lambda$", aspect="equal", title="complex plane")
+    sorted_ax.set(xlabel="mode (sorted)", ylabel=r"$|\lambda|$", title="magnitudes, sorted")
+    plane.legend(fontsize=6, loc="lower left")
+    fig.suptitle(title, fontsize=9)
+    return fig
+
+
 # ----------------------------------------------------------------------------- accuracy
 
 

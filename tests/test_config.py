@@ -64,3 +64,26 @@ def test_parse_set_reads_yaml_values():
         "c": True,
         "d": [1, 2],
     }
+
+
+def test_the_weight_decay_experiment_runs_where_the_book_needs_it():
+    """``nowd-lambda`` exempts the parameters that set Λ from weight decay, for the five
+    experiments whose spectra C4 and C6 read; everything else stays as in the main run."""
+    where = sorted((t, m) for t, m, v in C.experiments() if v == "nowd-lambda")
+    assert where == [
+        ("image", "lru"),
+        ("listops", "lru"),
+        ("listops", "mamba2"),
+        ("lm", "mamba2"),
+        ("mqar", "mamba2"),
+    ]
+    for task, model in where:
+        main, free = (C.resolve(task, model, v, "quick") for v in (None, "nowd-lambda"))
+        assert main.train.decay_transition and not free.train.decay_transition
+        free.train.decay_transition, free.variant = True, None
+        assert free.hash() == main.hash()
+
+
+def test_departures_are_documentation_not_settings():
+    cfg = C.resolve("mqar", "mamba2", None, "quick")
+    assert C.departures("mqar", "mamba2") and "departures" not in cfg.to_dict()

@@ -154,3 +154,10 @@ def test_time_shared_dropout_keeps_a_channel_for_every_step():
 def test_structure_errors_name_the_choices(kw, message):
     with pytest.raises(ValueError, match=message):
         ModelConfig(**kw, vocab_size=5, n_classes=2)
+
+
+def test_batch_norm_momentum_is_a_setting():
+    assert small("lru", norm="batch").blocks[0].norm.momentum == 0.01  # Flax's 0.99
+    assert small("lru", norm="batch", bn_momentum=0.1).blocks[0].norm.momentum == 0.1
+    with pytest.raises(ValueError, match="bn_momentum must lie in"):
+        small("lru", norm="batch", bn_momentum=0.0)
