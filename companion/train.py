@@ -18,7 +18,7 @@ from dataclasses import asdict
 import pandas as pd
 import torch
 import torch.nn.functional as F
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from companion import spectra as spectra_mod
 from companion.config import ConfigError, RunConfig

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from tqdm import tqdm
 
 from companion.tasks.base import IDS, LABEL, DataError, Task, silent, table
 
@@ -293,8 +294,6 @@ class ListOps(Task):
                     f"missing {', '.join(missing)}"
                 )
             return {s: read_tsv(p) for s, p in paths.items()}
-        from tqdm.auto import tqdm
-
         sizes = {"train": cfg.n_train, "val": cfg.n_val, "test": cfg.n_test}
         seen: set[str] = set()
         out = {}
