@@ -44,9 +44,11 @@ reproduce: setup
 	$(BIN)/companion reproduce --profile $(PROFILE) --executor $(EXECUTOR) \
 		$(if $(filter local,$(EXECUTOR)),--workers $(WORKERS)) $(SLURM)
 
-# Step times of the main experiments at $(PROFILE) on this machine, and the grid's estimate.
+# Step times, GFLOP/s and share of the matmul peak of the main experiments at $(PROFILE) on
+# this machine, and the grid's estimate; THREADS=1 times them as `make reproduce` runs them.
+THREADS ?=
 throughput: setup
-	$(BIN)/python -m companion.throughput --profile $(PROFILE)
+	$(BIN)/python -m companion.throughput --profile $(PROFILE) $(if $(THREADS),--threads $(THREADS))
 
 bench: setup
 	$(BIN)/python -m companion.bench

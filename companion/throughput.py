@@ -6,7 +6,10 @@ For each selected run, the model of its configuration trains ``steps`` optimiser
 ``warmup`` untimed ones) exactly as :func:`companion.train.run` does (CUDA with bfloat16
 autocast when there is a GPU), on random batches of the run's batch size at the task's full
 length: an upper bound on the step time for tasks whose examples are shorter (ListOps, Text).
-No data needs to be prepared.
+No data needs to be prepared. One more step is counted with PyTorch's ``FlopCounterMode``
+(matrix products, forward and backward), so each row also says how many GFLOP/s the step
+reaches and which fraction of this machine's measured matmul peak that is (``matmul_peak``: a
+large float32 product on the CPU, bfloat16 on a GPU, on the same number of threads).
 
 The estimate of the grid: every run of the book at the profile costs its number of steps times
 the step time measured for its (task, model) main experiment, scaled by its number of layers.
@@ -23,6 +26,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 from companion import config as C
 from companion.io import atomic_write_text
@@ -64,9 +68,25 @@ def random_batch(config: C.RunConfig, generator: torch.Generator) -> tuple[dict,
     return batch, vocab
 
 
+def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
+    """GFLOP/s of the best of ``repeats`` ``n × n`` matrix products on this device, in the
+    dtype training computes in (float32 on the CPU, bfloat16 on a GPU)."""
+    device, _ = device_and_autocast()
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    a, b = (torch.randn(n, n, device=device, dtype=dtype) for _ in range(2))
+    best = math.inf
+    for _ in range(repeats + 1):
+        start = time.perf_counter()
+        a @ b
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        best = min(best, time.perf_counter() - start)
+    return 2 * n**3 / best / 1e9
+
+
 def measure(config: C.RunConfig, steps: int, warmup: int) -> dict:
     """Seconds per optimiser step of ``config``'s model (mean of ``steps`` after ``warmup``),
-    tokens per second, and the peak GPU memory (0 on the CPU)."""
+    tokens per second, matmul GFLOP per step, and the peak GPU memory (0 on the CPU)."""
     device, autocast = device_and_autocast()
     torch.manual_seed(config.seed)
     generator = torch.Generator().manual_seed(config.seed)
@@ -91,8 +111,11 @@ def measure(config: C.RunConfig, steps: int, warmup: int) -> dict:
             torch.cuda.synchronize(device)
         return time.perf_counter() - start
 
+    with FlopCounterMode(display=False) as counter:
+        run(1)
     run(warmup)
     seconds = run(steps) / steps
+    gflop = counter.get_total_flops() / 1e9
     return {
         "run_id": config.run_id,
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
@@ -100,6 +123,8 @@ def measure(config: C.RunConfig, steps: int, warmup: int) -> dict:
         "length": batch["mask"].shape[1],
         "step_seconds": seconds,
         "tokens_per_second": batch["mask"].numel() / seconds,
+        "gflop_per_step": gflop,
+        "gflops": gflop / seconds,
         "peak_memory_gb": (
             torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else 0.0
         ),
@@ -154,9 +179,20 @@ def main(argv=None) -> int:
     parser.add_argument("--steps", type=int, default=200, help="timed steps per run")
     parser.add_argument("--warmup", type=int, default=20, help="untimed steps first")
     parser.add_argument("--out", default="bench/results/throughput", help="folder for the CSVs")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="CPU threads per run (default: torch's; `make reproduce` gives each of its "
+        "2 workers 1 thread on 2 cores)",
+    )
     args = parser.parse_args(argv)
     if args.steps < 1 or args.warmup < 0:
         parser.error("--steps must be at least 1 and --warmup at least 0")
+    if args.threads is not None:
+        if args.threads < 1:
+            parser.error("--threads must be at least 1")
+        torch.set_num_threads(args.threads)
     configs, seen = [], set()
     for c in book_runs(args.profile, args.only):  # the main experiments, with the book's seed
         if c.variant is None and (c.task, c.model_name) not in seen:
@@ -164,17 +200,21 @@ def main(argv=None) -> int:
             seen.add((c.task, c.model_name))
     if not configs:
         parser.error(f"no main experiment matches {args.only!r}; patterns look like 'mqar/*/'")
+    peak = matmul_peak()
+    print(f"matmul peak: {peak:.0f} GFLOP/s on {torch.get_num_threads()} thread(s)", flush=True)
     rows = []
     for i, config in enumerate(configs, 1):
         row = measure(config, args.steps, args.warmup)
+        row["peak_fraction"] = row["gflops"] / peak
         rows.append(row)
         print(
             f"[{i}/{len(configs)}] {row['run_id']}: {row['step_seconds'] * 1e3:.1f} ms/step, "
-            f"{row['tokens_per_second']:.3g} tokens/s, B={row['batch_size']} L={row['length']}, "
-            f"peak {row['peak_memory_gb']:.1f} GB on {row['device']}",
+            f"{row['tokens_per_second']:.3g} tokens/s, {row['gflops']:.1f} GFLOP/s "
+            f"({row['peak_fraction']:.0%} of peak), B={row['batch_size']} L={row['length']}, "
+            f"peak memory {row['peak_memory_gb']:.1f} GB on {row['device']}",
             flush=True,
         )
-    measured = pd.DataFrame(rows)
+    measured = pd.DataFrame(rows).assign(matmul_peak_gflops=peak)
     grid = grid_estimate(args.profile, measured)
     out = Path(args.out) / args.profile
     atomic_write_text(out / "measured.csv", measured.to_csv(index=False))
