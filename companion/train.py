@@ -47,9 +47,13 @@ def count_steps(tc, examples: int) -> int:
 
 def device_and_autocast():
     """The device to train on and a factory of its autocast context: CUDA with bfloat16
-    autocast when there is a GPU, else the CPU in float32."""
+    autocast when there is a GPU, else the CPU in float32. On the CPU, subnormal floats are
+    flushed to zero for the whole process: norm attention with ``f = exp`` scales its output by
+    down to ``e^{−80}``, and the subnormals that follow made its training steps ten times slower
+    (464 s against 52 s for the softplus run of the same size); no normal float changes."""
     if torch.cuda.is_available():
         return torch.device("cuda"), lambda: torch.autocast("cuda", dtype=torch.bfloat16)
+    torch.set_flush_denormal(True)
     return torch.device("cpu"), lambda: torch.autocast("cpu", enabled=False)
 
 

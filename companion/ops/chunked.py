@@ -9,6 +9,8 @@ carried by one small matmul over chunk indices, so no Python loop runs over time
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor
@@ -26,10 +28,21 @@ def _segsum(a: Tensor) -> Tensor:
     return out.masked_fill(~causal, float("-inf"))
 
 
+def default_chunk(d_k: int, d_v: int) -> int:
+    """The chunk length ``T`` that balances the two costs of the algorithm: the intra-chunk
+    products grow as ``L·T·(d_k + d_v)``, the chunk states as ``(L/T)·d_k·d_v``, so the best
+    ``T`` grows as ``√(d_k d_v / (d_k + d_v))``. The constant 24 and the power of 2 in
+    [16, 128] were measured on CPU training steps (Mamba-2 at d_k = 32, d_v = 16: T = 16 takes
+    106 ms, 64 takes 151 ms, 128 takes 228 ms)."""
+    best = math.sqrt(24 * d_k * d_v / (d_k + d_v))
+    return int(min(128, max(16, 2 ** round(math.log2(best)))))
+
+
 def chunked_linear_attention(
-    q: Tensor, k: Tensor, v: Tensor, log_decay: Tensor | None = None, chunk: int = 64
+    q: Tensor, k: Tensor, v: Tensor, log_decay: Tensor | None = None, chunk: int | None = None
 ) -> Tensor:
-    """Causal (decayed) linear attention in chunks.
+    """Causal (decayed) linear attention in chunks of ``chunk`` steps (default:
+    :func:`default_chunk` of the head sizes).
 
     q, k: ``(B, H, L, d_k)``, or ``(B, 1, L, d_k)`` when shared by all heads (Mamba-2's B and
     C; their scores are then formed once); v: ``(B, H, L, d_v)``; log_decay: ``(B, H, L)``
@@ -37,7 +50,7 @@ def chunked_linear_attention(
     Any ``L`` works: the tail is padded with zeros, which a causal map never reads.
     """
     Bsz, H, L, _ = v.shape
-    T = min(chunk, L)
+    T = min(chunk or default_chunk(q.shape[-1], v.shape[-1]), L)
     n = -(-L // T)
     pad = n * T - L
     if pad:
