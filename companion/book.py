@@ -48,7 +48,10 @@ from pathlib import Path
 
 import yaml
 
+from companion import config as C
 from companion.io import atomic_path, atomic_write_text, git
+from companion.model import describe
+from companion.train import model_config, task_of
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
@@ -391,9 +394,6 @@ if __name__ == "__main__":
 def write_config_appendix(dest: str | os.PathLike = BOOK / "_generated" / "configs.md") -> Path:
     """The appendix of configurations, generated from ``companion/configs``: per task, every
     model at the paper and quick profiles, and every ablation with what it changes."""
-    from companion import config as C
-    from companion.model import describe
-    from companion.train import model_config, task_of
 
     def arch(cfg) -> str:
         m = cfg.model

@@ -1,4 +1,5 @@
-"""The paper's claims C1–C11 (PAPER.md §5), each evaluated from our runs with its numbers.
+"""The paper's claims C1–C11 (arXiv:2510.09379, as the book's claims chapter states them), each
+evaluated from our runs with its numbers.
 
 Every claim becomes a test on two tables:
 

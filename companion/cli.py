@@ -19,6 +19,13 @@ import sys
 import time
 from collections.abc import Sequence
 
+# companion.tasks loads no torch, the rest of the package does (config, train, runs, slurm,
+# reproduce): those are imported inside the command that uses them, so that `companion --help`
+# and `companion data ...` start without torch (tests/test_imports.py allows these imports and
+# checks that --help loads no torch)
+from companion.tasks import PROFILES, TASKS, DataError, get_task
+from companion.tasks.cache import data_root
+
 
 class _Parser(argparse.ArgumentParser):
     """An ArgumentParser whose errors are one line (and exit status 2, as argparse)."""
@@ -36,9 +43,6 @@ class CLIError(Exception):
 
 
 def _data_prepare(args) -> int:
-    from companion.tasks import TASKS, DataError, get_task
-    from companion.tasks.cache import data_root
-
     if args.lra_release:
         os.environ["COMPANION_LRA_RELEASE"] = args.lra_release
     names = args.task or list(TASKS)
@@ -82,8 +86,6 @@ def _data_prepare(args) -> int:
 
 def stats_rows(profile: str, names: Sequence[str] | None = None):
     """One row per task and split of the prepared cache (for ``data info`` and the book)."""
-    from companion.tasks import TASKS, DataError, get_task
-
     rows = []
     for name in names or TASKS:
         task = get_task(name, profile)
@@ -128,8 +130,6 @@ def _data_info(args) -> int:
 
 
 def _add_data(sub) -> None:
-    from companion.tasks import PROFILES, TASKS
-
     data = sub.add_parser("data", help="prepare and inspect the data of the five tasks")
     data_sub = data.add_subparsers(dest="data_command", metavar="{prepare,info}", required=True)
 
@@ -225,8 +225,6 @@ def _reproduce(args) -> int:
 
 
 def _add_train(sub) -> None:
-    from companion.config import PROFILES
-
     train = sub.add_parser("train", help="train one run (resumes if interrupted, skips if done)")
     train.add_argument("--task", required=True, help="listops, text, image, mqar or lm")
     train.add_argument("--model", required=True, help="a config file of the task, e.g. mamba2")
@@ -311,16 +309,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    from companion.tasks import DataError
-    from companion.train import TrainingError
-
     try:
         return args.func(args)
-    except TrainingError as e:
-        if os.environ.get("COMPANION_DEBUG"):
-            raise
-        print(f"companion: error: {e}", file=sys.stderr)
-        return 1
     except (CLIError, DataError, ValueError) as e:
         if os.environ.get("COMPANION_DEBUG"):
             raise
@@ -330,6 +320,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("companion: interrupted", file=sys.stderr)
         return 130
+    except RuntimeError as e:  # a DataError is one too, and was handled above
+        # a TrainingError can only come from companion.train, so it is loaded by now
+        from companion.train import TrainingError
+
+        if not isinstance(e, TrainingError) or os.environ.get("COMPANION_DEBUG"):
+            raise
+        print(f"companion: error: {e}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

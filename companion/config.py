@@ -7,6 +7,8 @@ Layout::
     configs/<task>/<model>.yaml   one experiment of the main grid at paper scale (the public
                                   configs' hyperparameters), its ``variants`` (ablations) and
                                   optional per-profile overrides of its own
+    configs/book.yaml             the runs of the book (:func:`book_runs`): its seed, more
+                                  seeds for some experiments, what a profile leaves out
 
 A run is resolved by deep-merging, in order: ``task.yaml``, ``<model>.yaml``, the task's
 overlay for the profile, the model file's overlay for the profile, the variant, and finally
@@ -18,6 +20,7 @@ survives at every profile; ``--set`` comes last and wins.
 from __future__ import annotations
 
 import copy
+import fnmatch
 import hashlib
 import json
 from dataclasses import asdict, dataclass, field, fields
@@ -28,6 +31,7 @@ import yaml
 from companion.model import ModelConfig
 
 CONFIG_DIR = Path(__file__).parent / "configs"
+BOOK_RUNS = CONFIG_DIR / "book.yaml"
 # ModelConfig fields that come from the task, never from a config file
 TASK_FACTS = ("vocab_size", "input_dim", "max_len", "head", "n_classes")
 PROFILES = ("smoke", "quick", "paper")
@@ -139,6 +143,36 @@ def departures(task: str, model: str) -> list[dict]:
 def experiments() -> list[tuple[str, str, str | None]]:
     """Every (task, model, variant) defined by the files; ``variant=None`` is the main grid."""
     return [(t, m, v) for t in tasks() for m in models(t) for v in [None, *variants(t, m)]]
+
+
+def book_seed() -> int:
+    """The seed every experiment of the book runs with (``configs/book.yaml``); figures that
+    show one run per experiment show this one."""
+    return int(yaml.safe_load(BOOK_RUNS.read_text())["seed"])
+
+
+def book_runs(profile: str, only: str | None = None) -> list[RunConfig]:
+    """The resolved configurations of every run of the book at ``profile``, in a fixed order;
+    ``only`` keeps the experiments matching a "task/model/variant" pattern (e.g. ``mqar/*``)."""
+    spec = yaml.safe_load(BOOK_RUNS.read_text())
+    skip = spec.get("skip", {}).get(profile) or []
+    runs = []
+    for task, model, variant in experiments():
+        name = f"{task}/{model}/{variant or ''}"
+        if any(fnmatch.fnmatch(name, pattern) for pattern in skip):
+            continue
+        if only is not None and not fnmatch.fnmatch(name, only):
+            continue
+        seeds = [spec["seed"]]
+        for extra in spec.get("more_seeds", []):
+            if (
+                variant is None
+                and fnmatch.fnmatch(task, extra["task"])
+                and fnmatch.fnmatch(model, extra["model"])
+            ):
+                seeds += extra["seeds"]
+        runs += [resolve(task, model, variant, profile, seed) for seed in seeds]
+    return runs
 
 
 def parse_set(items: list[str] | None) -> dict:

@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from companion.layers import MIXERS, make_mixer, mixer_class
+from companion.layers import MIXERS, check_options, make_mixer
 
 FAMILIES = {
     "softmax": "transformer",
@@ -108,14 +108,7 @@ class ModelConfig:
         return FAMILIES[self.mixer]
 
     def __post_init__(self):
-        cls = mixer_class(self.mixer)
-        unknown = set(self.mixer_options) - set(cls.OPTIONS)
-        if unknown:
-            valid = ", ".join(cls.OPTIONS) or "none"
-            raise ValueError(
-                f"option(s) {', '.join(sorted(unknown))} do not apply to mixer {self.mixer!r}; "
-                f"its options: {valid}"
-            )
+        check_options(self.mixer, self.mixer_options)
         if self.mlp is None:
             self.mlp = MLP_KINDS[self.family][0]
         _choose(f"mlp for the {self.family} family", self.mlp, MLP_KINDS[self.family])

@@ -1,11 +1,13 @@
 """``companion reproduce``: every run of the book, the section notebooks, the book.
 
-1. The runs listed by ``configs/book.yaml`` (every experiment of the configs, more seeds for
-   some, a few left out at some profiles), in a pool of worker processes, or as one Slurm job
-   array (``companion.slurm``). A complete run is skipped, an interrupted one resumes. Each
-   run's output goes to ``<root>/<profile>/logs/<run_id>.log``; failures are listed with those
-   paths at the end (and in ``<root>/<profile>/failed.json``, so that they can be trained
-   alone again) and do not stop the other runs.
+1. The runs listed by ``configs/book.yaml`` (``companion.config.book_runs``: every experiment
+   of the configs, more seeds for some, a few left out at some profiles), in a pool of worker
+   processes (``companion.executors``), or as one Slurm job array (``companion.slurm``), both
+   through the same worker function ``companion.executors.run_logged``. A complete run is
+   skipped, an interrupted one resumes. Each run's output goes to
+   ``<root>/<profile>/logs/<run_id>.log``; failures are listed with those paths at the end (and
+   in ``<root>/<profile>/failed.json``, so that they can be trained alone again) and do not
+   stop the other runs.
 2. The runs index ``<root>/<profile>/index.csv``.
 3. The section notebooks ``notebooks/NN_*.ipynb`` through papermill, copied executed into
    ``book/notebooks/``; a notebook whose source, runs index and plotting code are unchanged
@@ -18,151 +20,25 @@ call with nothing changed trains nothing, executes nothing and does not rebuild 
 
 from __future__ import annotations
 
-import contextlib
-import fnmatch
 import hashlib
 import json
-import os
 import tempfile
 import time
-import traceback
-from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor, as_completed
-from dataclasses import dataclass
-from multiprocessing import get_context
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
-import yaml
-
-from companion import config as C
+from companion import book as book_mod
+from companion.config import book_runs
+from companion.executors import is_current, run_local, skipped
 from companion.io import atomic_write_text
-from companion.runs import RunDir, git_commit, write_index
+from companion.runs import git_commit, write_index
 from companion.slurm import SlurmOptions, run_slurm
 
-BOOK_RUNS = C.CONFIG_DIR / "book.yaml"
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
-# the package code a section notebook's output depends on, besides the runs
 # what a notebook's output depends on besides the runs: every module and configuration file of
 # the package (notebooks import and execute the layers, the model, the configs, the plots...)
 NOTEBOOK_DEPENDENCIES = ("**/*.py", "configs/**/*.yaml")
-
-
-def book_runs(profile: str, only: str | None = None) -> list[C.RunConfig]:
-    """The resolved configurations of every run of the book at ``profile``, in a fixed order;
-    ``only`` keeps the experiments matching a "task/model/variant" pattern (e.g. ``mqar/*``)."""
-    spec = yaml.safe_load(BOOK_RUNS.read_text())
-    skip = spec.get("skip", {}).get(profile) or []
-    runs = []
-    for task, model, variant in C.experiments():
-        name = f"{task}/{model}/{variant or ''}"
-        if any(fnmatch.fnmatch(name, pattern) for pattern in skip):
-            continue
-        if only is not None and not fnmatch.fnmatch(name, only):
-            continue
-        seeds = [spec["seed"]]
-        for extra in spec.get("more_seeds", []):
-            if (
-                variant is None
-                and fnmatch.fnmatch(task, extra["task"])
-                and fnmatch.fnmatch(model, extra["model"])
-            ):
-                seeds += extra["seeds"]
-        runs += [C.resolve(task, model, variant, profile, seed) for seed in seeds]
-    return runs
-
-
-@dataclass
-class Outcome:
-    run_id: str
-    status: str  # "ran" | "skipped" | "failed"
-    seconds: float
-    log: str
-    metrics: dict
-    error: str = ""
-    tokens_per_second: float = 0.0  # median over the run's evaluation intervals
-
-
-def log_path(config: C.RunConfig, root: str | Path) -> Path:
-    return Path(root) / config.profile / "logs" / f"{config.run_id}.log"
-
-
-def skipped(config: C.RunConfig, root: str | Path) -> Outcome:
-    """The outcome of a run that is already complete."""
-    metrics = RunDir.for_config(config, root).read_json("metrics.json")
-    return Outcome(config.run_id, "skipped", 0.0, str(log_path(config, root)), metrics)
-
-
-def run_logged(config: C.RunConfig, root: str | Path, threads: int) -> Outcome:
-    """Train one run with its output in its log file (the worker function of every executor)."""
-    import torch
-
-    from companion.train import run
-
-    torch.set_num_threads(threads)
-    log = log_path(config, root)
-    log.parent.mkdir(parents=True, exist_ok=True)
-    if is_current(config, root):
-        return skipped(config, root)
-    start = time.perf_counter()
-    with open(log, "a") as f, contextlib.redirect_stdout(f), contextlib.redirect_stderr(f):
-        try:
-            metrics = run(config, root=root, progress=False, replace_stale=True)
-        except Exception as e:  # reported with its log; the other runs go on
-            traceback.print_exc()
-            first = str(e).splitlines()[0] if str(e) else type(e).__name__
-            return Outcome(
-                config.run_id, "failed", time.perf_counter() - start, str(log), {}, first
-            )
-    seconds = time.perf_counter() - start
-    speed = RunDir.for_config(config, root).read_json("timing.json")["tokens_per_second_median"]
-    return Outcome(config.run_id, "ran", seconds, str(log), metrics, tokens_per_second=speed)
-
-
-def _die_with_parent() -> None:
-    """Pool initializer: a worker gets SIGTERM when the process that started it dies (Linux),
-    so a killed ``companion reproduce`` leaves no run training in the background."""
-    import ctypes
-    import signal
-
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-
-
-def run_local(configs: list[C.RunConfig], root: str | Path, workers: int, report=print):
-    """Run ``configs`` in a pool of ``workers`` processes, splitting the cores between them."""
-    threads = max(1, (os.cpu_count() or 1) // workers)
-    outcomes = []
-    context = get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_die_with_parent) as pool:
-        futures = {pool.submit(run_logged, c, root, threads): c for c in configs}
-        for i, future in enumerate(as_completed(futures), 1):
-            outcome = future.result()
-            outcomes.append(outcome)
-            report(f"[{i}/{len(configs)}] {describe(outcome)}")
-    return outcomes
-
-
-def is_current(config: C.RunConfig, root: str | Path) -> bool:
-    """Complete, and of this very configuration (a changed configuration file retrains)."""
-    run = RunDir.for_config(config, root)
-    return run.complete and run.saved_hash() == config.hash()
-
-
-def describe(o: Outcome) -> str:
-    if o.status == "failed":
-        after = f" after {o.seconds:.0f} s" if o.seconds else ""
-        return f"{o.run_id}: failed{after}: {o.error} (log: {o.log})"
-    metric = next(
-        (
-            f"{k} {v:.4g}"
-            for k, v in o.metrics.items()
-            if k.startswith("test_") and not k.endswith("loss")
-        ),
-        "",
-    )
-    when = "already complete" if o.status == "skipped" else f"{o.seconds:.0f} s"
-    speed = f", {o.tokens_per_second:.3g} tokens/s" if o.tokens_per_second else ""
-    return f"{o.run_id}: {when}{speed}, {metric}"
 
 
 def failed_file(profile: str, root: str | Path) -> Path:
@@ -250,9 +126,7 @@ def execute_sections(
 ) -> list[str]:
     """Execute the section notebooks against ``<root>/<profile>`` with papermill and install
     them in ``book_dir/notebooks``; returns the names executed (the others were up to date)."""
-    import papermill
-
-    from companion.book import install_notebooks
+    import papermill  # the book extra: ``--no-book`` runs without it
 
     runs = (Path(root) / profile).resolve()
     package = Path(__file__).parent
@@ -296,7 +170,7 @@ def execute_sections(
         futures = {pool.submit(execute, nb): nb for nb in todo}
         for future in as_completed(futures):
             nb = futures[future]
-            install_notebooks([future.result()], book_dir)
+            book_mod.install_notebooks([future.result()], book_dir)
             cache[nb.name] = todo[nb]
             atomic_write_text(cache_file, json.dumps(cache, indent=1, sort_keys=True))
             report(f"notebook {nb.name}: executed")
@@ -319,8 +193,6 @@ def reproduce(
     ``slurm``), then notebooks and book here. Returns the summary it prints (seconds per
     stage). The book is rebuilt only when a run was trained or a notebook executed, or when it
     has never been built."""
-    from companion import book as book_mod
-
     book_dir = Path(book_dir) if book_dir is not None else book_mod.BOOK
     timings, start = {}, time.perf_counter()
     outcomes = reproduce_runs(profile, workers, root, only, report, slurm, failed)

@@ -7,7 +7,7 @@ A run folder ``<root>/<profile>/<run_id>/`` holds
 ``history.jsonl``      one JSON line per evaluation (step, losses, metrics, lr, tokens/s)
 ``checkpoint.pt``      model, optimiser, scheduler, RNG state and history at the last
                        checkpoint; loads with ``torch.load(weights_only=True)``
-``spectra/step_<N>.pt``  Λ of every layer at step N (see ``save_spectra`` for the schema)
+``spectra/step_<N>.pt``  Λ of every layer at step N (schema: ``train.record_spectra``)
 ``spectra.csv``        the binned summaries of every recorded step (``spectra.summarize``
                        columns plus ``step``, ``stage``, ``analysis``)
 ``metrics.json``       the final metrics, e.g. ``{"test_accuracy": 0.93, ...}``

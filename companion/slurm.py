@@ -1,6 +1,6 @@
 """The ``slurm`` executor of ``companion reproduce``: the runs as one Slurm job array.
 
-Each run is one array task that calls :func:`companion.reproduce.run_logged`, the worker
+Each run is one array task that calls :func:`companion.executors.run_logged`, the worker
 function of the local pool too, so a run trains the same way on both executors (with the same
 number of threads, the same metrics to the last bit). Through ``submitit``:
 
@@ -28,8 +28,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import submitit
+
 from companion import config as C
+from companion.executors import Outcome, describe, is_current, log_path, run_logged, skipped
 from companion.io import atomic_write_text
+from companion.tasks import DataError
+from companion.train import task_of
 
 # the command-line flag of each option (``companion reproduce --executor slurm ...``)
 FLAGS = {
@@ -124,9 +129,6 @@ def check_cluster(options: SlurmOptions) -> None:
 def check_data(configs: list[C.RunConfig]) -> None:
     """Fail in one line when the data of a run is not prepared: prepared where the command
     runs (a login node with internet), not by every array task at once."""
-    from companion.tasks import DataError
-    from companion.train import task_of
-
     distinct = {(c.task, c.profile, json.dumps(c.data, sort_keys=True)): c for c in configs}
     for config in distinct.values():
         try:
@@ -168,10 +170,6 @@ def run_slurm(configs: list[C.RunConfig], root: str | Path, options: SlurmOption
     """Train ``configs`` as one Slurm job array (runs still queued or running from an earlier
     call are waited for, not submitted again) and wait for every task; returns the outcomes.
     Raises :class:`SlurmError` before writing anything when the cluster cannot take them."""
-    import submitit
-
-    from companion.reproduce import run_logged
-
     check_cluster(options)
     check_data(configs)
     folder = (Path(root) / configs[0].profile / "slurm").resolve()
@@ -222,8 +220,6 @@ def _wait(jobs: list, root, poll_s: float, report) -> list:
     """Wait for every job of ``[(config, job), ...]``: a job has ended when it has left the
     queue (or left its result). Reports each finished run, and the counts of pending and
     running tasks whenever they change."""
-    from companion.reproduce import describe
-
     pending = dict(enumerate(jobs))
     outcomes, last_counts = [], None
     while pending:
@@ -253,11 +249,9 @@ def _wait(jobs: list, root, poll_s: float, report) -> list:
 
 
 def _outcome(config: C.RunConfig, job, root):
-    """The :class:`~companion.reproduce.Outcome` of a task that has ended: the one
+    """The :class:`~companion.executors.Outcome` of a task that has ended: the one
     ``run_logged`` returned; or, when its result is not there, "ran" if the run folder is
     complete, else "failed" with the state ``sacct`` gives and the log paths."""
-    from companion.reproduce import Outcome, is_current, log_path, skipped
-
     if job.paths.result_pickle.exists():
         try:
             return job.result()

@@ -29,9 +29,9 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from companion import config as C
+from companion.config import book_runs
 from companion.io import atomic_write_text
 from companion.model import build_model, param_groups
-from companion.reproduce import book_runs
 from companion.tasks import DataError
 from companion.tasks.image import PRESETS as IMAGE_PRESETS
 from companion.train import count_steps, device_and_autocast, model_config, task_of, train_step

@@ -26,8 +26,7 @@ from companion.io import atomic_write_text
 from companion.model import ModelConfig, build_model, param_groups
 from companion.runs import RunDir, spectra_record
 from companion.tasks import get_task
-
-IGNORE = -100
+from companion.tasks.common import IGNORE_INDEX
 
 
 class TrainingError(RuntimeError):
@@ -111,8 +110,8 @@ def loss_and_counts(model, batch: dict, device) -> tuple[torch.Tensor, float, in
         target = batch["label"].to(device)  # (B,)
     else:
         logits, target = logits.flatten(0, 1), batch["labels"].to(device).flatten()  # (B·L, V)
-    loss = F.cross_entropy(logits.float(), target, ignore_index=IGNORE)
-    valid = target != IGNORE
+    loss = F.cross_entropy(logits.float(), target, ignore_index=IGNORE_INDEX)
+    valid = target != IGNORE_INDEX
     correct = (logits.argmax(-1) == target)[valid].sum().item()
     return loss, correct, int(valid.sum().item())
 

@@ -92,3 +92,17 @@ def test_float32_and_shapes(name, opts):
 def test_unknown_mixer_names_the_choices():
     with pytest.raises(ValueError, match="choose one of: softmax, linear"):
         make_mixer("transformer", d_model=8)
+
+
+@pytest.mark.parametrize(
+    ("name", "opts", "valid"),
+    [
+        ("norm", {"norm_fun": "exp"}, "conv, dropout, norm_fn, feature_map"),
+        ("mamba2", {"norm_fn": "exp"}, "conv"),
+        ("lru", {"conv": 4}, "r_min, r_max, max_phase"),
+        ("mamba2_lti", {"r_min": 0.5}, "conv"),
+    ],
+)
+def test_a_misspelt_or_misplaced_option_names_the_valid_ones(name, opts, valid):
+    with pytest.raises(ValueError, match=f"do not apply to mixer '{name}'; its options: {valid}"):
+        make_mixer(name, d_model=8, **opts)

@@ -13,7 +13,8 @@ import pytest
 from browser import bad_responses, browse, outside_requests, serve
 
 from companion import config as C
-from companion.reproduce import book_runs, reproduce, reproduce_runs, section_notebooks
+from companion.config import book_runs
+from companion.reproduce import reproduce, reproduce_runs, section_notebooks
 from companion.runs import RunDir
 
 BOOK = Path(__file__).resolve().parents[1] / "book"

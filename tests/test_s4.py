@@ -192,7 +192,7 @@ def test_mark_ssm_and_transition_tags():
 
 
 def test_rejects_bad_options():
-    with pytest.raises(TypeError):
+    with pytest.raises(ValueError, match="its options: init, l_max"):
         make_mixer("s4", d_model=4, r_min=0.5)
     with pytest.raises(ValueError, match="'legs'"):
         make_mixer("s4", d_model=4, init="lin")

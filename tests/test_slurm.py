@@ -18,7 +18,8 @@ from builders import exit_code
 from slurm_cluster import SlurmCluster
 
 from companion import cli
-from companion.reproduce import book_runs, reproduce_runs
+from companion.config import book_runs
+from companion.reproduce import reproduce_runs
 from companion.runs import RunDir
 from companion.slurm import SlurmError, SlurmOptions, check_cluster
 

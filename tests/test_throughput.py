@@ -8,7 +8,7 @@ import pytest
 
 from companion import config as C
 from companion import throughput as T
-from companion.reproduce import book_runs
+from companion.config import book_runs
 from companion.runs import RunDir
 from companion.train import run
 

@@ -93,10 +93,8 @@ def test_resolved_config_is_saved_with_its_hash(tmp_path):
 
 def _one_of_each_architecture() -> list[C.RunConfig]:
     """A smoke run of every (task, mixer, mixer options) of the book."""
-    from companion.reproduce import book_runs
-
     runs = {}
-    for c in book_runs("smoke"):
+    for c in C.book_runs("smoke"):
         runs.setdefault((c.task, c.model["mixer"], str(c.model.get("mixer_options"))), c)
     return list(runs.values())
 

@@ -33,12 +33,27 @@ def mixer_class(name: str) -> type[Mixer]:
     return getattr(import_module(module), cls)
 
 
-def make_mixer(name: str, d_model: int, n_heads: int = 1, state_dim: int = 64, **options) -> Mixer:
-    """Build mixer ``name`` acting on ``(B, L, d_model)``; options that do not apply are ignored."""
+def check_options(name: str, options) -> type[Mixer]:
+    """The class of mixer ``name``, after checking that every option in ``options`` is one it
+    acts on; raises ``ValueError`` in one line naming the valid ones."""
     cls = mixer_class(name)
+    unknown = set(options) - set(cls.OPTIONS)
+    if unknown:
+        valid = ", ".join(cls.OPTIONS) or "none"
+        raise ValueError(
+            f"option(s) {', '.join(sorted(unknown))} do not apply to mixer {name!r}; "
+            f"its options: {valid}"
+        )
+    return cls
+
+
+def make_mixer(name: str, d_model: int, n_heads: int = 1, state_dim: int = 64, **options) -> Mixer:
+    """Build mixer ``name`` acting on ``(B, L, d_model)``; a misspelt or misplaced option is a
+    one-line ``ValueError`` naming the valid ones."""
+    cls = check_options(name, options)
     return cls(
         d_model=d_model, n_heads=n_heads, state_dim=state_dim, **_REGISTRY[name][2], **options
     )
 
 
-__all__ = ["MIXERS", "Mixer", "Transition", "make_mixer", "mixer_class"]
+__all__ = ["MIXERS", "Mixer", "Transition", "check_options", "make_mixer", "mixer_class"]

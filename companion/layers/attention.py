@@ -26,7 +26,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from companion.layers.base import Mixer, Transition
-from companion.ops import CausalConv, chunked_linear_attention
+from companion.ops import CausalConv, chunked_linear_attention, linear_attention_recurrence
 
 
 def eta_ratio(log_eta: Tensor) -> Tensor:
@@ -51,20 +51,6 @@ def identity(x: Tensor) -> Tensor:
 
 
 FEATURE_MAPS = {"elu": elu_plus_one, "identity": identity}
-
-
-def dsf_scan(lam: Tensor, b: Tensor, v: Tensor, c: Tensor) -> Tensor:
-    """The literal recurrence ``h_i = Λ_i h_{i-1} + b_i v_iᵀ``, ``y_i = h_iᵀ c_i``, ``h_0 = 0``.
-
-    lam: ``(B, L, H)`` holding ``Λ_i``; b, c: ``(B, H, L, d_k)``; v: ``(B, H, L, d_v)``.
-    Returns ``(B, H, L, d_v)``. One Python step per time step: a reference, not a fast path.
-    """
-    h = b.new_zeros(*b.shape[:2], b.shape[-1], v.shape[-1])  # (B, H, d_k, d_v)
-    ys = []
-    for lam_i, b_i, v_i, c_i in zip(lam.unbind(1), *(x.unbind(2) for x in (b, v, c)), strict=True):
-        h = lam_i[..., None, None] * h + b_i[..., :, None] * v_i[..., None, :]  # (B, H, d_k, d_v)
-        ys.append((c_i[..., None, :] @ h).squeeze(-2))  # (B, H, d_v)
-    return torch.stack(ys, dim=2)
 
 
 class Attention(Mixer):
@@ -150,4 +136,5 @@ class SeparableAttention(Attention):
         """The literal DSF recurrence, with ``Λ_i`` taken from :meth:`transition`."""
         phi_q, psi_k, v, log_eta = self.parts(u)
         b = psi_k * torch.exp(-log_eta)[..., None]  # (B, H, L, d_k): B_i u_i = b_i v_iᵀ
-        return self.output(dsf_scan(self.transition(u).values, b, v, phi_q))
+        lam = self.transition(u).values.transpose(1, 2)  # (B, H, L)
+        return self.output(linear_attention_recurrence(phi_q, b, v, lam))

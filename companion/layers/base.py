@@ -9,9 +9,10 @@ the linear time-varying system of the Dynamical Systems Framework (DSF)::
 * ``recurrent(u)``  the literal recurrence above, one step at a time, built on ``transition(u)``;
 * ``transition(u)`` the eigenvalues of ``Λ_i`` as a :class:`Transition`.
 
-In every mixer of this package ``Λ_i`` is diagonal (a scalar per head for attention and Mamba-2,
-one complex value per mode for S4D and LRU), so its eigenvalues are its diagonal entries and no
-matrix is ever built.
+In every mixer of this package but S4 ``Λ_i`` is diagonal (a scalar per head for attention and
+Mamba-2, one complex value per mode for S4D and LRU), so its eigenvalues are its diagonal entries
+and no matrix is built; S4's ``Λ`` is the dense discretised DPLR matrix ``Ā`` of each channel,
+whose eigenvalues it computes in double precision.
 """
 
 from __future__ import annotations
@@ -60,10 +61,10 @@ class Transition:
 class Mixer(nn.Module):
     """Base class of the sequence mixers; see the module docstring for the three views.
 
-    Subclasses list in ``OPTIONS`` the keyword options they act on. Every mixer accepts the
-    same constructor signature ``(d_model, n_heads, state_dim, **options)`` and ignores options
-    that do not apply to it, so model code can build any mixer from one config; configuration
-    validation (``companion.config``) uses ``OPTIONS`` to reject misplaced options early.
+    Subclasses list in ``OPTIONS`` the keyword options they act on. Every mixer has the same
+    constructor signature ``(d_model, n_heads, state_dim, **options)``, so model code can build
+    any mixer from one config; ``companion.layers.make_mixer`` (and through it the model
+    configuration) rejects an option that is not in ``OPTIONS``, naming the valid ones.
     """
 
     OPTIONS: ClassVar[tuple[str, ...]] = ()

@@ -21,7 +21,8 @@ step size of head ``⌊n H / N⌋`` (``Δ̃_i = Δ_i`` repeated ``N/H`` times), 
 of ``H``. ``x`` is not scaled.
 
 The fast path is the chunked SSD algorithm (:func:`companion.ops.chunked_linear_attention` with
-``q = C``, ``k = B``, ``v = Δ x`` and ``log_decay = log Λ``).
+``q = C``, ``k = B``, ``v = Δ x`` and ``log_decay = log Λ``); the recurrence is its reference
+loop (:func:`companion.ops.linear_attention_recurrence`) on ``Λ`` itself.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from companion.layers.base import Mixer, Transition, inverse_softplus, mark_transition
-from companion.ops import CausalConv, chunked_linear_attention
+from companion.ops import CausalConv, chunked_linear_attention, linear_attention_recurrence
 
 
 class Mamba2(Mixer):
@@ -79,45 +80,39 @@ class Mamba2(Mixer):
         """Split the projected input ``(B, L, d_model)`` into the SSD operands.
 
         Returns ``x`` ``(B, L, H, P)``, ``v`` ``(B, L, H, P)`` (``Δ x``, or ``x`` if LTI),
-        ``k`` ``(B, L, N)`` (``B_i``, or ``Δ̃_i ⊙ B_i`` if LTI), ``q = C_i`` ``(B, L, N)``
-        and ``Δ`` ``(B, L, H)``.
+        ``B`` ``(B, L, N)`` (``B_i``, or ``Δ̃_i ⊙ B_i`` if LTI), ``C`` ``(B, L, N)`` and
+        ``Δ`` ``(B, L, H)``.
         """
         xbc, dt = self.in_proj(u).split([self.H * self.P + 2 * self.N, self.n_dt], -1)
-        x, k, q = self.conv(xbc).split([self.H * self.P, self.N, self.N], -1)
+        x, B, C = self.conv(xbc).split([self.H * self.P, self.N, self.N], -1)
         x = x.unflatten(-1, (self.H, self.P))  # (B, L, H, P)
         dt = F.softplus(dt + self.dt_bias)  # (B, L, H)
         if self.lti:
-            return x, x, k * dt.repeat_interleave(self.N // self.H, -1), q, dt
-        return x, x * dt[..., None], k, q, dt
+            return x, x, B * dt.repeat_interleave(self.N // self.H, -1), C, dt
+        return x, x * dt[..., None], B, C, dt
 
     def _log_lambda(self, dt: Tensor) -> Tensor:
         """``log Λ``: ``Δ A`` ``(B, L, H)``, or ``−softplus(a)`` ``(H,)`` if LTI."""
         return -F.softplus(self.a) if self.lti else -dt * self.A_log.exp()
 
     def forward(self, u: Tensor) -> Tensor:
-        """Fast path: chunked SSD, all heads at once."""
-        x, v, k, q, dt = self._project(u)
+        """Fast path: chunked SSD, all heads at once (C and B play the roles of q and k)."""
+        x, v, B, C, dt = self._project(u)
         y = chunked_linear_attention(
-            q=q[:, None],  # (B, 1, L, N): C, shared by the heads
-            k=k[:, None],  # (B, 1, L, N): B, shared by the heads
+            q=C[:, None],  # (B, 1, L, N): shared by the heads
+            k=B[:, None],  # (B, 1, L, N)
             v=v.transpose(1, 2),  # (B, H, L, P)
             log_decay=self._log_lambda(dt).expand_as(dt).transpose(1, 2),  # (B, H, L)
         ).transpose(1, 2)  # (B, L, H, P)
         return self.out_proj((y + self.D[:, None] * x).flatten(2))
 
     def recurrent(self, u: Tensor) -> Tensor:
-        """The literal recurrence ``h_i = Λ_i h_{i-1} + v_i k_iᵀ``, ``y_i = h_i q_i + D x_i``."""
-        x, v, k, q, dt = self._project(u)
-        lam = self.transition(u).values.expand_as(dt)  # (B, L, H)
-        h = u.new_zeros(u.shape[0], self.H, self.P, self.N)  # (B, H, P, N)
-        ys = []
-        for lam_i, v_i, k_i, q_i in zip(
-            lam.unbind(1), v.unbind(1), k.unbind(1), q.unbind(1), strict=True
-        ):
-            h = lam_i[..., None, None] * h + v_i[..., None] * k_i[:, None, None]  # (B, H, P, N)
-            ys.append(h @ q_i[:, None, :, None])  # (B, H, P, 1)
-        y = torch.stack(ys, 1).squeeze(-1)  # (B, L, H, P)
-        return self.out_proj((y + self.D[:, None] * x).flatten(2))
+        """The literal recurrence ``h_i = Λ_i h_{i-1} + B_i v_iᵀ``, ``y_i = h_iᵀ C_i + D x_i``
+        (per head, state ``(N, P)``), on the ``Λ`` that :meth:`transition` reports."""
+        x, v, B, C, dt = self._project(u)
+        lam = self.transition(u).values.expand_as(dt).transpose(1, 2)  # (B, H, L)
+        y = linear_attention_recurrence(C[:, None], B[:, None], v.transpose(1, 2), lam)
+        return self.out_proj((y.transpose(1, 2) + self.D[:, None] * x).flatten(2))
 
     def transition(self, u: Tensor) -> Transition:
         """``Λ_{i,h} = exp(Δ_{i,h} A_h)`` ``(B, L, H)``, or ``exp(−softplus(a_h))`` ``(H,)`` if LTI.

@@ -48,7 +48,7 @@ def _check_choice(name: str, value: str, choices: dict) -> None:
 
 
 class NormAttention(SeparableAttention):
-    """Norm attention (PAPER.md §2): ``(B, L, d_model)`` -> ``(B, L, d_model)``.
+    """Norm attention (Sieber et al., 2024, arXiv:2405.15731): ``(B, L, d)`` -> ``(B, L, d)``.
 
     DSF view per head: ``h_i = S_i / η_i``, ``Λ_i = exp(f(n_{i-1}+o) − f(n_i+o))``,
     ``B_i u_i = φ(k_i) v_iᵀ / (√d_k η_i)``, ``C_i = φ(q_i)ᵀ``, ``D_i = 0``.

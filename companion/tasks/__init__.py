@@ -16,15 +16,8 @@ from __future__ import annotations
 
 from importlib import import_module
 
-from companion.tasks.base import (
-    PROFILES,
-    SPLITS,
-    CacheError,
-    DataError,
-    HubUnavailableError,
-    Task,
-    replace_config,
-)
+from companion.tasks.base import PROFILES, Task, replace_config
+from companion.tasks.common import SPLITS, CacheError, DataError, HubUnavailableError
 
 # name -> (module, class)
 _REGISTRY: dict[str, tuple[str, str]] = {

@@ -1,4 +1,6 @@
-"""What every task shares: the :class:`Task` base class, errors, padding and statistics.
+"""What every task shares: the :class:`Task` base class and padding (the errors and splits are
+in :mod:`companion.tasks.common`, the statistics of a prepared split in
+:mod:`companion.tasks.cache`).
 
 A task is one data set at one profile. It knows where its data come from (``source``), the
 facts a model needs (``vocab_size`` or ``input_dim``, ``n_classes``, ``seq_len``, ``kind``),
@@ -28,23 +30,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
+
+from companion.tasks import cache
+from companion.tasks.common import IGNORE_INDEX, SPLITS, DataError
 
 PROFILES: tuple[str, ...] = ("smoke", "quick", "paper")
-SPLITS: tuple[str, ...] = ("train", "val", "test")
-IGNORE_INDEX = -100
-
-
-class DataError(RuntimeError):
-    """A data problem the user can fix; the message is one line that says how."""
-
-
-class CacheError(DataError):
-    """The prepared cache is missing, incomplete or corrupted."""
-
-
-class HubUnavailableError(DataError):
-    """A Hugging Face hub data set was requested but cannot be reached."""
 
 
 def silent(*args, **kwargs) -> None:
@@ -78,34 +68,6 @@ def replace_config(config: Any, overrides: Mapping[str, Any], task: str) -> Any:
             f"unknown option(s) {', '.join(unknown)} for task {task!r}; valid: {', '.join(names)}"
         )
     return dataclasses.replace(config, **overrides)
-
-
-# ---------------------------------------------------------------------------------------------
-# statistics recorded in the manifest (the book prints them)
-
-
-def length_stats(table: pa.Table, column: str) -> dict[str, float]:
-    lengths = pc.list_value_length(table.column(column)).to_numpy(zero_copy_only=False)
-    if len(lengths) == 0:
-        return {"min": 0, "median": 0, "max": 0}
-    return {
-        "min": int(lengths.min()),
-        "median": float(np.median(lengths)),
-        "max": int(lengths.max()),
-    }
-
-
-def split_stats(table: pa.Table) -> dict[str, Any]:
-    """Rows, sequence lengths and (for classification) the label counts of one split."""
-    column = "input_ids" if "input_ids" in table.column_names else "inputs"
-    stats: dict[str, Any] = {"rows": table.num_rows, "length": length_stats(table, column)}
-    if "label" in table.column_names:
-        values, counts = np.unique(table.column("label").to_numpy(), return_counts=True)
-        stats["label_counts"] = {str(int(v)): int(c) for v, c in zip(values, counts, strict=True)}
-    if "labels" in table.column_names:
-        flat = pc.list_flatten(table.column("labels")).to_numpy(zero_copy_only=False)
-        stats["targets"] = int((flat != IGNORE_INDEX).sum())
-    return stats
 
 
 # ---------------------------------------------------------------------------------------------
@@ -228,11 +190,9 @@ class Task:
     def root(self, root: str | Path | None = None) -> Path:
         """The data root: ``root`` if given (and remembered for later calls such as
         ``decode``), else the last one given, else ``$COMPANION_DATA`` or ``data/``."""
-        from companion.tasks.cache import data_root
-
         if root:
             self._root = Path(root)
-        return self._root or data_root()
+        return self._root or cache.data_root()
 
     def cache_dir(self, root: str | Path | None = None) -> Path:
         return self.root(root) / self.name / self.cache_key
@@ -244,8 +204,6 @@ class Task:
 
     def prepare(self, root: Path | None = None, *, force: bool = False, log=print) -> str:
         """Build and cache the splits unless a verified cache exists; "built" or "cached"."""
-        from companion.tasks import cache
-
         target = self.cache_dir(root)
         if not force and cache.is_valid(target, self.config):
             return "cached"
@@ -285,8 +243,6 @@ class Task:
 
     def manifest(self, root: str | Path | None = None) -> dict[str, Any]:
         """The verified manifest of the cache (raises :class:`CacheError` with a hint)."""
-        from companion.tasks import cache
-
         target = self.cache_dir(root)
         if str(target) not in self._manifests:
             self._manifests[str(target)] = cache.verify(target, self.config, self.prepare_hint())
@@ -294,8 +250,6 @@ class Task:
 
     def split(self, split: str, root: str | Path | None = None):
         """The split as a ``datasets.Dataset`` (cached tables are verified before use)."""
-        from companion.tasks import cache
-
         check_split(split)
         target = self.cache_dir(root)
         key = (split, str(target))

@@ -22,11 +22,13 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from companion.io import atomic_path
-from companion.tasks.base import SPLITS, CacheError, split_stats
+from companion.tasks.common import IGNORE_INDEX, SPLITS, CacheError
 
 MANIFEST = "manifest.json"
 FORMAT = 1
@@ -64,6 +66,38 @@ def atomic_copy(src: Path, dst: Path) -> None:
 def atomic_write_table(path: Path, table: pa.Table) -> None:
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp, compression="zstd")
+
+
+# ---------------------------------------------------------------------------------------------
+# statistics recorded in the manifest (``companion data info`` and the book print them)
+
+
+def length_stats(table: pa.Table, column: str) -> dict[str, float]:
+    lengths = pc.list_value_length(table.column(column)).to_numpy(zero_copy_only=False)
+    if len(lengths) == 0:
+        return {"min": 0, "median": 0, "max": 0}
+    return {
+        "min": int(lengths.min()),
+        "median": float(np.median(lengths)),
+        "max": int(lengths.max()),
+    }
+
+
+def split_stats(table: pa.Table) -> dict[str, Any]:
+    """Rows, sequence lengths and (for classification) the label counts of one split."""
+    column = "input_ids" if "input_ids" in table.column_names else "inputs"
+    stats: dict[str, Any] = {"rows": table.num_rows, "length": length_stats(table, column)}
+    if "label" in table.column_names:
+        values, counts = np.unique(table.column("label").to_numpy(), return_counts=True)
+        stats["label_counts"] = {str(int(v)): int(c) for v, c in zip(values, counts, strict=True)}
+    if "labels" in table.column_names:
+        flat = pc.list_flatten(table.column("labels")).to_numpy(zero_copy_only=False)
+        stats["targets"] = int((flat != IGNORE_INDEX).sum())
+    return stats
+
+
+# ---------------------------------------------------------------------------------------------
+# a cache folder: written, verified, read
 
 
 def _config_dict(config: Any) -> dict[str, Any]:

@@ -19,6 +19,7 @@ import contextlib
 import hashlib
 import io
 import os
+import socket
 import subprocess
 import sys
 import tarfile
@@ -28,9 +29,10 @@ import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlparse
 
-from companion.tasks.base import DataError, HubUnavailableError
 from companion.tasks.cache import atomic_write_bytes, data_root, sha256_file
+from companion.tasks.common import CacheError, DataError, HubUnavailableError
 
 
 @dataclass(frozen=True)
@@ -237,8 +239,6 @@ def ensure_raw(
 
 def require_raw(source: Source, root: Path | None, hint: str) -> dict[str, Path]:
     """The raw files of ``source`` when present and intact; never downloads."""
-    from companion.tasks.base import CacheError
-
     if not raw_ready(source, root):
         folder = (root or data_root()) / "raw" / source.key
         raise CacheError(
@@ -260,9 +260,6 @@ def _env_offline() -> bool:
 
 def hub_reachable(timeout: float = 3.0) -> bool:
     """A TCP connection to the hub endpoint within ``timeout`` seconds (DNS included)."""
-    import socket
-    from urllib.parse import urlparse
-
     try:
         from huggingface_hub import constants
 

@@ -31,7 +31,9 @@ import numpy as np
 import pyarrow as pa
 
 from companion.tasks import fetch
-from companion.tasks.base import LABEL, DataError, Task, list_column
+from companion.tasks.base import LABEL, Task, list_column
+from companion.tasks.cache import to_dataset
+from companion.tasks.common import DataError
 
 NORMALISATION = {"cifar10": (122.6, 61.0), "mnist5k": (0.1307 * 255, 0.3081 * 255)}
 
@@ -158,8 +160,6 @@ class Image(Task):
     def finish(self, dataset):
         if self.config.encoding == "tokens":
             return dataset
-        from companion.tasks.cache import to_dataset
-
         pixels = dataset.data.table.column("input_ids").combine_chunks()  # list<uint8>
         x = pixels.values.to_numpy().astype(np.float32)
         values = pa.array((x - np.float32(self.mean)) / np.float32(self.std), type=pa.float32())

@@ -36,7 +36,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from companion.tasks.base import IDS, LABEL, DataError, Task, silent, table
+from companion.tasks.base import IDS, LABEL, Task, silent, table
+from companion.tasks.common import DataError
 
 MIN, MAX, MED, SM, END = "[MIN", "[MAX", "[MED", "[SM", "]"
 OPERATORS = (MIN, MAX, MED, SM)

@@ -34,7 +34,8 @@ import numpy as np
 import pyarrow as pa
 
 from companion.tasks import fetch
-from companion.tasks.base import DataError, Task, list_column
+from companion.tasks.base import Task, list_column
+from companion.tasks.common import DataError
 from companion.tasks.tokenization import (
     GPT2_EOS_ID,
     GPT2_VOCAB,

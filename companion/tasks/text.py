@@ -23,7 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from companion.tasks import fetch
-from companion.tasks.base import IDS, LABEL, DataError, Task, table
+from companion.tasks.base import IDS, LABEL, Task, table
+from companion.tasks.common import DataError
 from companion.tasks.tokenization import ByteTokenizer, CharVocab
 
 

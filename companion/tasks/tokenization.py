@@ -18,6 +18,8 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
+
 GPT2_EOS = "<|endoftext|>"
 GPT2_EOS_ID = 50256
 GPT2_VOCAB = 50257
@@ -79,8 +81,6 @@ class CharVocab:
 
 def gpt2_tokenizer(encoder_json: Path, vocab_bpe: Path):
     """GPT-2's byte-level BPE as a ``tokenizers.Tokenizer`` (no prefix space, as GPT-2)."""
-    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers
-
     tok = Tokenizer(models.BPE.from_file(str(encoder_json), str(vocab_bpe)))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()

@@ -1,0 +1,116 @@
+"""What every executor of ``companion reproduce`` shares: one run trained with its output in its
+log file, the :class:`Outcome` it reports, and the local executor (a pool of processes).
+
+:func:`run_logged` is the worker function of both executors: the local pool here
+(:func:`run_local`) and the Slurm job array (:mod:`companion.slurm`), so a run trains the same
+way on both. A run's output goes to ``<root>/<profile>/logs/<run_id>.log`` (:func:`log_path`); a
+run that is complete and of the very same configuration (:func:`is_current`) is not trained
+again but reported as ``skipped``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import time
+import traceback
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+
+import torch
+
+from companion import config as C
+from companion import train
+from companion.runs import RunDir
+
+
+@dataclass
+class Outcome:
+    run_id: str
+    status: str  # "ran" | "skipped" | "failed"
+    seconds: float
+    log: str
+    metrics: dict
+    error: str = ""
+    tokens_per_second: float = 0.0  # median over the run's evaluation intervals
+
+
+def log_path(config: C.RunConfig, root: str | Path) -> Path:
+    return Path(root) / config.profile / "logs" / f"{config.run_id}.log"
+
+
+def is_current(config: C.RunConfig, root: str | Path) -> bool:
+    """Complete, and of this very configuration (a changed configuration file retrains)."""
+    run = RunDir.for_config(config, root)
+    return run.complete and run.saved_hash() == config.hash()
+
+
+def skipped(config: C.RunConfig, root: str | Path) -> Outcome:
+    """The outcome of a run that is already complete."""
+    metrics = RunDir.for_config(config, root).read_json("metrics.json")
+    return Outcome(config.run_id, "skipped", 0.0, str(log_path(config, root)), metrics)
+
+
+def run_logged(config: C.RunConfig, root: str | Path, threads: int) -> Outcome:
+    """Train one run with its output in its log file (the worker function of every executor)."""
+    torch.set_num_threads(threads)
+    log = log_path(config, root)
+    log.parent.mkdir(parents=True, exist_ok=True)
+    if is_current(config, root):
+        return skipped(config, root)
+    start = time.perf_counter()
+    with open(log, "a") as f, contextlib.redirect_stdout(f), contextlib.redirect_stderr(f):
+        try:
+            metrics = train.run(config, root=root, progress=False, replace_stale=True)
+        except Exception as e:  # reported with its log; the other runs go on
+            traceback.print_exc()
+            first = str(e).splitlines()[0] if str(e) else type(e).__name__
+            return Outcome(
+                config.run_id, "failed", time.perf_counter() - start, str(log), {}, first
+            )
+    seconds = time.perf_counter() - start
+    speed = RunDir.for_config(config, root).read_json("timing.json")["tokens_per_second_median"]
+    return Outcome(config.run_id, "ran", seconds, str(log), metrics, tokens_per_second=speed)
+
+
+def describe(o: Outcome) -> str:
+    """One line for a finished run: its time, speed and first test metric, or its error."""
+    if o.status == "failed":
+        after = f" after {o.seconds:.0f} s" if o.seconds else ""
+        return f"{o.run_id}: failed{after}: {o.error} (log: {o.log})"
+    metric = next(
+        (
+            f"{k} {v:.4g}"
+            for k, v in o.metrics.items()
+            if k.startswith("test_") and not k.endswith("loss")
+        ),
+        "",
+    )
+    when = "already complete" if o.status == "skipped" else f"{o.seconds:.0f} s"
+    speed = f", {o.tokens_per_second:.3g} tokens/s" if o.tokens_per_second else ""
+    return f"{o.run_id}: {when}{speed}, {metric}"
+
+
+def _die_with_parent() -> None:
+    """Pool initializer: a worker gets SIGTERM when the process that started it dies (Linux),
+    so a killed ``companion reproduce`` leaves no run training in the background."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+
+
+def run_local(configs: list[C.RunConfig], root: str | Path, workers: int, report=print):
+    """Run ``configs`` in a pool of ``workers`` processes, splitting the cores between them."""
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    outcomes = []
+    context = get_context("spawn")
+    with ProcessPoolExecutor(workers, mp_context=context, initializer=_die_with_parent) as pool:
+        futures = {pool.submit(run_logged, c, root, threads): c for c in configs}
+        for i, future in enumerate(as_completed(futures), 1):
+            outcome = future.result()
+            outcomes.append(outcome)
+            report(f"[{i}/{len(configs)}] {describe(outcome)}")
+    return outcomes
