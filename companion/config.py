@@ -29,12 +29,12 @@ from pathlib import Path
 import yaml
 
 from companion.model import ModelConfig
+from companion.tasks import PROFILES
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 BOOK_RUNS = CONFIG_DIR / "book.yaml"
 # ModelConfig fields that come from the task, never from a config file
 TASK_FACTS = ("vocab_size", "input_dim", "max_len", "head", "n_classes")
-PROFILES = ("smoke", "quick", "paper")
 
 
 class ConfigError(ValueError):

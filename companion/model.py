@@ -305,6 +305,13 @@ class SequenceModel(nn.Module):
         return self.head(pooled)  # (B, n_classes)
 
 
+def model_inputs(batch: dict) -> tuple[Tensor, Tensor | None]:
+    """What a collated batch feeds the model: tokens ``input_ids`` ``(B, L)`` or features
+    ``inputs`` ``(B, L, d)``, and the mask ``(B, L)`` of real steps (or ``None``)."""
+    x = batch["input_ids"] if "input_ids" in batch else batch["inputs"]
+    return x, batch.get("mask")
+
+
 def build_model(config: ModelConfig | dict) -> SequenceModel:
     """Build a model from a :class:`ModelConfig` or a dict of its fields."""
     cfg = config if isinstance(config, ModelConfig) else ModelConfig(**config)

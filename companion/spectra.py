@@ -24,6 +24,7 @@ import torch
 from torch import Tensor
 
 from companion.layers.base import Mixer, Transition
+from companion.model import model_inputs
 
 MAGNITUDE_EDGES = (0.1, 0.5, 0.9, 1.0, 10.0, 100.0)
 MAGNITUDE_BINS = ("[0,0.1]", "(0.1,0.5]", "(0.5,0.9]", "(0.9,1]", "(1,10]", "(10,100]", ">100")
@@ -162,8 +163,7 @@ def collect(model: torch.nn.Module, batch: dict, as_published: bool = False) -> 
     was_training = model.training
     try:
         model.eval()
-        x = batch["input_ids"] if "input_ids" in batch else batch["inputs"]
-        model(x, batch.get("mask"))
+        model(*model_inputs(batch))
     finally:
         model.train(was_training)
         for h in handles:
@@ -186,7 +186,7 @@ def collect_published(model: torch.nn.Module, batch: dict) -> list[LayerSpectrum
     dropout, run the blocks one by one in the model's *current* mode (training mode at
     initialisation reproduces ``dropout_at_init``), and compute layer ℓ's Λ from block ℓ's
     output with ``transition_as_published`` (no norm, no conv). Pads are pooled."""
-    x = batch["input_ids"] if "input_ids" in batch else batch["inputs"]
+    x, _ = model_inputs(batch)
     batch_norms = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm1d)]
     modes = [m.training for m in batch_norms]
     for m in batch_norms:  # the pass must not move running statistics: the published analysis

@@ -23,7 +23,7 @@ from tqdm import tqdm
 from companion import spectra as spectra_mod
 from companion.config import ConfigError, RunConfig
 from companion.io import atomic_write_text
-from companion.model import ModelConfig, build_model, param_groups
+from companion.model import ModelConfig, build_model, model_inputs, param_groups
 from companion.runs import RunDir, spectra_record
 from companion.tasks import get_task
 from companion.tasks.common import IGNORE_INDEX
@@ -97,15 +97,10 @@ def ordered_batches(task, split: str, batch_size: int, limit: int | None = None)
         yield task.collate(data[start : min(start + batch_size, n)])
 
 
-def inputs(batch: dict, device) -> tuple[torch.Tensor, torch.Tensor]:
-    x = batch["input_ids"] if "input_ids" in batch else batch["inputs"]
-    return x.to(device), batch["mask"].to(device)
-
-
 def loss_and_counts(model, batch: dict, device) -> tuple[torch.Tensor, float, int]:
     """Mean cross-entropy, number of correct predictions, number of targets."""
-    x, mask = inputs(batch, device)
-    logits = model(x, mask)
+    x, mask = model_inputs(batch)
+    logits = model(x.to(device), mask.to(device))
     if "label" in batch:
         target = batch["label"].to(device)  # (B,)
     else:

@@ -59,10 +59,6 @@ def atomic_write_bytes(path: Path, data: bytes) -> None:
         tmp.write_bytes(data)
 
 
-def atomic_copy(src: Path, dst: Path) -> None:
-    atomic_write_bytes(dst, Path(src).read_bytes())
-
-
 def atomic_write_table(path: Path, table: pa.Table) -> None:
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp, compression="zstd")

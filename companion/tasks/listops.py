@@ -29,7 +29,7 @@ from __future__ import annotations
 import csv
 import os
 import random
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -229,14 +229,6 @@ def generate(
         if progress is not None:
             progress.update(1)
     return out
-
-
-def write_tsv(path: Path, rows: Iterable[tuple[str, int]]) -> None:
-    """Write rows in the LRA release's TSV format (header ``Source``, ``Target``)."""
-    with open(path, "w", newline="") as f:
-        w = csv.writer(f, delimiter="\t")
-        w.writerow(["Source", "Target"])
-        w.writerows(rows)
 
 
 def read_tsv(path: Path) -> list[tuple[str, int]]:

@@ -85,9 +85,3 @@ def read_articles(path: Path) -> list[tuple[int, str, str]]:
                 out.append((int(el.findtext("{*}id")), el.findtext("{*}title") or "", text))
             el.clear()
     return out
-
-
-def count_pages(path: Path) -> int:
-    opener = bz2.open if str(path).endswith(".bz2") else open
-    with opener(path, "rb") as f:
-        return sum(1 for _, el in ET.iterparse(f) if el.tag.rsplit("}", 1)[-1] == "page")
