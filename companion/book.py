@@ -49,7 +49,7 @@ from pathlib import Path
 import yaml
 
 from companion import config as C
-from companion.io import atomic_path, atomic_write_text, git
+from companion.io import atomic_write_text, git
 from companion.model import describe
 from companion.train import model_config, task_of
 
@@ -168,12 +168,18 @@ def install_notebooks(
     executed: Iterable[str | os.PathLike], book_dir: str | os.PathLike = BOOK
 ) -> list[Path]:
     """Copy executed section notebooks into ``book_dir/notebooks/`` (same file names), each
-    atomically. The reproduce step calls this after papermill; the book renders the copies."""
+    atomically. The reproduce step calls this after papermill; the book renders the copies.
+    The cell papermill injects (the builder's own paths and parameters) is tagged
+    ``remove-cell``, so readers see the notebook's documented defaults, not the builder's disk."""
     out = []
     for src in map(Path, executed):
+        nb = json.loads(src.read_text())
+        for cell in nb["cells"]:
+            tags = cell.setdefault("metadata", {}).setdefault("tags", [])
+            if "injected-parameters" in tags and "remove-cell" not in tags:
+                tags.append("remove-cell")
         dest = Path(book_dir) / "notebooks" / src.name
-        with atomic_path(dest) as tmp:
-            shutil.copyfile(src, tmp)
+        atomic_write_text(dest, json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
         out.append(dest)
     return out
 

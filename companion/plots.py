@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 import torch
+from IPython.display import display
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
@@ -188,6 +189,14 @@ def provenance(runs: pd.DataFrame) -> str:
     )
     n = len(runs)
     return f"profile {profiles} · commit {commits} · {n} run{'s' * (n != 1)} [config]: {groups}"
+
+
+def show(fig: Figure) -> None:
+    """Display ``fig`` here and close it. A notebook's inline figures are otherwise shown only
+    when its cell ends, so in a loop that displays a heading and draws a figure per task every
+    heading would come first and every figure after them."""
+    display(fig)
+    plt.close(fig)
 
 
 def add_provenance(fig: Figure, text: str, fontsize: float = 5.5) -> Figure:

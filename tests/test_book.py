@@ -222,3 +222,24 @@ def test_browser_needed_no_network(browsed):
     assert not browsed["failed"], browsed["failed"]
     assert not bad_responses(browsed), bad_responses(browsed)
     assert not browsed["exceptions"], browsed["exceptions"]
+
+
+def test_installed_notebooks_hide_the_cell_papermill_injects(tmp_path):
+    """The injected cell holds the builder's absolute paths; readers get the defaults."""
+    import json
+
+    from companion.book import install_notebooks
+
+    cells = [
+        {"cell_type": "code", "metadata": {"tags": ["parameters"]}, "source": "profile = 'quick'"},
+        {
+            "cell_type": "code",
+            "metadata": {"tags": ["injected-parameters"]},
+            "source": f"runs_root = '{tmp_path}/runs'",
+        },
+    ]
+    src = tmp_path / "01_x.ipynb"
+    src.write_text(json.dumps({"cells": cells, "metadata": {}, "nbformat": 4, "nbformat_minor": 5}))
+    (dest,) = install_notebooks([src], tmp_path / "book")
+    tags = [c["metadata"]["tags"] for c in json.loads(dest.read_text())["cells"]]
+    assert tags == [["parameters"], ["injected-parameters", "remove-cell"]]
