@@ -39,6 +39,7 @@ NOTEBOOKS = ROOT / "notebooks"
 # what a notebook's output depends on besides the runs: every module and configuration file of
 # the package (notebooks import and execute the layers, the model, the configs, the plots...)
 NOTEBOOK_DEPENDENCIES = ("**/*.py", "configs/**/*.yaml")
+PACKAGE = Path(__file__).parent
 
 
 def failed_file(profile: str, root: str | Path) -> Path:
@@ -121,6 +122,21 @@ def _digest(*parts: bytes) -> str:
     return h.hexdigest()[:16]
 
 
+def notebook_inputs_digest(index: Path, profile: str, package: Path = PACKAGE) -> str:
+    """What every section notebook's output depends on besides its own source: the runs index,
+    the profile, and every module and configuration file of ``package``. A notebook is executed
+    again when this or its source changes."""
+    return _digest(
+        index.read_bytes(),
+        profile.encode(),
+        *(
+            f.read_bytes()
+            for pattern in NOTEBOOK_DEPENDENCIES
+            for f in sorted(package.glob(pattern))
+        ),
+    )
+
+
 def execute_sections(
     profile: str, root: str | Path, book_dir: str | Path, workers: int = 2, report=print
 ) -> list[str]:
@@ -129,16 +145,7 @@ def execute_sections(
     import papermill  # the book extra: ``--no-book`` runs without it
 
     runs = (Path(root) / profile).resolve()
-    package = Path(__file__).parent
-    base = _digest(
-        (runs / "index.csv").read_bytes(),
-        profile.encode(),
-        *(
-            f.read_bytes()
-            for pattern in NOTEBOOK_DEPENDENCIES
-            for f in sorted(package.glob(pattern))
-        ),
-    )
+    base = notebook_inputs_digest(runs / "index.csv", profile)
     cache_file = Path(book_dir) / "notebooks" / ".executed.json"
     cache = json.loads(cache_file.read_text()) if cache_file.exists() else {}
     todo = {}

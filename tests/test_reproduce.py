@@ -164,3 +164,24 @@ def test_a_changed_configuration_is_trained_anew(tmp_path):
     assert (
         "configuration changed" in (tmp_path / "smoke" / "logs" / f"{cfg.run_id}.log").read_text()
     )
+
+
+def test_editing_any_module_or_config_of_the_package_re_executes_the_notebooks(tmp_path):
+    """The notebooks' cache key covers every module they can execute, not a hand-kept list."""
+    import shutil
+
+    from companion.reproduce import PACKAGE, notebook_inputs_digest
+
+    package = tmp_path / "companion"
+    shutil.copytree(PACKAGE, package, ignore=shutil.ignore_patterns("__pycache__"))
+    index = tmp_path / "index.csv"
+    index.write_text("run_id\n")
+    before = notebook_inputs_digest(index, "quick", package)
+    assert notebook_inputs_digest(index, "quick", package) == before
+    for edited in ("layers/lru.py", "train.py", "configs/mqar/mamba2.yaml"):
+        path = package / edited
+        original = path.read_text()
+        path.write_text(original + "\n# edited\n")
+        assert notebook_inputs_digest(index, "quick", package) != before, edited
+        path.write_text(original)
+    assert notebook_inputs_digest(index, "smoke", package) != before
