@@ -43,6 +43,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from companion.layers import MIXERS, check_options, make_mixer
+from companion.layers.base import check_choice
 
 FAMILIES = {
     "softmax": "transformer",
@@ -60,11 +61,6 @@ MLP_KINDS = {"transformer": ("mlp", "glu", "none"), "mamba": ("glu", "none")}
 MLP_KINDS["sequence_layer"] = MLP_KINDS["mamba"]
 NORMS = ("layer", "batch")
 HEADS = ("classify", "token")
-
-
-def _choose(what: str, value, choices) -> None:
-    if value not in choices:
-        raise ValueError(f"unknown {what} {value!r}; choose one of: {', '.join(choices)}")
 
 
 @dataclass
@@ -111,11 +107,11 @@ class ModelConfig:
         check_options(self.mixer, self.mixer_options)
         if self.mlp is None:
             self.mlp = MLP_KINDS[self.family][0]
-        _choose(f"mlp for the {self.family} family", self.mlp, MLP_KINDS[self.family])
-        _choose("norm", self.norm, NORMS)
+        check_choice(f"mlp for the {self.family} family", self.mlp, MLP_KINDS[self.family])
+        check_choice("norm", self.norm, NORMS)
         if not 0 < self.bn_momentum <= 1:
             raise ValueError(f"bn_momentum must lie in (0, 1], got {self.bn_momentum}")
-        _choose("head", self.head, HEADS)
+        check_choice("head", self.head, HEADS)
         if self.family == "transformer" and (self.norm != "layer" or not self.prenorm):
             raise ValueError("attention blocks are pre-norm with LayerNorm (norm=layer, prenorm)")
         if self.gate and self.family != "transformer":

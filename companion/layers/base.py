@@ -85,6 +85,12 @@ class Mixer(nn.Module):
         return self.transition(u)
 
 
+def check_choice(name: str, value, choices) -> None:
+    """Raise a one-line ``ValueError`` naming the valid ``choices`` unless ``value`` is one."""
+    if value not in choices:
+        raise ValueError(f"unknown {name} {value!r}; choose one of: {', '.join(choices)}")
+
+
 def inverse_softplus(x: Tensor) -> Tensor:
     """``softplus⁻¹(x) = log(exp(x) − 1)``, stable for small and large ``x``."""
     return x + torch.log(-torch.expm1(-x))

@@ -28,7 +28,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from companion.layers.attention import FEATURE_MAPS, SeparableAttention
-from companion.layers.base import Transition
+from companion.layers.base import Transition, check_choice
 
 LOG_ETA_MAX = 80.0
 
@@ -39,12 +39,6 @@ def _exp(x: Tensor) -> Tensor:
 
 
 NORM_FNS = {"exp": _exp, "softplus": F.softplus, "sigmoid": torch.sigmoid, "elu": F.elu}
-
-
-def _check_choice(name: str, value: str, choices: dict) -> None:
-    """Raise a one-line ``ValueError`` naming the valid choices unless ``value`` is one."""
-    if value not in choices:
-        raise ValueError(f"unknown {name} {value!r}; choose one of: {', '.join(choices)}")
 
 
 class NormAttention(SeparableAttention):
@@ -70,8 +64,8 @@ class NormAttention(SeparableAttention):
         feature_map: str = "elu",
         dropout: float = 0.0,
     ):
-        _check_choice("norm_fn", norm_fn, NORM_FNS)
-        _check_choice("feature_map", feature_map, FEATURE_MAPS)
+        check_choice("norm_fn", norm_fn, NORM_FNS)
+        check_choice("feature_map", feature_map, FEATURE_MAPS)
         super().__init__(d_model, n_heads, state_dim, conv=conv, dropout=dropout)
         self.norm_fn, self.feature_map = norm_fn, feature_map
         self.W_n = nn.Linear(d_model, n_heads)  # n_i = w_nᵀ u_i + b, one scalar per head
