@@ -13,7 +13,7 @@ import math
 import shutil
 import statistics
 import time
-from dataclasses import asdict
+from dataclasses import asdict, dataclass, field
 
 import pandas as pd
 import torch
@@ -173,16 +173,59 @@ def record_spectra(run: RunDir, model, batch, step: int, stage: str, published: 
     atomic_write_text(run.file(f"spectra/summary_{step:07d}.csv"), table.to_csv(index=False))
 
 
-def run(
-    config: RunConfig, out=None, root="runs", progress: bool = True, replace_stale: bool = False
-) -> dict:
-    """Train (or resume, or skip if complete) the run of ``config``; returns its metrics.
+@dataclass
+class Training:
+    """One run while it trains: what :func:`prepare` builds and the loop advances.
 
-    ``out`` is the run folder (default ``<root>/<profile>/<run_id>``). A folder that holds a
-    run of another configuration is an error, or, with ``replace_stale`` (what ``companion
-    reproduce`` does after a configuration file changed), is deleted and the run trained anew.
-    Nothing is written before the configuration, the data and the model have been built.
-    """
+    ``step``, ``history`` (one dict per evaluation) and ``seconds`` (training time, without
+    evaluations) are what a checkpoint restores; ``record_at`` holds the steps at which Λ is
+    recorded during training."""
+
+    config: RunConfig
+    run_dir: RunDir
+    task: object
+    batches: Batches
+    model: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LambdaLR
+    analysis: dict
+    total: int
+    record_at: set[int]
+    device: torch.device
+    autocast: object
+    step: int = 0
+    history: list[dict] = field(default_factory=list)
+    seconds: float = 0.0
+    stopped_early: bool = False
+
+    def checkpoint(self) -> None:
+        """Save everything the loop needs to go on from ``step`` exactly as if never stopped."""
+        self.run_dir.save(
+            "checkpoint.pt",
+            {
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "rng": torch.get_rng_state(),
+                "step": self.step,
+                "history": self.history,
+                "seconds": self.seconds,
+            },
+        )
+        atomic_write_text(
+            self.run_dir.file("history.jsonl"),
+            "".join(json.dumps(h) + "\n" for h in self.history),
+        )
+
+    def recorded_steps(self) -> list[int]:
+        """The steps whose Λ this run has recorded so far (its own ``spectra/`` files)."""
+        return sorted({0, self.step} | {s for s in self.record_at if s <= self.step})
+
+
+def open_run_dir(config: RunConfig, out=None, root="runs", replace_stale: bool = False) -> RunDir:
+    """The run folder of ``config`` (``out``, default ``<root>/<profile>/<run_id>``), checked
+    to hold nothing but this configuration's run. A folder of another configuration is an
+    error, or, with ``replace_stale``, is deleted so that the run trains anew."""
     run_dir = RunDir(out) if out is not None else RunDir.for_config(config, root)
     saved = run_dir.saved_hash()
     if saved is not None and saved != config.hash():
@@ -193,17 +236,21 @@ def run(
             )
         print(f"{run_dir.path}: its configuration changed; training it anew", flush=True)
         shutil.rmtree(run_dir.path)
-    if run_dir.complete:
-        return run_dir.read_json("metrics.json")
+    return run_dir
+
+
+def prepare(config: RunConfig, run_dir: RunDir) -> Training:
+    """Build the data, the model, the optimiser and the schedule of ``config``, seeded; nothing
+    is written to ``run_dir``."""
     tc = config.train
     torch.manual_seed(config.seed)
     task = task_of(config)
     task.prepare(log=lambda msg: None)  # idempotent: builds the data once if it is missing
-    train_batches = Batches(task, "train", tc.batch_size, config.seed)
-    total = count_steps(tc, len(train_batches.data))
+    batches = Batches(task, "train", tc.batch_size, config.seed)
+    total = count_steps(tc, len(batches.data))
     warmup = tc.warmup_steps
     if tc.warmup_epochs is not None:
-        warmup = math.ceil(tc.warmup_epochs * train_batches.per_epoch)
+        warmup = math.ceil(tc.warmup_epochs * batches.per_epoch)
     device, autocast = device_and_autocast()
     model = build_model(model_config(config, task)).to(device)
     optimizer = torch.optim.AdamW(
@@ -215,122 +262,156 @@ def run(
         optimizer, schedule(total, warmup, tc.min_lr / tc.lr)
     )
     analysis = next(ordered_batches(task, "test", tc.analysis_examples, tc.analysis_examples))
-    analysis = {k: v.to(device) for k, v in analysis.items()}
-    record_at = set(spectra_steps(total, tc.spectra_points))
-
-    step, history, seconds = 0, [], 0.0
-    if run_dir.file("checkpoint.pt").exists():
-        ckpt = run_dir.load("checkpoint.pt")
-        model.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        scheduler.load_state_dict(ckpt["scheduler"])
-        torch.set_rng_state(ckpt["rng"])
-        step, history, seconds = ckpt["step"], ckpt["history"], ckpt["seconds"]
-    else:
-        run_dir.write_config(config)
-        record_spectra(run_dir, model, analysis, 0, "init", published=True)  # model in train mode
-
-    def checkpoint():
-        run_dir.save(
-            "checkpoint.pt",
-            {
-                "model": model.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "scheduler": scheduler.state_dict(),
-                "rng": torch.get_rng_state(),
-                "step": step,
-                "history": history,
-                "seconds": seconds,
-            },
-        )
-        atomic_write_text(
-            run_dir.file("history.jsonl"), "".join(json.dumps(h) + "\n" for h in history)
-        )
-
-    bar = tqdm(
+    return Training(
+        config=config,
+        run_dir=run_dir,
+        task=task,
+        batches=batches,
+        model=model,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        analysis={k: v.to(device) for k, v in analysis.items()},
         total=total,
-        initial=step,
-        desc=config.run_id,
+        record_at=set(spectra_steps(total, tc.spectra_points)),
+        device=device,
+        autocast=autocast,
+    )
+
+
+def start_or_resume(t: Training) -> None:
+    """Restore the last checkpoint of ``t``'s folder, or start the run there: its
+    configuration and Λ at initialisation (recorded in train mode, as the paper does)."""
+    if t.run_dir.file("checkpoint.pt").exists():
+        ckpt = t.run_dir.load("checkpoint.pt")
+        t.model.load_state_dict(ckpt["model"])
+        t.optimizer.load_state_dict(ckpt["optimizer"])
+        t.scheduler.load_state_dict(ckpt["scheduler"])
+        torch.set_rng_state(ckpt["rng"])
+        t.step, t.history, t.seconds = ckpt["step"], ckpt["history"], ckpt["seconds"]
+    else:
+        t.run_dir.write_config(t.config)
+        record_spectra(t.run_dir, t.model, t.analysis, 0, "init", published=True)
+
+
+def diverged(t: Training, loss: float) -> TrainingError:
+    """The error for a loss that is not finite, naming what was kept of the run."""
+    kept = "no checkpoint"
+    if t.run_dir.file("checkpoint.pt").exists():
+        kept = f"the checkpoint of step {t.run_dir.load('checkpoint.pt')['step']} is kept"
+    return TrainingError(
+        f"loss is {loss} at step {t.step + 1} of {t.config.run_id}; {kept} "
+        f"in {t.run_dir.path} (try a lower train.lr)"
+    )
+
+
+def train_loop(t: Training, progress: bool = True) -> None:
+    """Optimiser steps from ``t.step`` to the end (or early stop): evaluation every
+    ``eval_every`` steps, Λ at the steps of ``t.record_at``, a checkpoint every
+    ``checkpoint_every``."""
+    tc = t.config.train
+    bar = tqdm(
+        total=t.total,
+        initial=t.step,
+        desc=t.config.run_id,
         disable=not progress,
         mininterval=1.0,
         dynamic_ncols=True,
     )
-    stopped_early, tokens, tick = False, 0, time.perf_counter()
-    while step < total and not stopped_early:
-        batch = train_batches(step)
-        loss = train_step(model, optimizer, scheduler, batch, device, tc.grad_clip, autocast)
+    tokens, tick = 0, time.perf_counter()
+    while t.step < t.total and not t.stopped_early:
+        batch = t.batches(t.step)
+        loss = train_step(
+            t.model, t.optimizer, t.scheduler, batch, t.device, tc.grad_clip, t.autocast
+        )
         if not math.isfinite(loss):
             bar.close()
-            last = (
-                run_dir.load("checkpoint.pt")["step"]
-                if run_dir.file("checkpoint.pt").exists()
-                else None
-            )
-            kept = f"the checkpoint of step {last} is kept" if last is not None else "no checkpoint"
-            raise TrainingError(
-                f"loss is {loss} at step {step + 1} of {config.run_id}; {kept} "
-                f"in {run_dir.path} (try a lower train.lr)"
-            )
-        step += 1
+            raise diverged(t, loss)
+        t.step += 1
         tokens += int(batch["mask"].sum())
         bar.update(1)
-        if step % tc.eval_every == 0 or step == total:
+        if t.step % tc.eval_every == 0 or t.step == t.total:
             now = time.perf_counter()
-            seconds += now - tick
+            t.seconds += now - tick
             metrics = evaluate(
-                model, task, "val", tc.batch_size, tc.eval_examples, device, autocast
+                t.model, t.task, "val", tc.batch_size, tc.eval_examples, t.device, t.autocast
             )
-            history.append(
+            t.history.append(
                 {
-                    "step": step,
+                    "step": t.step,
                     "train_loss": loss,
-                    "lr": scheduler.get_last_lr()[0],
+                    "lr": t.scheduler.get_last_lr()[0],
                     "tokens_per_second": tokens / max(now - tick, 1e-9),
                     **metrics,
                 }
             )
             bar.set_postfix({k: f"{v:.3g}" for k, v in metrics.items()})
             if tc.early_stop is not None and metrics.get("val_accuracy", 0.0) >= tc.early_stop:
-                stopped_early = True
+                t.stopped_early = True
             tokens, tick = 0, time.perf_counter()
-        if step in record_at:
-            record_spectra(run_dir, model, analysis, step, "train", published=False)
-        if step % tc.checkpoint_every == 0:
-            checkpoint()
+        if t.step in t.record_at:
+            record_spectra(t.run_dir, t.model, t.analysis, t.step, "train", published=False)
+        if t.step % tc.checkpoint_every == 0:
+            t.checkpoint()
     bar.close()
 
-    model.eval()
+
+def finish(t: Training) -> dict:
+    """Final evaluation on the whole validation and test sets, Λ at the end, the last
+    checkpoint, ``spectra.csv``, ``metrics.json``, ``timing.json`` and, last, the completion
+    marker. Returns the final metrics."""
+    tc, run_dir, device = t.config.train, t.run_dir, t.device
+    t.model.eval()
     final = {
-        **evaluate(model, task, "val", tc.batch_size, None, device, autocast),
-        **evaluate(model, task, "test", tc.batch_size, None, device, autocast),
-        "steps": step,
-        "stopped_early": stopped_early,
-        "n_params": sum(p.numel() for p in model.parameters()),
+        **evaluate(t.model, t.task, "val", tc.batch_size, None, device, t.autocast),
+        **evaluate(t.model, t.task, "test", tc.batch_size, None, device, t.autocast),
+        "steps": t.step,
+        "stopped_early": t.stopped_early,
+        "n_params": sum(p.numel() for p in t.model.parameters()),
     }
-    record_spectra(run_dir, model, analysis, step, "final", published=True)
-    checkpoint()
-    summaries = sorted(run_dir.file("spectra").glob("summary_*.csv"))
+    record_spectra(run_dir, t.model, t.analysis, t.step, "final", published=True)
+    t.checkpoint()
+    summaries = [run_dir.file(f"spectra/summary_{s:07d}.csv") for s in t.recorded_steps()]
     table = pd.concat(pd.read_csv(p, keep_default_na=False) for p in summaries)
     atomic_write_text(run_dir.file("spectra.csv"), table.to_csv(index=False))
     run_dir.write_json("metrics.json", final)
-    throughput = [h["tokens_per_second"] for h in history]
+    throughput = [h["tokens_per_second"] for h in t.history]
     timing = {
-        "train_seconds": seconds,
+        "train_seconds": t.seconds,
         "device": device.type,
         "device_name": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
         "precision": "bfloat16 autocast" if device.type == "cuda" else "float32",
-        "total_steps": total,
+        "total_steps": t.total,
         "tokens_per_second": throughput,
         "tokens_per_second_median": statistics.median(throughput) if throughput else 0.0,
-        "task_source": task.source,
+        "task_source": t.task.source,
         "train_config": asdict(tc),
     }
     run_dir.write_json("timing.json", timing)
     print(
-        f"{config.run_id}: {step} steps in {seconds:.0f} s, "
+        f"{t.config.run_id}: {t.step} steps in {t.seconds:.0f} s, "
         f"{timing['tokens_per_second_median']:.0f} tokens/s (median of the evaluation intervals) "
         f"on {timing['device_name']} in {timing['precision']}",
         flush=True,
     )
-    run_dir.write_json("complete.json", {"run_id": config.run_id, "config_hash": config.hash()})
+    run_dir.write_json("complete.json", {"run_id": t.config.run_id, "config_hash": t.config.hash()})
     return final
+
+
+def run(
+    config: RunConfig, out=None, root="runs", progress: bool = True, replace_stale: bool = False
+) -> dict:
+    """Train (or resume, or skip if complete) the run of ``config``; returns its metrics.
+
+    The recipe: :func:`open_run_dir` (``out``, default ``<root>/<profile>/<run_id>``; with
+    ``replace_stale``, what ``companion reproduce`` does after a configuration file changed, a
+    folder of another configuration is replaced), :func:`prepare`, :func:`start_or_resume`,
+    :func:`train_loop`, :func:`finish`. Nothing is written before the configuration, the data
+    and the model have been built.
+    """
+    run_dir = open_run_dir(config, out, root, replace_stale)
+    if run_dir.complete:
+        return run_dir.read_json("metrics.json")
+    t = prepare(config, run_dir)
+    start_or_resume(t)
+    train_loop(t, progress)
+    return finish(t)

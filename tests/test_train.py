@@ -75,6 +75,24 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch
     assert not run.complete and run.load("checkpoint.pt")["step"] == 3
 
 
+def test_the_recipe_in_its_steps_is_the_run_and_reads_back_only_its_own_spectra(tmp_path):
+    cfg = smoke("lm", "lru")
+    reference = T.run(cfg, out=tmp_path / "ref", progress=False)
+    run_dir = T.open_run_dir(cfg, out=tmp_path / "run")
+    t = T.prepare(cfg, run_dir)
+    assert not run_dir.path.exists()  # building writes nothing
+    T.start_or_resume(t)
+    assert (run_dir.file("config.yaml")).exists() and t.step == 0
+    (run_dir.file("spectra") / "summary_0000099.csv").write_text("stray,file\n1,2\n")
+    T.train_loop(t, progress=False)
+    assert t.step == t.total and len(t.history) >= 1
+    assert T.finish(t) == reference
+    table = run_dir.file("spectra.csv").read_text()
+    assert table == (tmp_path / "ref" / "spectra.csv").read_text()
+    assert "stray" not in table and t.recorded_steps()[0] == 0
+    assert t.recorded_steps()[-1] == t.total
+
+
 def test_a_folder_of_another_configuration_is_refused(tmp_path):
     T.run(smoke(), out=tmp_path, progress=False)
     with pytest.raises(C.ConfigError, match="another configuration"):
