@@ -7,17 +7,24 @@
     companion reproduce --profile paper --executor slurm --gpus-per-run 1 --partition gpu
     companion runs index                       the table of complete runs (runs/index.csv)
 
-Errors print one line on stderr and exit with status 2 (``COMPANION_DEBUG=1`` shows the
-traceback instead); a run that cannot go on (a loss that is not finite) exits with status 1.
+Bad input (a setting, a path, a damaged run file) prints one line on stderr that names it and
+what is valid, writes nothing, and exits with status 2. A run that cannot go on (a loss that is
+not finite, a full disk, no memory) prints one line and exits with status 1; so does an
+unexpected error, whose traceback is written to a file that the line names.
+``COMPANION_DEBUG=1`` shows tracebacks instead.
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import os
 import sys
+import tempfile
 import time
+import traceback
 from collections.abc import Sequence
+from pathlib import Path
 
 # companion.tasks loads no torch, the rest of the package does (config, train, runs, slurm,
 # reproduce): those are imported inside the command that uses them, so that `companion --help`
@@ -36,6 +43,19 @@ class _Parser(argparse.ArgumentParser):
 
 class CLIError(Exception):
     """A user-facing error: printed as one line, exit status 2."""
+
+
+def writable_folder(path: str, flag: str) -> None:
+    """Refuse, in one line naming ``flag``, a folder that cannot be created or written: one
+    that is a file, lies under a file, or under a folder without write permission."""
+    target = Path(path)
+    if target.exists() and not target.is_dir():
+        raise CLIError(f"{flag} {path}: is a file, not a folder")
+    existing = next(p for p in [target, *target.parents] if p.exists() or p == Path(p.anchor))
+    if not existing.is_dir():
+        raise CLIError(f"{flag} {path}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise CLIError(f"{flag} {path}: no permission to write in {existing}")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -162,6 +182,7 @@ def _train(args) -> int:
 
     overrides = config.parse_set(args.set)
     cfg = config.resolve(args.task, args.model, args.variant, args.profile, args.seed, overrides)
+    writable_folder(args.out, "--out") if args.out else writable_folder(args.root, "--root")
     metrics = run(cfg, out=args.out, root=args.root, progress=not args.quiet)
     print(
         " ".join(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}" for k, v in metrics.items())
@@ -172,8 +193,14 @@ def _train(args) -> int:
 def _runs_index(args) -> int:
     from companion.runs import write_index
 
-    path = write_index(args.root)
-    print(f"wrote {path}")
+    if not Path(args.root).is_dir():
+        raise CLIError(f"--root {args.root}: no such folder (where the run folders live)")
+    writable_folder(args.root, "--root")
+    broken: list[str] = []
+    path = write_index(args.root, broken)
+    for line in broken:
+        print(f"left out (damaged): {line}", file=sys.stderr)
+    print(f"wrote {path}" + (f"; {len(broken)} damaged run folder(s) left out" if broken else ""))
     return 0
 
 
@@ -204,6 +231,7 @@ def _reproduce(args) -> int:
 
     if args.workers is not None and args.workers < 1:
         raise CLIError(f"--workers must be at least 1, got {args.workers}")
+    writable_folder(args.root, "--root")
     slurm = slurm_options(args)
     try:
         reproduce(
@@ -306,28 +334,51 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def failure_line(err: BaseException) -> tuple[str, int]:
+    """The one line and the exit status for an error that reached the command line."""
+    if isinstance(err, CLIError | ValueError | DataError):  # settings, paths, run files, data
+        return (str(err).splitlines()[0] if str(err) else type(err).__name__), 2
+    if isinstance(err, KeyboardInterrupt):
+        return "interrupted", 130
+    if isinstance(err, OSError) and err.errno == errno.ENOSPC:
+        where = f" writing {err.filename}" if err.filename else ""
+        return (
+            f"the disk is full{where}; free space and run the same command again "
+            "(a run resumes from its last checkpoint)",
+            1,
+        )
+    if isinstance(err, OSError) and err.filename:
+        return f"{err.strerror or err}: {err.filename}", 1
+    if isinstance(err, MemoryError):
+        return (
+            "out of memory; lower model.d_model, model.n_layers or train.batch_size "
+            "(--set), or free memory",
+            1,
+        )
+    # a TrainingError can only come from companion.train, so it is loaded by now
+    train = sys.modules.get("companion.train")
+    if train is not None and isinstance(err, train.TrainingError):
+        return str(err), 1
+    report = (
+        Path(tempfile.gettempdir())
+        / f"companion-error-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.txt"
+    )
+    report.write_text("".join(traceback.format_exception(err)))
+    first = str(err).splitlines()[0] if str(err) else ""
+    return f"unexpected {type(err).__name__}: {first} (traceback in {report})", 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
         return args.func(args)
-    except (CLIError, DataError, ValueError) as e:
-        if os.environ.get("COMPANION_DEBUG"):
+    except (Exception, KeyboardInterrupt) as err:
+        if os.environ.get("COMPANION_DEBUG") and not isinstance(err, KeyboardInterrupt):
             raise
-        message = str(e).splitlines()[0] if str(e) else type(e).__name__
-        print(f"companion: error: {message}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("companion: interrupted", file=sys.stderr)
-        return 130
-    except RuntimeError as e:  # a DataError is one too, and was handled above
-        # a TrainingError can only come from companion.train, so it is loaded by now
-        from companion.train import TrainingError
-
-        if not isinstance(e, TrainingError) or os.environ.get("COMPANION_DEBUG"):
-            raise
-        print(f"companion: error: {e}", file=sys.stderr)
-        return 1
+        message, status = failure_line(err)
+        print(f"companion: {'error: ' if status != 130 else ''}{message}", file=sys.stderr)
+        return status
 
 
 if __name__ == "__main__":

@@ -29,16 +29,14 @@ from pathlib import Path
 import yaml
 
 from companion.model import ModelConfig
-from companion.tasks import PROFILES
+from companion.schema import ConfigError, Rule, check, setting, validate
+from companion.tasks import PROFILES, preset
+from companion.tasks.base import replace_config
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 BOOK_RUNS = CONFIG_DIR / "book.yaml"
 # ModelConfig fields that come from the task, never from a config file
 TASK_FACTS = ("vocab_size", "input_dim", "max_len", "head", "n_classes")
-
-
-class ConfigError(ValueError):
-    """A configuration the user asked for cannot be built; the message is one line."""
 
 
 @dataclass
@@ -54,29 +52,40 @@ class TrainConfig:
     (the final validation and test metrics always use the whole splits); ``spectra_points``:
     how many times Λ is recorded during training, besides initialisation and the end."""
 
-    lr: float = 1e-3
-    ssm_lr: float | None = None
-    weight_decay: float = 0.0
-    decay_transition: bool = True
-    betas: tuple[float, float] = (0.9, 0.999)
-    batch_size: int = 32
-    steps: int | None = None
-    epochs: float | None = None
-    warmup_steps: int = 0
-    warmup_epochs: float | None = None  # converted to steps like ``epochs``
-    min_lr: float = 5e-6
-    grad_clip: float = 1.0
-    eval_every: int = 100
-    eval_examples: int | None = None
-    early_stop: float | None = None
-    spectra_points: int = 4
-    analysis_examples: int = 16
-    checkpoint_every: int = 100
+    lr: float = setting(1e-3, above=0)
+    ssm_lr: float | None = setting(None, float, above=0, optional=True)
+    weight_decay: float = setting(0.0, at_least=0)
+    decay_transition: bool = setting(True)
+    betas: tuple[float, float] = setting((0.9, 0.999), "pair")
+    batch_size: int = setting(32, at_least=1)
+    steps: int | None = setting(None, int, at_least=1, optional=True)
+    epochs: float | None = setting(None, float, above=0, optional=True)
+    warmup_steps: int = setting(0, at_least=0)
+    warmup_epochs: float | None = setting(None, float, at_least=0, optional=True)  # as epochs
+    min_lr: float = setting(5e-6, at_least=0)
+    grad_clip: float = setting(1.0, above=0)
+    eval_every: int = setting(100, at_least=1)
+    eval_examples: int | None = setting(None, int, at_least=1, optional=True)
+    early_stop: float | None = setting(None, float, above=0, at_most=1, optional=True)
+    spectra_points: int = setting(4, at_least=0)
+    analysis_examples: int = setting(16, at_least=1)
+    checkpoint_every: int = setting(100, at_least=1)
+
+    def __post_init__(self):
+        validate(self, "train.")
+        if (self.steps is None) == (self.epochs is None):
+            raise ConfigError("give exactly one of train.steps or train.epochs")
+        if self.min_lr > self.lr:
+            raise ConfigError(f"train.min_lr = {self.min_lr:g} exceeds train.lr = {self.lr:g}")
 
 
 @dataclass
 class RunConfig:
-    """Everything that determines a run; saved, resolved, in its folder as ``config.yaml``."""
+    """Everything that determines a run; saved, resolved, in its folder as ``config.yaml``.
+
+    ``overrides``: the ``--set`` settings it was resolved with (besides the seed); a run with
+    overrides has its own run id (``-set<hash>``), so it never takes the folder of the book's
+    run of the same experiment."""
 
     task: str
     model_name: str
@@ -86,11 +95,13 @@ class RunConfig:
     data: dict = field(default_factory=dict)
     model: dict = field(default_factory=dict)
     train: TrainConfig = field(default_factory=TrainConfig)
+    overrides: dict = field(default_factory=dict)
 
     @property
     def run_id(self) -> str:
         variant = f"-{self.variant}" if self.variant else ""
-        return f"{self.task}-{self.model_name}{variant}-s{self.seed}"
+        tag = f"-set{digest(self.overrides)[:6]}" if self.overrides else ""
+        return f"{self.task}-{self.model_name}{variant}-s{self.seed}{tag}"
 
     def to_dict(self) -> dict:
         d = asdict(self)
@@ -99,8 +110,12 @@ class RunConfig:
 
     def hash(self) -> str:
         """Short content hash of the resolved configuration (the run's cache key)."""
-        blob = json.dumps(self.to_dict(), sort_keys=True)
-        return hashlib.sha256(blob.encode()).hexdigest()[:12]
+        return digest(self.to_dict())[:12]
+
+
+def digest(data: dict) -> str:
+    """SHA-256 of ``data`` as canonical JSON."""
+    return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
 def _choices(values) -> str:
@@ -108,7 +123,18 @@ def _choices(values) -> str:
 
 
 def _load(path: Path) -> dict:
-    return yaml.safe_load(path.read_text()) or {}
+    """The mapping in YAML file ``path``; a file that is not a YAML mapping is a one-line
+    :class:`ConfigError` naming the file and the line."""
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        line = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or "not valid YAML"
+        raise ConfigError(f"{path}{line}: {problem}; fix or restore that file") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings, found {type(data).__name__}")
+    return data
 
 
 def merge(base: dict, over: dict) -> dict:
@@ -140,9 +166,23 @@ def departures(task: str, model: str) -> list[dict]:
     return _load(CONFIG_DIR / task / f"{model}.yaml").get("departures") or []
 
 
-def experiments() -> list[tuple[str, str, str | None]]:
-    """Every (task, model, variant) defined by the files; ``variant=None`` is the main grid."""
-    return [(t, m, v) for t in tasks() for m in models(t) for v in [None, *variants(t, m)]]
+def experiments(broken: list[str] | None = None) -> list[tuple[str, str, str | None]]:
+    """Every (task, model, variant) defined by the files; ``variant=None`` is the main grid.
+    A file that cannot be read raises its one-line :class:`ConfigError`, or, when ``broken``
+    is a list, is left out with that line appended to it (so that it stops only its runs)."""
+    out = []
+    for t in tasks():
+        for m in models(t):
+            try:
+                out += [(t, m, v) for v in [None, *variants(t, m)]]
+                _load(CONFIG_DIR / t / "task.yaml")
+            except ConfigError as err:
+                if broken is None:
+                    raise
+                if str(err) not in broken:
+                    broken.append(str(err))
+                out = [e for e in out if e[:2] != (t, m)]
+    return out
 
 
 def book_seed() -> int:
@@ -151,13 +191,16 @@ def book_seed() -> int:
     return int(yaml.safe_load(BOOK_RUNS.read_text())["seed"])
 
 
-def book_runs(profile: str, only: str | None = None) -> list[RunConfig]:
+def book_runs(
+    profile: str, only: str | None = None, broken: list[str] | None = None
+) -> list[RunConfig]:
     """The resolved configurations of every run of the book at ``profile``, in a fixed order;
-    ``only`` keeps the experiments matching a "task/model/variant" pattern (e.g. ``mqar/*``)."""
+    ``only`` keeps the experiments matching a "task/model/variant" pattern (e.g. ``mqar/*``);
+    ``broken``: see :func:`experiments`."""
     spec = yaml.safe_load(BOOK_RUNS.read_text())
     skip = spec.get("skip", {}).get(profile) or []
     runs = []
-    for task, model, variant in experiments():
+    for task, model, variant in experiments(broken):
         name = f"{task}/{model}/{variant or ''}"
         if any(fnmatch.fnmatch(name, pattern) for pattern in skip):
             continue
@@ -254,44 +297,35 @@ def resolve(
         overrides = dict(overrides)
         seed = overrides.pop("seed", seed)
         cfg = merge(cfg, overrides)
-    return _build(task, model, variant, profile, seed, cfg)
+    return _build(task, model, variant, profile, seed, cfg, overrides or {})
 
 
-def _build(task, model, variant, profile, seed, cfg: dict) -> RunConfig:
-    train_fields = {f.name for f in fields(TrainConfig)}
-    unknown = set(cfg.get("train", {})) - train_fields
-    if unknown:
-        raise ConfigError(
-            f"unknown train option(s) {_choices(unknown)}; valid: {_choices(train_fields)}"
-        )
-    train = TrainConfig(**cfg.get("train", {}))
-    train.betas = tuple(train.betas)
-    if (train.steps is None) == (train.epochs is None):
-        raise ConfigError("give exactly one of train.steps or train.epochs")
-    for name in ("steps", "epochs", "batch_size", "lr", "eval_every", "checkpoint_every"):
-        value = getattr(train, name)
-        if value is not None and (not isinstance(value, int | float) or isinstance(value, bool)):
-            raise ConfigError(f"train.{name} must be a number, got {value!r}")
-        if value is not None and not value > 0:
-            raise ConfigError(f"train.{name} must be positive, got {value}")
-        if name in ("steps", "batch_size", "eval_every", "checkpoint_every") and value is not None:
-            if value != int(value):
-                raise ConfigError(f"train.{name} must be a whole number, got {value}")
-            setattr(train, name, int(value))
-    if not isinstance(seed, int) or isinstance(seed, bool):
-        raise ConfigError(f"seed must be an integer, got {seed!r}")
-    model_cfg = dict(cfg.get("model", {}))
-    try:  # validate the architecture now, before any data or folder exists
-        ModelConfig(**model_cfg, vocab_size=1, n_classes=2, max_len=1)
-    except (TypeError, ValueError) as err:
+SEED = Rule(int, at_least=0, below=2**32)
+
+
+def _build(task, model, variant, profile, seed, cfg: dict, overrides: dict) -> RunConfig:
+    """The run of the merged settings ``cfg``, every section checked against its schema."""
+    train = TrainConfig(**check(TrainConfig, cfg.get("train") or {}, "train."))
+    seed = SEED.normalise("seed", seed)
+    model_cfg = check(ModelConfig, cfg.get("model") or {}, "model.", skip=TASK_FACTS)
+    try:  # the architecture's own rules (family, heads), before any data or folder exists
+        model_cfg = {
+            k: getattr(ModelConfig(**model_cfg, vocab_size=1, n_classes=2, max_len=1), k)
+            for k in model_cfg
+        }
+    except ValueError as err:
         raise ConfigError(str(err).splitlines()[0]) from None
+    data_preset = preset(task, profile)
+    data = check(type(data_preset), cfg.get("data") or {}, "data.")
+    replace_config(data_preset, data, task)  # the data's own rules
     return RunConfig(
         task=task,
         model_name=model,
         profile=profile,
         seed=seed,
         variant=variant,
-        data=dict(cfg.get("data", {})),
+        data=data,
         model=model_cfg,
         train=train,
+        overrides=overrides,
     )

@@ -37,6 +37,7 @@ class Outcome:
     metrics: dict
     error: str = ""
     tokens_per_second: float = 0.0  # median over the run's evaluation intervals
+    note: str = ""  # e.g. where an earlier folder of the run was moved aside
 
 
 def log_path(config: C.RunConfig, root: str | Path) -> Path:
@@ -44,9 +45,10 @@ def log_path(config: C.RunConfig, root: str | Path) -> Path:
 
 
 def is_current(config: C.RunConfig, root: str | Path) -> bool:
-    """Complete, and of this very configuration (a changed configuration file retrains)."""
+    """Complete, of this very configuration (a changed configuration file retrains), and
+    readable (a damaged folder is moved aside and trained anew)."""
     run = RunDir.for_config(config, root)
-    return run.complete and run.saved_hash() == config.hash()
+    return run.complete and train.unusable(run, config) is None
 
 
 def skipped(config: C.RunConfig, root: str | Path) -> Outcome:
@@ -62,6 +64,9 @@ def run_logged(config: C.RunConfig, root: str | Path, threads: int) -> Outcome:
     log.parent.mkdir(parents=True, exist_ok=True)
     if is_current(config, root):
         return skipped(config, root)
+    run_dir = RunDir.for_config(config, root)
+    set_aside = run_dir.path.parent / ".stale"
+    kept_before = set(set_aside.glob(f"{config.run_id}-*"))
     start = time.perf_counter()
     with open(log, "a") as f, contextlib.redirect_stdout(f), contextlib.redirect_stderr(f):
         try:
@@ -73,8 +78,12 @@ def run_logged(config: C.RunConfig, root: str | Path, threads: int) -> Outcome:
                 config.run_id, "failed", time.perf_counter() - start, str(log), {}, first
             )
     seconds = time.perf_counter() - start
-    speed = RunDir.for_config(config, root).read_json("timing.json")["tokens_per_second_median"]
-    return Outcome(config.run_id, "ran", seconds, str(log), metrics, tokens_per_second=speed)
+    speed = run_dir.read_json("timing.json")["tokens_per_second_median"]
+    kept = sorted(set(set_aside.glob(f"{config.run_id}-*")) - kept_before)
+    note = f"its earlier folder was moved aside to {kept[-1]}" if kept else ""
+    return Outcome(
+        config.run_id, "ran", seconds, str(log), metrics, tokens_per_second=speed, note=note
+    )
 
 
 def describe(o: Outcome) -> str:
@@ -92,7 +101,8 @@ def describe(o: Outcome) -> str:
     )
     when = "already complete" if o.status == "skipped" else f"{o.seconds:.0f} s"
     speed = f", {o.tokens_per_second:.3g} tokens/s" if o.tokens_per_second else ""
-    return f"{o.run_id}: {when}{speed}, {metric}"
+    note = f" ({o.note})" if o.note else ""
+    return f"{o.run_id}: {when}{speed}, {metric}{note}"
 
 
 def _die_with_parent() -> None:

@@ -44,6 +44,7 @@ from torch import Tensor, nn
 
 from companion.layers import MIXERS, check_options, make_mixer
 from companion.layers.base import check_choice
+from companion.schema import setting, validate
 
 FAMILIES = {
     "softmax": "transformer",
@@ -78,25 +79,26 @@ class ModelConfig:
     family only, as in the public code).
     """
 
-    mixer: str
-    d_model: int = 128
-    n_layers: int = 2
-    n_heads: int = 1
-    state_dim: int = 64
-    mixer_options: dict = field(default_factory=dict)
-    mlp: str | None = None  # None: the family's own (mlp for attention, glu for the SSMs)
-    mlp_ratio: float = 2.0
-    norm: str = "layer"
-    prenorm: bool = True
-    bn_momentum: float = 0.01  # BatchNorm running averages (PyTorch's convention; Flax's 0.99)
-    gate: bool = False
-    dropout: float = 0.0
-    positional: bool = False  # learned positional embeddings (needs max_len)
+    mixer: str = setting("", choices=MIXERS)
+    d_model: int = setting(128, at_least=1)
+    n_layers: int = setting(2, at_least=1)
+    n_heads: int = setting(1, at_least=1)
+    state_dim: int = setting(64, at_least=1)
+    mixer_options: dict = field(default_factory=dict)  # checked by the mixer (layers.OPTIONS)
+    # None: the family's own (mlp for attention, glu for the SSMs)
+    mlp: str | None = setting(None, choices=MLP_KINDS["transformer"], optional=True)
+    mlp_ratio: float = setting(2.0, above=0)
+    norm: str = setting("layer", choices=NORMS)
+    prenorm: bool = setting(True)
+    bn_momentum: float = setting(0.01, above=0, at_most=1)  # PyTorch's convention; Flax's 0.99
+    gate: bool = setting(False)
+    dropout: float = setting(0.0, at_least=0, below=1)
+    positional: bool = setting(False)  # learned positional embeddings (needs max_len)
     # facts of the task, filled in by the training code:
     vocab_size: int | None = None
     input_dim: int | None = None
     max_len: int | None = None
-    head: str = "classify"
+    head: str = setting("classify", choices=HEADS)
     n_classes: int | None = None
 
     @property
@@ -104,20 +106,23 @@ class ModelConfig:
         return FAMILIES[self.mixer]
 
     def __post_init__(self):
-        check_options(self.mixer, self.mixer_options)
+        validate(self, "model.")
+        self.mixer_options = check_options(self.mixer, self.mixer_options)
         if self.mlp is None:
             self.mlp = MLP_KINDS[self.family][0]
-        check_choice(f"mlp for the {self.family} family", self.mlp, MLP_KINDS[self.family])
-        check_choice("norm", self.norm, NORMS)
-        if not 0 < self.bn_momentum <= 1:
-            raise ValueError(f"bn_momentum must lie in (0, 1], got {self.bn_momentum}")
-        check_choice("head", self.head, HEADS)
+        check_choice(f"model.mlp for the {self.family} family", self.mlp, MLP_KINDS[self.family])
         if self.family == "transformer" and (self.norm != "layer" or not self.prenorm):
-            raise ValueError("attention blocks are pre-norm with LayerNorm (norm=layer, prenorm)")
+            raise ValueError(
+                "attention blocks are pre-norm with LayerNorm: model.norm=layer, model.prenorm=true"
+            )
         if self.gate and self.family != "transformer":
-            raise ValueError("the output gate belongs to attention blocks (the public code's)")
+            raise ValueError(
+                "model.gate=true: the output gate belongs to attention blocks (the public code's)"
+            )
         if self.positional and self.family != "transformer":
-            raise ValueError("learned positional embeddings belong to attention models")
+            raise ValueError(
+                "model.positional=true: learned positional embeddings belong to attention models"
+            )
         if (self.vocab_size is None) == (self.input_dim is None):
             raise ValueError("give exactly one of vocab_size (tokens) or input_dim (features)")
         if self.head == "classify" and not self.n_classes:
@@ -127,7 +132,9 @@ class ModelConfig:
         if self.positional and not self.max_len:
             raise ValueError("learned positional embeddings need max_len")
         if self.d_model % self.n_heads:
-            raise ValueError(f"d_model={self.d_model} is not divisible by n_heads={self.n_heads}")
+            raise ValueError(
+                f"model.d_model={self.d_model} is not divisible by model.n_heads={self.n_heads}"
+            )
 
     @property
     def mlp_dim(self) -> int:

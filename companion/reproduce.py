@@ -70,8 +70,11 @@ def reproduce_runs(
     Complete runs are skipped; the others train in a local pool of ``workers`` processes, or as
     one Slurm job array when ``slurm`` is given. Raises ``RuntimeError`` listing the failed
     runs and their logs, if any (they are also kept in ``failed.json``)."""
-    configs = book_runs(profile, only)
-    if not configs:
+    broken: list[str] = []
+    configs = book_runs(profile, only, broken)
+    for line in broken:
+        report(f"not run (its configuration file cannot be read): {line}")
+    if not configs and not broken:
         raise ValueError(f"no run of the book matches {only!r}; patterns look like mqar/*/*")
     if failed:
         retry = last_failed(profile, root)
@@ -102,6 +105,11 @@ def reproduce_runs(
         lines = "; ".join(f"{o.run_id} ({o.log})" for o in failures)
         raise RuntimeError(
             f"{len(failures)} run(s) failed: {lines}; `--failed` trains them alone again"
+        )
+    if broken:
+        raise RuntimeError(
+            f"{len(broken)} configuration file(s) cannot be read, their runs were not trained: "
+            + "; ".join(broken)
         )
     return outcomes
 

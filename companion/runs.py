@@ -14,12 +14,24 @@ A run folder ``<root>/<profile>/<run_id>/`` holds
 ``timing.json``        training seconds, device and precision, tokens/s per evaluation
                        interval and their median, the training settings
 ``complete.json``      written last, atomically: the run is complete iff it exists
+``.lock``              held (``flock``) by the process training the run; names that process
 =====================  ===================================================================
+
+A damaged file (a truncated checkpoint, a ``config.yaml`` that is not YAML, a completion
+marker without metrics) is a one-line :class:`RunFolderError` that names it and what to do; a
+folder of another configuration that ``companion reproduce`` must replace is moved aside into
+``<root>/<profile>/.stale/`` (:meth:`RunDir.move_aside`), never deleted.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
+import os
+import socket
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
@@ -27,7 +39,7 @@ import torch
 import yaml
 
 from companion.config import RunConfig
-from companion.io import atomic_path, atomic_write_text, git
+from companion.io import TEMP_SUFFIX, atomic_path, atomic_write_text, git
 from companion.spectra import LayerSpectrum
 
 
@@ -38,6 +50,11 @@ def git_commit() -> str:
     if sha is None:
         return "unknown"
     return sha + ("+dirty" if git("status", "--porcelain", "--", "companion") else "")
+
+
+class RunFolderError(ValueError):
+    """A run folder that cannot be used as it is (a damaged file, another process at work in
+    it); the message is one line that names the file and what to do."""
 
 
 class RunDir:
@@ -62,22 +79,107 @@ class RunDir:
         text = yaml.safe_dump({**meta, **config.to_dict()}, sort_keys=False)
         atomic_write_text(self.file("config.yaml"), text)
 
-    def saved_hash(self) -> str | None:
+    def damaged(self, name: str, why: str, fix: str = "") -> RunFolderError:
+        """The error for file ``name`` of this folder that cannot be used."""
+        fix = fix or f"delete {self.file(name)} to train this run again from its start"
+        return RunFolderError(f"{self.file(name)} is damaged ({why}); {fix}")
+
+    def saved_config(self) -> dict | None:
+        """The saved ``config.yaml`` (None before the run started)."""
         path = self.file("config.yaml")
-        return yaml.safe_load(path.read_text())["config_hash"] if path.exists() else None
+        if not path.exists():
+            return None
+        try:
+            saved = yaml.safe_load(path.read_text())
+        except (yaml.YAMLError, UnicodeDecodeError):
+            saved = None
+        if not isinstance(saved, dict) or not isinstance(saved.get("config_hash"), str):
+            fix = f"delete the folder {self.path} or choose another --out"
+            raise self.damaged("config.yaml", "not the YAML of a run configuration", fix)
+        return saved
+
+    def saved_hash(self) -> str | None:
+        saved = self.saved_config()
+        return None if saved is None else saved["config_hash"]
 
     def write_json(self, name: str, data: dict) -> None:
         atomic_write_text(self.file(name), json.dumps(data, indent=2, sort_keys=True) + "\n")
 
     def read_json(self, name: str) -> dict:
-        return json.loads(self.file(name).read_text())
+        try:
+            data = json.loads(self.file(name).read_text())
+        except FileNotFoundError:
+            data = "missing"
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            data = "not JSON"
+        if not isinstance(data, dict):
+            why = data if isinstance(data, str) else "not a JSON object"
+            fix = ""
+            if name == "metrics.json":
+                fix = f"delete {self.file('complete.json')} to finish the run again"
+            raise self.damaged(name, why, fix)
+        return data
 
     def save(self, name: str, obj) -> None:
         with atomic_path(self.file(name)) as tmp:
             torch.save(obj, tmp)
 
     def load(self, name: str):
-        return torch.load(self.file(name), weights_only=True, map_location="cpu")
+        """A ``.pt`` file of the run, loaded with ``weights_only=True``."""
+        try:
+            return torch.load(self.file(name), weights_only=True, map_location="cpu")
+        except FileNotFoundError:
+            raise
+        except Exception as err:  # truncated, empty, random bytes: torch raises many kinds
+            why = str(err).splitlines()[0][:120] if str(err) else type(err).__name__
+            raise self.damaged(name, f"unreadable: {why}") from None
+
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold this folder for the calling process (an exclusive ``flock`` on ``.lock``,
+        released when the process ends, however it ends); a folder held by another process is a
+        :class:`RunFolderError` naming that process. Creates the folder."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.file(".lock"), os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                holder = os.pread(fd, 200, 0).decode(errors="replace").strip() or "another process"
+                raise RunFolderError(
+                    f"{self.path} is in use by {holder}; wait for it to finish, "
+                    "or choose another --out"
+                ) from None
+            os.ftruncate(fd, 0)
+            stamp = time.strftime("%Y-%m-%d %H:%M:%S")
+            os.pwrite(
+                fd, f"process {os.getpid()} on {socket.gethostname()} since {stamp}".encode(), 0
+            )
+            yield
+        finally:
+            os.close(fd)  # releases the lock
+
+    def remove_orphans(self) -> list[Path]:
+        """Delete the temporary files that a killed writer left (only while holding the
+        lock: no other writer can be at work); returns them."""
+        orphans = [p for p in self.path.rglob(f".*{TEMP_SUFFIX}") if p.is_file()]
+        for p in orphans:
+            p.unlink()
+        return orphans
+
+    def move_aside(self) -> Path:
+        """Move this folder to ``<parent>/.stale/<name>-<its config hash>-<time>`` (kept, never
+        deleted: the runs index does not read hidden folders); returns the new path."""
+        try:
+            tag = self.saved_hash() or "unknown"
+        except RunFolderError:
+            tag = "damaged"
+        target = (
+            self.path.parent / ".stale" / f"{self.path.name}-{tag}-{time.strftime('%Y%m%d-%H%M%S')}"
+        )
+        target.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(self.path, target)
+        return target
 
     def history(self) -> list[dict]:
         path = self.file("history.jsonl")
@@ -111,7 +213,9 @@ def spectra_record(spectra: list[LayerSpectrum]) -> list[dict]:
 
 def index_row(run: RunDir) -> dict:
     """The runs-index row of one complete run: identity, final metrics, folder."""
-    cfg = yaml.safe_load(run.file("config.yaml").read_text())
+    cfg = run.saved_config()
+    if cfg is None:
+        raise run.damaged("config.yaml", "missing", f"delete the folder {run.path}")
     return {
         "run_id": cfg["run_id"],
         "task": cfg["task"],
@@ -127,15 +231,26 @@ def index_row(run: RunDir) -> dict:
     }
 
 
-def index(root: str | Path = "runs") -> pd.DataFrame:
-    """One row per complete run anywhere under ``root``."""
-    return pd.DataFrame(
-        [index_row(RunDir(done.parent)) for done in sorted(Path(root).rglob("complete.json"))]
-    )
+def index(root: str | Path = "runs", broken: list[str] | None = None) -> pd.DataFrame:
+    """One row per complete run anywhere under ``root`` (hidden folders, such as the runs
+    moved aside into ``.stale/``, excluded). A folder whose files are damaged is left out and,
+    when ``broken`` is a list, its one-line reason appended to it."""
+    root = Path(root)
+    rows = []
+    for done in sorted(root.rglob("complete.json")):
+        if any(part.startswith(".") for part in done.relative_to(root).parts):
+            continue
+        try:
+            rows.append(index_row(RunDir(done.parent)))
+        except (RunFolderError, OSError, yaml.YAMLError, KeyError, TypeError) as err:
+            if broken is not None:
+                broken.append(f"{done.parent}: {str(err).splitlines()[0]}")
+    return pd.DataFrame(rows)
 
 
-def write_index(root: str | Path = "runs") -> Path:
-    """Write ``<root>/index.csv`` atomically and return its path."""
+def write_index(root: str | Path = "runs", broken: list[str] | None = None) -> Path:
+    """Write ``<root>/index.csv`` atomically and return its path (``broken``: see
+    :func:`index`)."""
     path = Path(root) / "index.csv"
-    atomic_write_text(path, index(root).to_csv(index=False))
+    atomic_write_text(path, index(root, broken).to_csv(index=False))
     return path

@@ -8,9 +8,9 @@ written last. CUDA (with bfloat16 autocast) when available, CPU otherwise.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
-import shutil
 import statistics
 import time
 from dataclasses import asdict, dataclass, field
@@ -21,10 +21,10 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from companion import spectra as spectra_mod
-from companion.config import ConfigError, RunConfig
+from companion.config import RunConfig
 from companion.io import atomic_write_text
 from companion.model import ModelConfig, build_model, model_inputs, param_groups
-from companion.runs import RunDir, spectra_record
+from companion.runs import RunDir, RunFolderError, spectra_record
 from companion.tasks import get_task
 from companion.tasks.common import IGNORE_INDEX
 
@@ -222,21 +222,39 @@ class Training:
         return sorted({0, self.step} | {s for s in self.record_at if s <= self.step})
 
 
-def open_run_dir(config: RunConfig, out=None, root="runs", replace_stale: bool = False) -> RunDir:
-    """The run folder of ``config`` (``out``, default ``<root>/<profile>/<run_id>``), checked
-    to hold nothing but this configuration's run. A folder of another configuration is an
-    error, or, with ``replace_stale``, is deleted so that the run trains anew."""
-    run_dir = RunDir(out) if out is not None else RunDir.for_config(config, root)
-    saved = run_dir.saved_hash()
-    if saved is not None and saved != config.hash():
-        if not replace_stale:
-            raise ConfigError(
-                f"{run_dir.path} holds a run of another configuration; "
-                "choose another --out or delete that folder"
-            )
-        print(f"{run_dir.path}: its configuration changed; training it anew", flush=True)
-        shutil.rmtree(run_dir.path)
-    return run_dir
+def unusable(run_dir: RunDir, config: RunConfig) -> str | None:
+    """Why ``run_dir`` cannot hold the run of ``config`` as it is (a run of another
+    configuration, a damaged configuration, a completion marker without metrics), or None."""
+    try:
+        saved = run_dir.saved_hash()
+        if saved is not None and saved != config.hash():
+            return f"{run_dir.path} holds a run of another configuration"
+        if run_dir.complete:
+            run_dir.read_json("metrics.json")
+    except RunFolderError as err:
+        return str(err)
+    return None
+
+
+def open_run_dir(config: RunConfig, run_dir: RunDir, replace_stale: bool = False) -> None:
+    """Check that ``run_dir`` holds nothing but this configuration's run (call it holding the
+    folder's lock). Otherwise it is an error naming the way out, or, with ``replace_stale``
+    (what ``companion reproduce`` does after a configuration file changed), the folder is moved
+    aside (:meth:`RunDir.move_aside`: kept, never deleted) so that the run trains anew."""
+    reason = unusable(run_dir, config)
+    if reason is None:
+        return
+    if not replace_stale:
+        raise RunFolderError(
+            reason if "damaged" in reason else f"{reason}; choose another --out or delete it"
+        )
+    set_aside(run_dir, reason)
+
+
+def set_aside(run_dir: RunDir, reason: str) -> None:
+    """Move ``run_dir`` aside (kept) and say so in one line of the run's output."""
+    moved = run_dir.move_aside()
+    print(f"{reason}: moved to {moved}; training it anew", flush=True)
 
 
 def prepare(config: RunConfig, run_dir: RunDir) -> Training:
@@ -281,13 +299,18 @@ def prepare(config: RunConfig, run_dir: RunDir) -> Training:
 def start_or_resume(t: Training) -> None:
     """Restore the last checkpoint of ``t``'s folder, or start the run there: its
     configuration and Λ at initialisation (recorded in train mode, as the paper does)."""
+    t.run_dir.remove_orphans()  # temporary files of a killed writer
     if t.run_dir.file("checkpoint.pt").exists():
         ckpt = t.run_dir.load("checkpoint.pt")
-        t.model.load_state_dict(ckpt["model"])
-        t.optimizer.load_state_dict(ckpt["optimizer"])
-        t.scheduler.load_state_dict(ckpt["scheduler"])
-        torch.set_rng_state(ckpt["rng"])
-        t.step, t.history, t.seconds = ckpt["step"], ckpt["history"], ckpt["seconds"]
+        try:
+            t.model.load_state_dict(ckpt["model"])
+            t.optimizer.load_state_dict(ckpt["optimizer"])
+            t.scheduler.load_state_dict(ckpt["scheduler"])
+            torch.set_rng_state(ckpt["rng"])
+            t.step, t.history, t.seconds = ckpt["step"], ckpt["history"], ckpt["seconds"]
+        except (KeyError, RuntimeError, ValueError, TypeError) as err:
+            why = f"it does not fit this run: {str(err).splitlines()[0][:100]}"
+            raise t.run_dir.damaged("checkpoint.pt", why) from None
     else:
         t.run_dir.write_config(t.config)
         record_spectra(t.run_dir, t.model, t.analysis, 0, "init", published=True)
@@ -402,16 +425,35 @@ def run(
 ) -> dict:
     """Train (or resume, or skip if complete) the run of ``config``; returns its metrics.
 
-    The recipe: :func:`open_run_dir` (``out``, default ``<root>/<profile>/<run_id>``; with
-    ``replace_stale``, what ``companion reproduce`` does after a configuration file changed, a
-    folder of another configuration is replaced), :func:`prepare`, :func:`start_or_resume`,
-    :func:`train_loop`, :func:`finish`. Nothing is written before the configuration, the data
-    and the model have been built.
+    The recipe: the folder (``out``, default ``<root>/<profile>/<run_id>``) is checked
+    (:func:`open_run_dir`), the run is built (:func:`prepare`: nothing is written before the
+    configuration, the data and the model exist), then, holding the folder's lock (a second
+    process on the same folder is refused in one line), :func:`start_or_resume`,
+    :func:`train_loop` and :func:`finish`. With ``replace_stale`` (``companion reproduce``), a
+    folder of another configuration, or with a damaged file, is moved aside and trained anew.
     """
-    run_dir = open_run_dir(config, out, root, replace_stale)
-    if run_dir.complete:
+    run_dir = RunDir(out) if out is not None else RunDir.for_config(config, root)
+    if not replace_stale:
+        open_run_dir(config, run_dir)  # refuse before any compute
+    if run_dir.complete and unusable(run_dir, config) is None:
         return run_dir.read_json("metrics.json")
     t = prepare(config, run_dir)
-    start_or_resume(t)
-    train_loop(t, progress)
-    return finish(t)
+    with contextlib.ExitStack() as held:
+        held.enter_context(run_dir.lock())
+        fresh = unusable(run_dir, config) is not None  # checked again, holding the lock
+        open_run_dir(config, run_dir, replace_stale)
+        if fresh:  # moved aside: hold the new folder
+            held.enter_context(run_dir.lock())
+        if run_dir.complete:  # another process finished it meanwhile
+            return run_dir.read_json("metrics.json")
+        try:
+            start_or_resume(t)
+        except RunFolderError as err:  # a damaged checkpoint
+            if not replace_stale:
+                raise
+            set_aside(run_dir, str(err))
+            held.enter_context(run_dir.lock())
+            t = prepare(config, run_dir)
+            start_or_resume(t)
+        train_loop(t, progress)
+        return finish(t)

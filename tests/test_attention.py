@@ -132,7 +132,7 @@ def test_unnormalized_linear_attention_has_unit_transition(conv):
     [("norm_fn", "relu", "exp, softplus, sigmoid, elu"), ("feature_map", "relu", "elu, identity")],
 )
 def test_bad_norm_options_name_the_choices(option, value, choices):
-    with pytest.raises(ValueError, match=f"{option} 'relu'; choose one of: {choices}$"):
+    with pytest.raises(ValueError, match=f"{option} = 'relu': expected one of: {choices}$"):
         make_mixer("norm", d_model=D_MODEL, n_heads=N_HEADS, **{option: value})
 
 

@@ -104,5 +104,5 @@ def test_unknown_mixer_names_the_choices():
     ],
 )
 def test_a_misspelt_or_misplaced_option_names_the_valid_ones(name, opts, valid):
-    with pytest.raises(ValueError, match=f"do not apply to mixer '{name}'; its options: {valid}"):
+    with pytest.raises(ValueError, match=f"of mixer '{name}'; valid here: {valid}"):
         make_mixer(name, d_model=8, **opts)

@@ -78,9 +78,9 @@ def test_without_ssm_lr_every_parameter_is_decayed():
 
 
 def test_config_errors_name_the_choices():
-    with pytest.raises(ValueError, match="do not apply to mixer 'mamba2'"):
+    with pytest.raises(ValueError, match="'model.mixer_options.norm_fn' of mixer 'mamba2'"):
         ModelConfig(mixer="mamba2", vocab_size=5, n_classes=2, mixer_options={"norm_fn": "exp"})
-    with pytest.raises(ValueError, match="choose one of: mlp, glu, none"):
+    with pytest.raises(ValueError, match="model.mlp = 'moe': expected one of: mlp, glu, none"):
         ModelConfig(mixer="softmax", vocab_size=5, n_classes=2, mlp="moe")
-    with pytest.raises(ValueError, match="choose one of: softmax"):
+    with pytest.raises(ValueError, match="model.mixer = 'gru': expected one of: softmax"):
         ModelConfig(mixer="gru", vocab_size=5, n_classes=2)

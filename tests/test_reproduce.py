@@ -161,9 +161,11 @@ def test_a_changed_configuration_is_trained_anew(tmp_path):
         "smoke", workers=1, root=tmp_path, only="text/lru/", report=lambda m: None
     )
     assert outcome.status == "ran" and RunDir(folder).saved_hash() == cfg.hash()
-    assert (
-        "configuration changed" in (tmp_path / "smoke" / "logs" / f"{cfg.run_id}.log").read_text()
-    )
+    log = (tmp_path / "smoke" / "logs" / f"{cfg.run_id}.log").read_text()
+    assert "holds a run of another configuration: moved to" in log
+    (kept,) = (tmp_path / "smoke" / ".stale").iterdir()  # the old folder, never deleted
+    assert (kept / "config.yaml").read_text() == "config_hash: an-older-configuration\n"
+    assert "moved aside" in outcome.note
 
 
 def test_editing_any_module_or_config_of_the_package_re_executes_the_notebooks(tmp_path):

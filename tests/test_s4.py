@@ -192,9 +192,9 @@ def test_mark_ssm_and_transition_tags():
 
 
 def test_rejects_bad_options():
-    with pytest.raises(ValueError, match="its options: init, l_max"):
+    with pytest.raises(ValueError, match="of mixer 's4'; valid here: init, l_max"):
         make_mixer("s4", d_model=4, r_min=0.5)
-    with pytest.raises(ValueError, match="'legs'"):
+    with pytest.raises(ValueError, match="init = 'lin': expected one of: legs"):
         make_mixer("s4", d_model=4, init="lin")
     m = make_mixer("s4", d_model=4, state_dim=8, l_max=16)
     with pytest.raises(ValueError, match="l_max"):

@@ -40,7 +40,7 @@ def test_s4d_inv_init_spectrum():
 
 
 def test_s4d_rejects_unknown_init():
-    with pytest.raises(ValueError, match="'lin' or 'inv'"):
+    with pytest.raises(ValueError, match="init = 'legs': expected one of: lin, inv"):
         build("s4d", init="legs")
 
 

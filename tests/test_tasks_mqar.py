@@ -5,7 +5,7 @@ import pytest
 
 from companion.tasks import get_task, mqar
 
-CFG = mqar.MQARConfig(vocab_size=128, seq_len=64, n_pairs=8, n_train=0, n_val=0, n_test=0)
+CFG = mqar.MQARConfig(vocab_size=128, seq_len=64, n_pairs=8, n_train=1, n_val=1, n_test=1)
 
 
 @pytest.mark.parametrize("filler", [True, False])
@@ -74,7 +74,7 @@ def test_seeds_and_determinism():
     [
         ({"seq_len": 64, "n_pairs": 17}, "seq_len >= 4K"),
         ({"vocab_size": 16, "n_pairs": 8, "seq_len": 64}, "distinct keys"),
-        ({"n_pairs": 0}, "n_pairs >= 1"),
+        ({"n_pairs": 0}, "data.n_pairs = 0: expected a whole number ≥ 1"),
     ],
 )
 def test_impossible_sizes(options, match):

@@ -85,7 +85,7 @@ def test_paper_profile_facts():
     task = get_task("text", "paper")
     assert task.source.startswith("hub:stanfordnlp/imdb") and task.seq_len == 4096
     assert task.config.min_freq == 15 and task.n_classes == 2
-    with pytest.raises(ValueError, match="choose char or byte"):
+    with pytest.raises(ValueError, match="data.level = 'word': expected one of: char, byte"):
         get_task("text", "quick", level="word")
 
 

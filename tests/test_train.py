@@ -7,7 +7,7 @@ import torch
 
 from companion import config as C
 from companion import train as T
-from companion.runs import RunDir
+from companion.runs import RunDir, RunFolderError
 
 
 def smoke(task="mqar", model="softmax", variant=None, overrides=None):
@@ -78,7 +78,8 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch
 def test_the_recipe_in_its_steps_is_the_run_and_reads_back_only_its_own_spectra(tmp_path):
     cfg = smoke("lm", "lru")
     reference = T.run(cfg, out=tmp_path / "ref", progress=False)
-    run_dir = T.open_run_dir(cfg, out=tmp_path / "run")
+    run_dir = RunDir(tmp_path / "run")
+    T.open_run_dir(cfg, run_dir)
     t = T.prepare(cfg, run_dir)
     assert not run_dir.path.exists()  # building writes nothing
     T.start_or_resume(t)
@@ -95,7 +96,7 @@ def test_the_recipe_in_its_steps_is_the_run_and_reads_back_only_its_own_spectra(
 
 def test_a_folder_of_another_configuration_is_refused(tmp_path):
     T.run(smoke(), out=tmp_path, progress=False)
-    with pytest.raises(C.ConfigError, match="another configuration"):
+    with pytest.raises(RunFolderError, match="another configuration"):
         T.run(smoke(overrides={"train": {"lr": 1e-2}}), out=tmp_path, progress=False)
 
 

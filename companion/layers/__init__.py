@@ -9,6 +9,7 @@ from __future__ import annotations
 from importlib import import_module
 
 from companion.layers.base import Mixer, Transition
+from companion.schema import check
 
 # name -> (module, class, fixed keyword arguments)
 _REGISTRY: dict[str, tuple[str, str, dict]] = {
@@ -33,25 +34,17 @@ def mixer_class(name: str) -> type[Mixer]:
     return getattr(import_module(module), cls)
 
 
-def check_options(name: str, options) -> type[Mixer]:
-    """The class of mixer ``name``, after checking that every option in ``options`` is one it
-    acts on; raises ``ValueError`` in one line naming the valid ones."""
-    cls = mixer_class(name)
-    unknown = set(options) - set(cls.OPTIONS)
-    if unknown:
-        valid = ", ".join(cls.OPTIONS) or "none"
-        raise ValueError(
-            f"option(s) {', '.join(sorted(unknown))} do not apply to mixer {name!r}; "
-            f"its options: {valid}"
-        )
-    return cls
+def check_options(name: str, options) -> dict:
+    """``options`` of mixer ``name`` checked against its ``OPTIONS`` and normalised; an option
+    it does not act on, or a value outside its rule, is a one-line ``ConfigError``."""
+    return check(mixer_class(name), options, "model.mixer_options.", owner=f" of mixer {name!r}")
 
 
 def make_mixer(name: str, d_model: int, n_heads: int = 1, state_dim: int = 64, **options) -> Mixer:
     """Build mixer ``name`` acting on ``(B, L, d_model)``; a misspelt or misplaced option is a
-    one-line ``ValueError`` naming the valid ones."""
-    cls = check_options(name, options)
-    return cls(
+    one-line ``ConfigError`` naming the valid ones."""
+    options = check_options(name, options)
+    return mixer_class(name)(
         d_model=d_model, n_heads=n_heads, state_dim=state_dim, **_REGISTRY[name][2], **options
     )
 

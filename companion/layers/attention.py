@@ -27,6 +27,7 @@ from torch import Tensor, nn
 
 from companion.layers.base import Mixer, Transition
 from companion.ops import CausalConv, chunked_linear_attention, linear_attention_recurrence
+from companion.schema import Rule
 
 
 def eta_ratio(log_eta: Tensor) -> Tensor:
@@ -57,7 +58,7 @@ class Attention(Mixer):
     """Base of the attention mixers: ``u (B, L, d_model)`` -> ``q, k (B, H, L, d_k)``,
     ``v (B, H, L, d_v)`` and back through ``W_o``; subclasses supply the attention itself."""
 
-    OPTIONS = ("conv", "dropout")
+    OPTIONS = {"conv": Rule(int, at_least=0), "dropout": Rule(float, at_least=0, below=1)}
 
     def __init__(
         self,

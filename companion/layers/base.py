@@ -23,6 +23,8 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
+from companion.schema import Rule
+
 
 @dataclass(frozen=True)
 class Transition:
@@ -61,13 +63,14 @@ class Transition:
 class Mixer(nn.Module):
     """Base class of the sequence mixers; see the module docstring for the three views.
 
-    Subclasses list in ``OPTIONS`` the keyword options they act on. Every mixer has the same
-    constructor signature ``(d_model, n_heads, state_dim, **options)``, so model code can build
-    any mixer from one config; ``companion.layers.make_mixer`` (and through it the model
-    configuration) rejects an option that is not in ``OPTIONS``, naming the valid ones.
+    Subclasses list in ``OPTIONS`` the keyword options they act on, each with the
+    :class:`~companion.schema.Rule` of its values. Every mixer has the same constructor
+    signature ``(d_model, n_heads, state_dim, **options)``, so model code can build any mixer
+    from one config; ``companion.layers.make_mixer`` (and through it the model configuration)
+    rejects an option that is not in ``OPTIONS``, or a value outside its rule, in one line.
     """
 
-    OPTIONS: ClassVar[tuple[str, ...]] = ()
+    OPTIONS: ClassVar[dict[str, Rule]] = {}
 
     def forward(self, u: Tensor) -> Tensor:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -30,6 +30,7 @@ from torch import Tensor, nn
 
 from companion.layers.base import Mixer, Transition, mark_ssm, mark_transition
 from companion.ops import fft_conv
+from companion.schema import Rule
 
 
 @contextlib.contextmanager
@@ -47,7 +48,11 @@ class LRU(Mixer):
     ``arg λ``). Complex parameters are stored as real tensors with a trailing (re, im) axis.
     """
 
-    OPTIONS = ("r_min", "r_max", "max_phase")
+    OPTIONS = {
+        "r_min": Rule(float, at_least=0, below=1),
+        "r_max": Rule(float, above=0, at_most=1),
+        "max_phase": Rule(float, above=0, at_most=2 * math.pi),
+    }
 
     def __init__(
         self,

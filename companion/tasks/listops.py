@@ -36,6 +36,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from companion.schema import setting, validate
 from companion.tasks.base import IDS, LABEL, Task, silent, table
 from companion.tasks.common import DataError
 
@@ -52,16 +53,19 @@ PAD_ID, UNK_ID, EOS_ID = 0, 1, 2
 
 @dataclass(frozen=True)
 class ListOpsConfig:
-    source: str = "generator"  # "generator" | "lra_release"
-    min_length: int = 500  # exclusive, as LRA
-    max_length: int = 2000  # exclusive, as LRA
-    max_depth: int = 10
-    max_args: int = 10
-    n_train: int = 96_000
-    n_val: int = 2_000
-    n_test: int = 2_000
-    seq_len: int = 2048  # cut (including <eos>)
-    seed: int = 0  # train uses seed, val seed + 1, test seed + 2
+    source: str = setting("generator", choices=("generator", "lra_release"))
+    min_length: int = setting(500, at_least=0)  # exclusive, as LRA
+    max_length: int = setting(2000, at_least=2)  # exclusive, as LRA
+    max_depth: int = setting(10, at_least=1)
+    max_args: int = setting(10, at_least=1)
+    n_train: int = setting(96_000, at_least=1)
+    n_val: int = setting(2_000, at_least=1)
+    n_test: int = setting(2_000, at_least=1)
+    seq_len: int = setting(2048, at_least=2)  # cut (including <eos>)
+    seed: int = setting(0, at_least=0)  # train uses seed, val seed + 1, test seed + 2
+
+    def __post_init__(self):
+        validate(self, "data.")
 
 
 PRESETS = {
@@ -261,10 +265,6 @@ class ListOps(Task):
 
     def setup(self):
         cfg = self.config
-        if cfg.source not in ("generator", "lra_release"):
-            raise ValueError(
-                f"unknown ListOps source {cfg.source!r}; choose generator or lra_release"
-            )
         self.generated = cfg.source == "generator"
         self.seq_len = cfg.seq_len
         self.source = (

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
+from companion.schema import setting, validate
 from companion.tasks import fetch
 from companion.tasks.base import Task, list_column
 from companion.tasks.common import DataError
@@ -48,15 +49,20 @@ from companion.tasks.wiki import read_articles, strip_markup
 
 @dataclass(frozen=True)
 class LMConfig:
-    source: str = "wikitext103"  # "wikitext103" (hub) | "enwiki" (gensim wheel)
-    tokenizer: str = "gpt2"  # "gpt2" | "bytes"
-    block_size: int = 1024
-    val_fraction: float = 0.1  # enwiki only, by characters, whole articles
-    test_fraction: float = 0.1
-    max_train: int = 0  # 0 = all blocks; caps keep the first blocks of a split
-    max_val: int = 0
-    max_test: int = 0
-    seed: int = 0
+    # "wikitext103" (hub) | "enwiki" (gensim wheel)
+    source: str = setting("wikitext103", choices=("wikitext103", "enwiki"))
+    tokenizer: str = setting("gpt2", choices=("gpt2", "bytes"))
+    block_size: int = setting(1024, at_least=2)
+    # enwiki only, by characters, whole articles
+    val_fraction: float = setting(0.1, above=0, below=1)
+    test_fraction: float = setting(0.1, above=0, below=1)
+    max_train: int = setting(0, at_least=0)  # 0 = all blocks; caps keep the first blocks of a split
+    max_val: int = setting(0, at_least=0)
+    max_test: int = setting(0, at_least=0)
+    seed: int = setting(0, at_least=0)
+
+    def __post_init__(self):
+        validate(self, "data.")
 
 
 PRESETS = {
@@ -104,12 +110,6 @@ class LM(Task):
 
     def setup(self):
         cfg = self.config
-        if cfg.source not in ("wikitext103", "enwiki"):
-            raise ValueError(f"unknown lm source {cfg.source!r}; choose wikitext103 or enwiki")
-        if cfg.tokenizer not in ("gpt2", "bytes"):
-            raise ValueError(f"unknown lm tokenizer {cfg.tokenizer!r}; choose gpt2 or bytes")
-        if cfg.block_size < 1:
-            raise ValueError("block_size must be >= 1")
         self.seq_len = cfg.block_size
         if cfg.tokenizer == "gpt2":
             self.vocab_size, self.pad_id = GPT2_VOCAB, GPT2_EOS_ID

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
+from companion.schema import setting, validate
 from companion.tasks.base import Task, list_column
 
 ZOOLOGY_GRID: tuple[tuple[int, int], ...] = ((64, 4), (128, 8), (256, 16), (512, 64))
@@ -37,15 +38,18 @@ ZOOLOGY_GRID: tuple[tuple[int, int], ...] = ((64, 4), (128, 8), (256, 16), (512,
 
 @dataclass(frozen=True)
 class MQARConfig:
-    vocab_size: int = 8192
-    seq_len: int = 512
-    n_pairs: int = 64
-    n_train: int = 100_000
-    n_val: int = 3_000
-    n_test: int = 3_000
-    alpha: float = 0.01  # power-law exponent of the query gaps
-    filler: bool = True  # random tokens between queries
-    seed: int = 0
+    vocab_size: int = setting(8192, at_least=4)
+    seq_len: int = setting(512, at_least=4)
+    n_pairs: int = setting(64, at_least=1)
+    n_train: int = setting(100_000, at_least=1)
+    n_val: int = setting(3_000, at_least=1)
+    n_test: int = setting(3_000, at_least=1)
+    alpha: float = setting(0.01, above=0)  # power-law exponent of the query gaps
+    filler: bool = setting(True)  # random tokens between queries
+    seed: int = setting(0, at_least=0)
+
+    def __post_init__(self):
+        validate(self, "data.")
 
 
 PRESETS = {
@@ -64,10 +68,6 @@ def zoology_config(seq_len: int, n_pairs: int, **overrides) -> MQARConfig:
 
 def check(cfg: MQARConfig) -> None:
     V, L, K = cfg.vocab_size, cfg.seq_len, cfg.n_pairs
-    if K < 1 or L < 1 or V < 4:
-        raise ValueError(
-            f"MQAR needs n_pairs >= 1, seq_len >= 1, vocab_size >= 4 (got {K}, {L}, {V})"
-        )
     if K > V // 2 - 1:
         raise ValueError(
             f"MQAR: {K} pairs need {K} distinct keys but vocab {V} has only {V // 2 - 1}"

@@ -22,6 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
+from companion.schema import setting, validate
 from companion.tasks import fetch
 from companion.tasks.base import IDS, LABEL, Task, table
 from companion.tasks.common import DataError
@@ -30,17 +31,22 @@ from companion.tasks.tokenization import ByteTokenizer, CharVocab
 
 @dataclass(frozen=True)
 class TextConfig:
-    source: str = "imdb"  # "imdb" (hub) | "rt" (vaderSentiment's Rotten-Tomatoes snippets)
-    level: str = "char"  # "char" | "byte"
-    seq_len: int = 4096  # cut, <eos> included
-    min_freq: int = 15  # char level only
-    append_eos: bool = True
-    val_fraction: float = 0.1  # rt only (imdb: val is test)
-    test_fraction: float = 0.1  # rt only
-    max_train: int = 0  # 0 = all; caps keep the first rows of each shuffled split
-    max_val: int = 0
-    max_test: int = 0
-    seed: int = 0
+    # "imdb" (hub) | "rt" (vaderSentiment's Rotten-Tomatoes snippets)
+    source: str = setting("imdb", choices=("imdb", "rt"))
+    level: str = setting("char", choices=("char", "byte"))
+    seq_len: int = setting(4096, at_least=2)  # cut, <eos> included
+    min_freq: int = setting(15, at_least=1)  # char level only
+    append_eos: bool = setting(True)
+    val_fraction: float = setting(0.1, above=0, below=1)  # rt only (imdb: val is test)
+    test_fraction: float = setting(0.1, above=0, below=1)  # rt only
+    # 0 = all; caps keep the first rows of each shuffled split
+    max_train: int = setting(0, at_least=0)
+    max_val: int = setting(0, at_least=0)
+    max_test: int = setting(0, at_least=0)
+    seed: int = setting(0, at_least=0)
+
+    def __post_init__(self):
+        validate(self, "data.")
 
 
 PRESETS = {
@@ -89,10 +95,6 @@ class Text(Task):
 
     def setup(self):
         cfg = self.config
-        if cfg.source not in ("imdb", "rt"):
-            raise ValueError(f"unknown text source {cfg.source!r}; choose imdb or rt")
-        if cfg.level not in ("char", "byte"):
-            raise ValueError(f"unknown text level {cfg.level!r}; choose char or byte")
         self.seq_len = cfg.seq_len
         what = "UTF-8 bytes" if cfg.level == "byte" else f"characters (min_freq {cfg.min_freq})"
         self.source = (
