@@ -208,12 +208,8 @@ def book_runs(
             continue
         seeds = [spec["seed"]]
         for extra in spec.get("more_seeds", []):
-            if (
-                variant is None
-                and fnmatch.fnmatch(task, extra["task"])
-                and fnmatch.fnmatch(model, extra["model"])
-            ):
-                seeds += extra["seeds"]
+            if fnmatch.fnmatch(name, extra["runs"]) and profile in extra.get("profiles", PROFILES):
+                seeds += [seed for seed in extra["seeds"] if seed not in seeds]
         runs += [resolve(task, model, variant, profile, seed) for seed in seeds]
     return runs
 

@@ -127,14 +127,13 @@ def test_browser_renders_the_books_figures_and_math(smoke, chromium, tmp_path):
     assert not outside_requests(seen) and not bad_responses(seen) and not seen["exceptions"]
 
 
-def test_only_selects_experiments():
+def test_only_selects_experiments_and_quick_runs_three_seeds_of_each():
+    experiments = ["norm", "norm-noconv", "norm-gate", "norm-exp", "norm-elu", "norm-sigmoid"]
+    assert {c.run_id for c in book_runs("paper", only="image/norm/*")} == {
+        f"image-{e}-s1919" for e in experiments
+    }
     assert {c.run_id for c in book_runs("quick", only="image/norm/*")} == {
-        "image-norm-s1919",
-        "image-norm-noconv-s1919",
-        "image-norm-gate-s1919",
-        "image-norm-exp-s1919",
-        "image-norm-elu-s1919",
-        "image-norm-sigmoid-s1919",
+        f"image-{e}-s{seed}" for e in experiments for seed in (1919, 2222, 2929)
     }
     with pytest.raises(ValueError, match="no run of the book matches"):
         reproduce_runs("smoke", root="unused", only="nothing/*")
