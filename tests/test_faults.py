@@ -291,18 +291,20 @@ def test_temporary_files_of_a_killed_writer_are_removed_on_resume(reference, tmp
 
 def _start_cli(out: Path) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "companion", *ARGV, "--out", str(out)]
-    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}  # as the resuming test process
+    return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
 
 
 def test_a_real_sigkill_resumes_to_the_same_result(reference, tmp_path):
     run = RunDir(tmp_path / "run")
     proc = _start_cli(run.path)
     deadline = time.monotonic() + 120
-    while not run.file("config.yaml").exists() and proc.poll() is None:
+    while not run.file("checkpoint.pt").exists():
+        assert proc.poll() is None, proc.stderr.read().decode()  # still training
         assert time.monotonic() < deadline
-        time.sleep(0.01)
+        time.sleep(0.005)
     proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    assert proc.wait() == -signal.SIGKILL and not run.complete
     T.run(CONFIG, out=run.path, progress=False)
     _same_metrics(run, reference)
 
