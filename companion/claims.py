@@ -1,386 +1,674 @@
-"""The paper's claims C1–C11 (arXiv:2510.09379, as the book's claims chapter states them), each
-evaluated from our runs with its numbers.
+"""The paper's claims C1–C11 (arXiv:2510.09379; the book's claims chapter states each), checked
+part by part against our runs, under the exact and under the published analysis.
 
-Every claim becomes a test on two tables:
+A claim is a list of named **parts**. Each part is one measured effect (a share of eigenvalues,
+a distance between spectra, an accuracy or a difference of two) compared with a threshold of
+ours (the paper states none), with a 95 % interval from the seeds (``companion.evidence``):
 
-* ``runs``: one row per complete run (the runs index): ``task, model, variant, seed`` and the
-  test metric ``test_accuracy`` (or ``test_perplexity``);
-* ``spectra``: the binned spectra of those runs (``spectra.csv`` of each run, joined with
-  ``task, model, variant, seed``), read here at the final step, exact analysis, all heads
-  pooled, magnitude bins, averaged over layers.
+* **holds**: the whole interval lies on the claim's side of the threshold;
+* **fails**: the whole interval lies on the other side;
+* **within noise**: the interval straddles the threshold (or there is no noise estimate);
+* **missing**: the runs it needs are not there.
 
-The verdict is ``holds``, ``does not hold`` or ``inconclusive``: inconclusive when the runs a
-claim needs are missing, when its parts disagree, or when a difference is smaller than the
-spread between seeds (``NOISE``, or the seeds' own standard deviation where there are several).
-The thresholds are ours; the paper gives none, and the book prints them next to each verdict.
+A claim **does not hold** when any part fails, **holds** when every part holds, and is
+**inconclusive** otherwise; the deciding part is the first failed part, or the first that does
+not hold. The inputs are two tables: ``measures`` (:func:`companion.evidence.measures`, one
+row per run, analysis and stage) and nothing else, so that tests build them by hand.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
 
+from companion import evidence as ev
 from companion.spectra import MAGNITUDE_BINS
 
 LRA = ("listops", "text", "image")
 SELECTIVE = ("mqar", "lm")
-NEAR0, NEAR1 = MAGNITUDE_BINS[0], MAGNITUDE_BINS[3]
+NEAR0 = MAGNITUDE_BINS[0]
+NEAR1 = "band"  # |log|λ|| ≤ 0.105, symmetric around 1 (attention's Λ straddles 1)
 ABOVE1 = MAGNITUDE_BINS[4:]
 SMALL = MAGNITUDE_BINS[:2]  # |λ| ≤ 0.5
 MAJORITY = 0.5  # "most of the mass"
 PRESENT = 0.05  # a bin "has mass"
-SHAPE_KEPT = 0.15  # total variation distance below which a spectrum "keeps its shape"
-KEYS = ["task", "model", "variant", "seed"]
-NOISE = 0.02  # accuracy (or mass) differences below this are not read as effects
+SHAPE_KEPT = 0.15  # total variation distance (init → final) below which a shape is "kept"
+SOLVED = 0.9  # MQAR accuracy that counts as solved
+SAME = 0.02  # accuracy differences within ±2 points are "no change" (C11)
+SAME_TV = 0.02  # a depth effect within ±0.02 of the seeds' own TV distance is "no change" (C11)
+STATES = ("holds", "fails", "within noise", "missing")
+# the weight-decay exemption of the transition (variant nowd-lambda), read by C4 and C6
+NO_DECAY = "nowd-lambda"
 
 
 @dataclass
-class Verdict:
+class Part:
+    """One measured effect of a claim: ``effect`` (None: missing) against ``threshold`` in
+    ``direction`` (``>``, ``<``, or ``≠``: outside ±threshold), its 95 % interval, its state."""
+
+    name: str
+    measure: str
+    effect: float | None
+    interval: tuple[float, float] | None
+    threshold: float
+    direction: str = ">"
+    note: str = ""
+    state: str = field(init=False)
+
+    def __post_init__(self):
+        self.state = decide(self.effect, self.interval, self.threshold, self.direction)
+
+
+def decide(effect, interval, threshold: float, direction: str) -> str:
+    """The state of a part: see the module docstring. ``≠`` holds when the interval excludes
+    every value within ±``threshold`` of 0 and fails when it lies inside that margin."""
+    if effect is None or (isinstance(effect, float) and math.isnan(effect)):
+        return "missing"
+    if interval is None:
+        return "within noise"
+    low, high = interval
+    if direction == ">":
+        return "holds" if low > threshold else "fails" if high < threshold else "within noise"
+    if direction == "<":
+        return "holds" if high < threshold else "fails" if low > threshold else "within noise"
+    if low > 0 or high < 0:
+        return "holds"
+    return "fails" if -threshold < low and high < threshold else "within noise"
+
+
+def verdict(parts: list[Part]) -> tuple[str, str]:
+    """The claim's verdict and the name of the part that decides it."""
+    failed = [p for p in parts if p.state == "fails"]
+    if failed:
+        return "does not hold", failed[0].name
+    open_ = [p for p in parts if p.state != "holds"]
+    if not parts or open_:
+        return "inconclusive", open_[0].name if open_ else "no parts"
+    return "holds", ""
+
+
+@dataclass
+class Claim:
     claim: str
     statement: str
-    verdict: str
-    evidence: str
-
-
-def profile_table(spectra: pd.DataFrame, stage: str = "final") -> pd.DataFrame:
-    """Bin shares per run and stage: rows (task, model, variant, seed), columns the 7 bins,
-    averaged over layers (final step, exact analysis, all heads, magnitudes)."""
-    s = spectra.query("analysis == 'exact' and head == 'all' and kind == 'magnitude'")
-    s = s[s["stage"] == stage]
-    table = s.groupby([*KEYS, "bin"])["mean"].mean().unstack("bin")
-    return table.reindex(columns=list(MAGNITUDE_BINS), fill_value=0.0)
-
-
-def tv(p: pd.Series, q: pd.Series) -> float:
-    """Total variation distance between two bin distributions."""
-    return 0.5 * float(np.abs(p.to_numpy() - q.to_numpy()).sum())
+    parts: list[Part]
 
 
 class Evidence:
-    """Lookups shared by the claims: spectra at init and at the end, accuracies, seed spread."""
+    """The measures of one analysis, averaged over seeds per condition (task, model, variant),
+    with the noise of each (task, measure) pooled over the task's conditions with seeds."""
 
-    def __init__(self, runs: pd.DataFrame, spectra: pd.DataFrame):
-        runs = runs.reindex(columns=runs.columns.union(KEYS + ["test_accuracy"], sort=False))
-        spectra = spectra.reindex(
-            columns=spectra.columns.union(
-                KEYS + ["analysis", "head", "kind", "stage", "layer", "bin", "mean"], sort=False
-            )
+    def __init__(self, measures: pd.DataFrame, analysis: str = "exact"):
+        if measures.empty:
+            measures = pd.DataFrame(columns=[*ev.KEYS, "analysis", "stage"])
+        m = measures[measures["analysis"] == analysis]
+        self.final = m[m["stage"] == "final"].reset_index(drop=True)
+        self.init = m[m["stage"] == "init"].reset_index(drop=True)
+        self.analysis = analysis
+        self._noise: dict = {}
+
+    def _rows(self, task, model, variant="", stage="final") -> pd.DataFrame:
+        table = self.final if stage == "final" else self.init
+        if table.empty:
+            return table
+        return table[
+            (table["task"] == task) & (table["model"] == model) & (table["variant"] == variant)
+        ]
+
+    def noise(self, task, column, stage="final"):
+        key = (task, column, stage)
+        if key not in self._noise:
+            table = self.final if stage == "final" else self.init
+            rows = table[table["task"] == task] if not table.empty else table
+            self._noise[key] = ev.pooled_sd(rows, column) if len(rows) else None
+        return self._noise[key]
+
+    def value(self, task, model, variant="", column=NEAR1, stage="final") -> ev.Estimate | None:
+        """A measure of one condition: its mean over seeds with a standard error."""
+        rows = self._rows(task, model, variant, stage)
+        if rows.empty or column not in rows:
+            return None
+        se = rows.get(f"{column}_se")
+        return ev.estimate(rows[column], self.noise(task, column, stage), se)
+
+    def accuracy(self, task, model, variant="") -> ev.Estimate | None:
+        return self.value(task, model, variant, "test_accuracy")
+
+    def per_seed(self, task, model, variant, fn: Callable[[pd.Series, pd.Series], float]):
+        """``fn(init row, final row)`` for each seed of a condition, as an estimate over the
+        seeds (a quantity of one run, such as the distance its spectrum travelled)."""
+        a, b = self._rows(task, model, variant, "init"), self._rows(task, model, variant)
+        pairs = a.merge(b, on="seed", suffixes=("_i", "_f"))
+        if pairs.empty:
+            return None
+        vals = pd.Series(
+            [fn(_side(r, "_i"), _side(r, "_f")) for _, r in pairs.iterrows()], dtype=float
         )
-        self.runs = runs.fillna({"variant": ""})
-        spectra = spectra.fillna({"variant": ""})
-        self.final = profile_table(spectra, "final")
-        self.init = profile_table(spectra, "init")
-
-    def _mean(self, table: pd.DataFrame, task, model, variant="") -> pd.Series | None:
-        try:
-            return table.loc[(task, model, variant)].mean()
-        except KeyError:
-            return None
-
-    def bins(self, task, model, variant="", stage="final") -> pd.Series | None:
-        """Bin shares averaged over seeds, or None if the run is missing."""
-        return self._mean(self.final if stage == "final" else self.init, task, model, variant)
-
-    def accuracy(self, task, model, variant="") -> tuple[float, float] | None:
-        """Mean test accuracy over seeds and its spread (std over seeds, at least NOISE)."""
-        rows = self.runs.query("task == @task and model == @model and variant == @variant")
-        if rows.empty or "test_accuracy" not in rows or rows["test_accuracy"].isna().all():
-            return None
-        acc = rows["test_accuracy"]
-        return float(acc.mean()), max(NOISE, float(acc.std(ddof=1)) if len(acc) > 1 else NOISE)
+        return ev.estimate(vals, None)
 
     def models(self, task) -> list[str]:
-        return sorted(self.runs.query("task == @task and variant == ''")["model"].unique())
+        rows = self.final[(self.final["task"] == task) & (self.final["variant"] == "")]
+        return sorted(rows["model"].unique()) if not rows.empty else []
+
+    def mean_bins(self, task, model, variant="", stage="final") -> np.ndarray | None:
+        rows = self._rows(task, model, variant, stage)
+        return None if rows.empty else rows[list(MAGNITUDE_BINS)].mean().to_numpy()
+
+    def seed_bins(self, task, model, variant="", stage="final") -> list[np.ndarray]:
+        rows = self._rows(task, model, variant, stage)
+        return [r[list(MAGNITUDE_BINS)].to_numpy(float) for _, r in rows.iterrows()]
+
+    def mean_quantiles(self, task, model, variant="", stage="final") -> np.ndarray | None:
+        rows = self._rows(task, model, variant, stage)
+        return None if rows.empty else np.mean(np.stack(rows["quantiles"].to_list()), 0)
 
 
-def _verdict(parts: list[bool | None]) -> str:
-    known = [p for p in parts if p is not None]
-    if not known or len(known) < len(parts) or (any(known) and not all(known)):
-        return "inconclusive"
-    return "holds" if all(known) else "does not hold"
+def _side(row: pd.Series, suffix: str) -> pd.Series:
+    out = row[[c for c in row.index if c.endswith(suffix)]]
+    return out.rename(lambda c: c[: -len(suffix)])
 
 
-def _fmt(x: float) -> str:
-    return f"{100 * x:.0f}%"
+def _tv_travelled(i: pd.Series, f: pd.Series) -> float:
+    return ev.tv(i[list(MAGNITUDE_BINS)], f[list(MAGNITUDE_BINS)])
 
 
-def c1(e: Evidence) -> Verdict:
-    parts, notes = [], []
+def _pct(x: float | None) -> str:
+    return "—" if x is None else f"{100 * x:.1f} %"
+
+
+def part(name, measure, est: ev.Estimate | None, threshold, direction=">", note="") -> Part:
+    """A part from an estimate (None: missing)."""
+    if est is None:
+        return Part(name, measure, None, None, threshold, direction, note)
+    return Part(name, measure, est.mean, est.interval(), threshold, direction, note)
+
+
+def _best(e: Evidence, task, exclude=()) -> tuple[str, ev.Estimate] | None:
+    accs = {m: a for m in e.models(task) if m not in exclude and (a := e.accuracy(task, m))}
+    return max(accs.items(), key=lambda kv: kv[1].mean) if accs else None
+
+
+def _ranked(e: Evidence, task, exclude=()) -> list[tuple[str, ev.Estimate]]:
+    accs = {m: a for m in e.models(task) if m not in exclude and (a := e.accuracy(task, m))}
+    return sorted(accs.items(), key=lambda kv: -kv[1].mean)
+
+
+def _sum(e: Evidence, task, model, columns, variant="", stage="final") -> ev.Estimate | None:
+    """The share of several bins together, per seed, as one estimate."""
+    rows = e._rows(task, model, variant, stage)
+    if rows.empty:
+        return None
+    return ev.estimate(rows[list(columns)].sum(axis=1), None)
+
+
+# ---------------------------------------------------------------------------------------------
+# the claims
+
+
+def c1(e: Evidence) -> Claim:
+    parts = []
     for task in LRA:
-        ranked = sorted((a[0], m) for m in e.models(task) if (a := e.accuracy(task, m)))
-        for _, model in ranked[-2:]:
-            b = e.bins(task, model)
-            parts.append(None if b is None else bool(b[NEAR1] > MAJORITY))
-            notes.append(f"{task}/{model} (0.9,1] {_fmt(b[NEAR1])}" if b is not None else "")
-    for task in LRA:
-        for model in ("s4", "lru"):
-            b0, b1 = e.bins(task, model, stage="init"), e.bins(task, model)
-            parts.append(None if b0 is None or b1 is None else tv(b0, b1) < SHAPE_KEPT)
-            if b0 is not None and b1 is not None:
-                notes.append(f"{task}/{model} moved TV {tv(b0, b1):.2f}")
-    return Verdict(
-        "C1",
-        "On the LRA tasks the best models put most mass near 1; S4 and LRU stay "
-        "near their initialisation.",
-        _verdict(parts),
-        "; ".join(n for n in notes if n),
-    )
-
-
-def c2(e: Evidence) -> Verdict:
-    parts, notes = [], []
-    for task in LRA:
-        b = e.bins(task, "softmax")
-        accs = {m: a[0] for m in e.models(task) if (a := e.accuracy(task, m))}
-        if b is None or "softmax" not in accs:
-            parts.append(None)
-            continue
-        above = float(b[list(ABOVE1)].sum())
-        rank = sorted(accs.values(), reverse=True).index(accs["softmax"]) + 1
-        parts.append(bool(b[NEAR0] > PRESENT and above > PRESENT and rank > len(accs) / 2))
-        notes.append(
-            f"{task}: near 0 {_fmt(b[NEAR0])}, above 1 {_fmt(above)}, accuracy rank "
-            f"{rank}/{len(accs)}"
-        )
-    return Verdict(
-        "C2",
-        "Softmax attention on LRA has mass near 0 and above 1, and performs poorly there.",
-        _verdict(parts),
-        "; ".join(notes),
-    )
-
-
-def c3(e: Evidence) -> Verdict:
-    parts, notes = [], []
-    for task in (*LRA, *SELECTIVE):
-        b0, b1 = e.bins(task, "linear", stage="init"), e.bins(task, "linear")
-        if b0 is None or b1 is None:
-            continue
-        parts.append(tv(b0, b1) < SHAPE_KEPT)
-        notes.append(f"{task} TV {tv(b0, b1):.2f}")
-    return Verdict(
-        "C3",
-        "Linear attention keeps the spectrum shape it had at initialisation.",
-        _verdict(parts or [None]),
-        "; ".join(notes),
-    )
-
-
-def c4(e: Evidence) -> Verdict:
-    parts, notes = [], []
-    lra = [b[NEAR0] for t in LRA if (b := e.bins(t, "mamba2")) is not None]
-    for task in SELECTIVE:
-        near0 = {m: b[NEAR0] for m in e.models(task) if (b := e.bins(task, m)) is not None}
-        if "mamba2" not in near0 or not lra:
-            parts.append(None)
+        best = _best(e, task)
+        name = f"{task}: the most accurate model has most of its |λ| near 1"
+        if best is None:
+            parts.append(part(name, "share in 0.90 ≤ |λ| ≤ 1.11", None, MAJORITY))
             continue
         parts.append(
-            bool(near0["mamba2"] > np.mean(lra) + NOISE and near0["mamba2"] >= max(near0.values()))
+            part(
+                name,
+                "share in 0.90 ≤ |λ| ≤ 1.11",
+                e.value(task, best[0]),
+                MAJORITY,
+                note=f"the most accurate model is {best[0]} ({_pct(best[1].mean)})",
+            )
         )
-        notes.append(
-            f"{task}: Mamba-2 near 0 {_fmt(near0['mamba2'])} (LRA mean "
-            f"{_fmt(np.mean(lra))}; largest of all models: "
-            f"{near0['mamba2'] >= max(near0.values())})"
-        )
-    return Verdict(
-        "C4",
-        "On selective tasks the spectra peak near 0, most clearly for Mamba-2.",
-        _verdict(parts),
-        "; ".join(notes),
+    for task in LRA:
+        for model in ("s4", "lru"):
+            parts.append(
+                part(
+                    f"{task}/{model} stays near its initialisation",
+                    "TV distance of the bins, init → final",
+                    e.per_seed(task, model, "", _tv_travelled),
+                    SHAPE_KEPT,
+                    "<",
+                    note=_w1_note(e, task, model),
+                )
+            )
+    return Claim(
+        "C1",
+        "On the LRA tasks the best models put most mass near 1; S4 and LRU stay near their "
+        "initialisation.",
+        parts,
     )
 
 
-def c5(e: Evidence) -> Verdict:
-    parts, notes = [], []
-    for task in (*LRA, "mqar"):
-        accs = {m: a[0] for m in e.models(task) if (a := e.accuracy(task, m))}
-        if "mamba2" not in accs:
-            parts.append(None)
-            continue
-        rank = sorted(accs.values(), reverse=True).index(accs["mamba2"]) + 1
-        parts.append(rank <= 3)
-        notes.append(f"{task} rank {rank}/{len(accs)}")
-    mqar = {m: a for m in e.models("mqar") if m != "softmax" and (a := e.accuracy("mqar", m))}
-    if "mamba2" in mqar:
-        best_other = max((a[0] for m, a in mqar.items() if m != "mamba2"), default=0.0)
-        parts.append(mqar["mamba2"][0] > best_other + mqar["mamba2"][1])
-        notes.append(
-            f"MQAR Mamba-2 {_fmt(mqar['mamba2'][0])} against the best other efficient "
-            f"model {_fmt(best_other)}"
+def _w1_note(e: Evidence, task, model, variant="") -> str:
+    qi, qf = e.mean_quantiles(task, model, variant, "init"), e.mean_quantiles(task, model, variant)
+    return "" if qi is None or qf is None else f"W1 on log|λ| init → final {ev.w1(qi, qf):.3f}"
+
+
+def c2(e: Evidence) -> Claim:
+    parts = []
+    for task in LRA:
+        parts.append(
+            part(
+                f"{task}: softmax has mass near 0",
+                "share in [0, 0.1]",
+                e.value(task, "softmax", "", NEAR0),
+                PRESENT,
+            )
         )
-    return Verdict(
+        parts.append(
+            part(
+                f"{task}: softmax has mass above 1",
+                "share above 1",
+                _sum(e, task, "softmax", ABOVE1),
+                PRESENT,
+            )
+        )
+        others = _ranked(e, task, exclude=("softmax",))
+        soft = e.accuracy(task, "softmax")
+        median = None
+        if others and soft is not None:
+            middle = others[len(others) // 2][1]
+            median = middle - soft
+        parts.append(
+            part(
+                f"{task}: softmax is below the middle of the models",
+                "accuracy of the median other model − softmax",
+                median,
+                0.0,
+            )
+        )
+    return Claim(
+        "C2",
+        "Softmax attention on LRA has mass near 0 and above 1, and performs poorly there.",
+        parts,
+    )
+
+
+def c3(e: Evidence) -> Claim:
+    parts = [
+        part(
+            f"{task}: linear attention keeps its initial shape",
+            "TV distance of the bins, init → final",
+            e.per_seed(task, "linear", "", _tv_travelled),
+            SHAPE_KEPT,
+            "<",
+            note=_w1_note(e, task, "linear"),
+        )
+        for task in (*LRA, *SELECTIVE)
+    ]
+    return Claim("C3", "Linear attention keeps the spectrum shape it had at initialisation.", parts)
+
+
+def _peak(e: Evidence, task, model, variant) -> ev.Estimate | None:
+    """Share near 0 minus the largest other bin, per seed (> 0: the spectrum peaks near 0)."""
+    rows = e._rows(task, model, variant)
+    if rows.empty:
+        return None
+    others = rows[list(MAGNITUDE_BINS[1:])].max(axis=1)
+    return ev.estimate(rows[NEAR0] - others, None)
+
+
+def c4(e: Evidence, variant: str = "") -> Claim:
+    parts = []
+    lra = [v for t in LRA if (v := e.value(t, "mamba2", "", NEAR0)) is not None]
+    for task in SELECTIVE:
+        m2 = e.value(task, "mamba2", variant, NEAR0)
+        parts.append(
+            part(
+                f"{task}: Mamba-2's spectrum peaks near 0",
+                "share in [0, 0.1] − largest other bin",
+                _peak(e, task, "mamba2", variant),
+                0.0,
+            )
+        )
+        others = [
+            (m, v)
+            for m in e.models(task)
+            if m != "mamba2" and (v := e.value(task, m, "", NEAR0)) is not None
+        ]
+        top = max(others, key=lambda kv: kv[1].mean) if others else None
+        parts.append(
+            part(
+                f"{task}: Mamba-2 has the most mass near 0 of all models",
+                "share in [0, 0.1]: Mamba-2 − the next model",
+                None if m2 is None or top is None else m2 - top[1],
+                0.0,
+                note=f"next: {top[0]}" if top else "",
+            )
+        )
+        lra_mean = None
+        if lra and m2 is not None:
+            lra_mean = ev.Estimate(
+                float(np.mean([v.mean for v in lra])),
+                None
+                if any(v.se is None for v in lra)
+                else math.sqrt(sum(v.se**2 for v in lra)) / len(lra),
+                min(v.df for v in lra),
+            )
+        parts.append(
+            part(
+                f"{task}: Mamba-2 has more mass near 0 than on the LRA tasks",
+                "share in [0, 0.1]: this task − LRA mean",
+                None if lra_mean is None else m2 - lra_mean,
+                0.0,
+            )
+        )
+    return Claim(
+        "C4" + _context(variant),
+        "On selective tasks the spectra peak near 0, most clearly for Mamba-2.",
+        parts,
+    )
+
+
+def _context(variant: str) -> str:
+    return " (Λ without weight decay)" if variant == NO_DECAY else ""
+
+
+def c5(e: Evidence) -> Claim:
+    parts = []
+    for task in (*LRA, "mqar"):
+        others = _ranked(e, task, exclude=("mamba2",))
+        m2 = e.accuracy(task, "mamba2")
+        third = others[2][1] if len(others) >= 3 else None
+        parts.append(
+            part(
+                f"{task}: Mamba-2 is among the three most accurate models",
+                "accuracy: Mamba-2 − the third best other model",
+                None if m2 is None or third is None else m2 - third,
+                0.0,
+            )
+        )
+    others = _ranked(e, "mqar", exclude=("mamba2", "softmax"))
+    m2 = e.accuracy("mqar", "mamba2")
+    parts.append(
+        part(
+            "mqar: Mamba-2 is the most accurate efficient model",
+            "accuracy: Mamba-2 − the best other efficient model",
+            None if m2 is None or not others else m2 - others[0][1],
+            0.0,
+            note=f"next: {others[0][0]}" if others else "",
+        )
+    )
+    return Claim(
         "C5",
         "Mamba-2 is competitive across tasks and clearly best among the efficient models on MQAR.",
-        _verdict(parts),
-        "; ".join(notes),
+        parts,
     )
 
 
-def c6(e: Evidence) -> Verdict:
-    parts, notes = [], []
-    for model in ("lru", "mamba2"):
-        b0, b1 = e.bins("listops", model, stage="init"), e.bins("listops", model)
-        if b0 is None or b1 is None:
-            parts.append(None)
-            continue
-        small0, small1 = float(b0[list(SMALL)].sum()), float(b1[list(SMALL)].sum())
-        parts.append(small1 > small0 + NOISE)
-        notes.append(f"{model}: |λ| ≤ 0.5 from {_fmt(small0)} to {_fmt(small1)}")
-    return Verdict(
-        "C6",
-        "ListOps develops small eigenvalues in LRU and Mamba-2.",
-        _verdict(parts),
-        "; ".join(notes),
+def c6(e: Evidence, variant: str = "") -> Claim:
+    def grew(i, f):
+        return float(f[list(SMALL)].sum() - i[list(SMALL)].sum())
+
+    parts = [
+        part(
+            f"listops/{model}: the share of |λ| ≤ 0.5 grows in training",
+            "share of |λ| ≤ 0.5: final − init",
+            e.per_seed("listops", model, variant, grew),
+            0.0,
+        )
+        for model in ("lru", "mamba2")
+    ]
+    return Claim(
+        "C6" + _context(variant), "ListOps develops small eigenvalues in LRU and Mamba-2.", parts
     )
 
 
-def _compare(e: Evidence, task, model, variant, base_variant="") -> tuple | None:
-    a, b = e.bins(task, model, base_variant), e.bins(task, model, variant)
-    return None if a is None or b is None else (a, b)
+def _diff(e: Evidence, task, model, variant, base, column) -> ev.Estimate | None:
+    a, b = e.value(task, model, base, column), e.value(task, model, variant, column)
+    return None if a is None or b is None else b - a
 
 
-def c7(e: Evidence) -> Verdict:
-    parts, notes = [], []
+def c7(e: Evidence) -> Claim:
+    parts = []
     for model, base in (("linear", ""), ("norm", "noconv")):
-        pair = _compare(e, "image", model, "gate", base)
-        if pair is None:
-            parts.append(None)
-            continue
-        a, b = pair
-        parts.append(bool(b[NEAR0] < a[NEAR0] - NOISE / 2 or b[NEAR1] > a[NEAR1] + NOISE / 2))
-        notes.append(
-            f"image/{model}: near 0 {_fmt(a[NEAR0])}→{_fmt(b[NEAR0])}, near 1 "
-            f"{_fmt(a[NEAR1])}→{_fmt(b[NEAR1])}"
+        parts.append(
+            part(
+                f"image/{model}: the gate moves mass away from 0",
+                "share in [0, 0.1]: without gate − with gate",
+                None
+                if (d := _diff(e, "image", model, "gate", base, NEAR0)) is None
+                else ev.Estimate(-d.mean, d.se, d.df, d.n),
+                0.0,
+            )
+        )
+        parts.append(
+            part(
+                f"image/{model}: the gate moves mass towards 1",
+                "share in 0.90 ≤ |λ| ≤ 1.11: with gate − without",
+                _diff(e, "image", model, "gate", base, NEAR1),
+                0.0,
+            )
         )
     for model in ("softmax", "linear"):
-        base, gated = e.accuracy("text", model), e.accuracy("text", model, "gate")
-        if base is None or gated is None:
-            parts.append(None)
-            continue
-        parts.append(gated[0] > base[0] + max(base[1], gated[1]))
-        notes.append(f"text/{model} accuracy {_fmt(base[0])}→{_fmt(gated[0])}")
-    return Verdict(
-        "C7",
-        "An output gate moves attention spectra from 0 towards 1, and helps on Text.",
-        _verdict(parts),
-        "; ".join(notes),
+        parts.append(
+            part(
+                f"text/{model}: the gate raises accuracy",
+                "accuracy: with gate − without",
+                _diff(e, "text", model, "gate", "", "test_accuracy"),
+                0.0,
+            )
+        )
+    return Claim(
+        "C7", "An output gate moves attention spectra from 0 towards 1, and helps on Text.", parts
     )
 
 
-def c8(e: Evidence) -> Verdict:
-    parts, notes = [], []
+def c8(e: Evidence) -> Claim:
+    parts = []
     for model, base, conv in (
         ("softmax", "", "conv"),
         ("linear", "", "conv"),
         ("norm", "noconv", ""),
     ):
-        pair = _compare(e, "image", model, conv, base)
-        if pair is None:
-            parts.append(None)
-            continue
-        a, b = pair
-        parts.append(bool(b[NEAR1] < a[NEAR1] - NOISE / 2))
-        notes.append(f"image/{model} near 1 without conv {_fmt(a[NEAR1])}, with {_fmt(b[NEAR1])}")
-    one_layer = e.accuracy("mqar", "softmax", "layers1-conv")
-    parts.append(None if one_layer is None else one_layer[0] >= 0.9)
-    if one_layer is not None:
-        notes.append(f"MQAR, 1 layer + conv: {_fmt(one_layer[0])}")
-    return Verdict(
+        d = _diff(e, "image", model, conv, base, NEAR1)
+        parts.append(
+            part(
+                f"image/{model}: the convolution takes mass away from 1",
+                "share in 0.90 ≤ |λ| ≤ 1.11: without conv − with conv",
+                None if d is None else ev.Estimate(-d.mean, d.se, d.df, d.n),
+                0.0,
+            )
+        )
+    parts.append(
+        part(
+            "mqar: one softmax layer with a convolution solves MQAR",
+            "accuracy",
+            e.accuracy("mqar", "softmax", "layers1-conv"),
+            SOLVED,
+        )
+    )
+    return Claim(
         "C8",
         "A short convolution moves attention spectra towards 0; with it, one "
         "attention layer solves MQAR.",
-        _verdict(parts),
-        "; ".join(notes),
+        parts,
     )
 
 
-def c9(e: Evidence) -> Verdict:
-    fns = {"softplus": "", "exp": "exp", "elu": "elu", "sigmoid": "sigmoid"}
-    accs = {fn: a for fn, v in fns.items() if (a := e.accuracy("image", "norm", v))}
-    bins = {fn: b for fn, v in fns.items() if (b := e.bins("image", "norm", v)) is not None}
-    if len(accs) < len(fns) or len(bins) < len(fns):
-        return Verdict(
-            "C9",
-            "The normalisation function trades retention against selectivity; softplus works best.",
-            "inconclusive",
-            "runs missing",
+NORM_FNS = {"softplus": "", "exp": "exp", "elu": "elu", "sigmoid": "sigmoid"}
+
+
+def c9(e: Evidence) -> Claim:
+    parts = []
+    accs = {fn: e.accuracy("image", "norm", v) for fn, v in NORM_FNS.items()}
+    complete = all(a is not None for a in accs.values())  # every function, or no verdict
+    others = [(fn, a) for fn, a in accs.items() if fn != "softplus" and complete]
+    soft = accs["softplus"]
+    best = max(others, key=lambda kv: kv[1].mean) if others else None
+    parts.append(
+        part(
+            "image/norm: softplus is the most accurate normalisation",
+            "accuracy: softplus − the best other function",
+            None if soft is None or best is None else soft - best[1],
+            0.0,
+            note=f"next: {best[0]}" if best else "",
         )
-    best = max(accs, key=lambda fn: accs[fn][0])
-    softplus_best = accs["softplus"][0] >= accs[best][0] - accs[best][1]
-    near1 = [b[NEAR1] for b in bins.values()]
-    near0 = [b[NEAR0] for b in bins.values()]
-    trade = bool(np.corrcoef(near1, near0)[0, 1] < 0) if np.std(near1) and np.std(near0) else None
-    notes = "; ".join(
-        f"{fn}: acc {_fmt(accs[fn][0])}, near 1 {_fmt(bins[fn][NEAR1])}, near 0 "
-        f"{_fmt(bins[fn][NEAR0])}"
-        for fn in fns
     )
-    return Verdict(
+    near1, near0, dead = [], [], 0
+    for v in NORM_FNS.values():
+        rows = e._rows("image", "norm", v)
+        near1 += rows["band_live"].tolist() if "band_live" in rows else []
+        near0 += rows["near0_live"].tolist() if "near0_live" in rows else []
+        dead += int(rows["dead_heads"].sum()) if "dead_heads" in rows else 0
+    rho = ev.spearman(near1, near0) if complete and len(near1) == len(near0) else None
+    effect = interval = None
+    if rho is not None:
+        effect = rho[0]
+        # the sign of ρ is decided when its p-value is below 5 %: an interval excluding 0
+        interval = (effect, effect) if rho[1] < 0.05 else (-1.0, 1.0)
+    parts.append(
+        Part(
+            "image/norm: retention trades against selectivity across the functions",
+            "Spearman ρ of near-1 and near-0 shares over functions and seeds (dead heads excluded)",
+            effect,
+            interval,
+            0.0,
+            "<",
+            note=f"{dead} dead head(s) excluded; p = {rho[1]:.3f}" if rho else "",
+        )
+    )
+    return Claim(
         "C9",
         "The normalisation function trades retention against selectivity; softplus works best.",
-        _verdict([trade, softplus_best]),
-        notes,
+        parts,
     )
 
 
-def c10(e: Evidence) -> Verdict:
-    parts, notes = [], []
+def c10(e: Evidence) -> Claim:
+    parts = []
     for task in ("image", "listops"):
         s4, lti, sel = (
-            e.bins(task, m, v) for m, v in (("s4", ""), ("mamba2", "lti"), ("mamba2", ""))
+            e.seed_bins(task, m, v) for m, v in (("s4", ""), ("mamba2", "lti"), ("mamba2", ""))
         )
-        if s4 is None or lti is None or sel is None:
-            parts.append(None)
-            continue
-        parts.append(tv(lti, s4) < tv(sel, s4))
-        notes.append(f"{task}: TV to S4 pseudo-LTI {tv(lti, s4):.2f}, selective {tv(sel, s4):.2f}")
-    base, lti = e.accuracy("listops", "mamba2"), e.accuracy("listops", "mamba2", "lti")
-    parts.append(None if base is None or lti is None else lti[0] > base[0] + base[1])
-    if base is not None and lti is not None:
-        notes.append(f"ListOps accuracy {_fmt(base[0])} → pseudo-LTI {_fmt(lti[0])}")
-    return Verdict(
-        "C10",
-        "A pseudo-LTI Mamba-2 has S4-like spectra and does better on ListOps.",
-        _verdict(parts),
-        "; ".join(notes),
+        effect = None
+        note = ""
+        if s4 and lti and sel:
+            ref = np.mean(s4, 0)
+            effect = ev.estimate(pd.Series([ev.tv(x, ref) for x in sel]), None) - ev.estimate(
+                pd.Series([ev.tv(x, ref) for x in lti]), None
+            )
+            s40 = e.mean_bins(task, "s4", "", "init")
+            lti0 = e.mean_bins(task, "mamba2", "lti", "init")
+            sel0 = e.mean_bins(task, "mamba2", "", "init")
+            if s40 is not None and lti0 is not None and sel0 is not None:
+                note = (
+                    f"at initialisation already: TV to S4 {ev.tv(lti0, s40):.2f} (pseudo-LTI) "
+                    f"vs {ev.tv(sel0, s40):.2f} (selective)"
+                )
+        parts.append(
+            part(
+                f"{task}: pseudo-LTI Mamba-2 is closer to S4 than selective Mamba-2",
+                "TV to S4: selective − pseudo-LTI",
+                effect,
+                0.0,
+                note=note,
+            )
+        )
+    parts.append(
+        part(
+            "listops: pseudo-LTI Mamba-2 is more accurate",
+            "accuracy: pseudo-LTI − selective",
+            _diff(e, "listops", "mamba2", "lti", "", "test_accuracy"),
+            0.0,
+        )
+    )
+    return Claim(
+        "C10", "A pseudo-LTI Mamba-2 has S4-like spectra and does better on ListOps.", parts
     )
 
 
-def c11(e: Evidence) -> Verdict:
-    parts, notes = [], []
-    pairs = [("image", "softmax", "layers1", "layers4")]
-    pairs += [
-        ("mqar", m, f"layers1-lr{lr}", f"layers4-lr{lr}")
-        for m in ("softmax", "mamba2")
-        for lr in ("2e-3", "1e-2")
-    ]
-    for task, model, shallow, deep in pairs:
-        a, b = e.bins(task, model, shallow), e.bins(task, model, deep)
-        acc_a, acc_b = e.accuracy(task, model, shallow), e.accuracy(task, model, deep)
-        if a is None or b is None or acc_a is None or acc_b is None:
-            continue
-        moved = tv(a, b) > NOISE
-        changed = abs(acc_a[0] - acc_b[0]) > max(acc_a[1], acc_b[1])
-        parts.append(moved and changed)
-        notes.append(
-            f"{task}/{model} {shallow} vs {deep}: TV {tv(a, b):.2f}, accuracy "
-            f"{_fmt(acc_a[0])} vs {_fmt(acc_b[0])}"
+# (task, model, shallow variant, deep variant): the depth ablations C11 reads
+DEPTH_PAIRS = [("image", "softmax", "layers1", "layers4")] + [
+    ("mqar", m, f"layers1-lr{lr}", f"layers4-lr{lr}")
+    for m in ("softmax", "mamba2")
+    for lr in ("2e-3", "1e-2")
+]
+
+
+def c11(e: Evidence) -> Claim:
+    parts = []
+    for task, model, shallow, deep in DEPTH_PAIRS:
+        a, b = e.seed_bins(task, model, shallow), e.seed_bins(task, model, deep)
+        effect = None
+        if len(a) >= 2 and len(b) >= 2:
+            between = [ev.tv(x, y) for x in a for y in b]
+            within = [ev.tv(x, y) for s in (a, b) for i, x in enumerate(s) for y in s[i + 1 :]]
+            effect = ev.estimate(pd.Series(between), None) - ev.estimate(pd.Series(within), None)
+        parts.append(
+            part(
+                f"{task}/{model} {shallow} vs {deep}: depth moves the spectrum",
+                "TV between depths − TV between seeds of one depth",
+                effect,
+                SAME_TV,
+                "≠",
+            )
         )
-    return Verdict(
-        "C11",
-        "Depth changes both the spectra and the accuracy.",
-        _verdict(parts or [None]),
-        "; ".join(notes),
-    )
+        parts.append(
+            part(
+                f"{task}/{model} {shallow} vs {deep}: depth changes the accuracy",
+                "accuracy: 4 layers − 1 layer",
+                _diff(e, task, model, deep, shallow, "test_accuracy"),
+                SAME,
+                "≠",
+            )
+        )
+    return Claim("C11", "Depth changes both the spectra and the accuracy.", parts)
 
 
-CLAIMS: tuple[Callable[[Evidence], Verdict], ...] = (c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11)
+CLAIMS: tuple[Callable[[Evidence], Claim], ...] = (c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11)
+# claims evaluated again with the transition exempt from weight decay (variant nowd-lambda)
+NO_DECAY_CLAIMS: tuple[Callable[[Evidence, str], Claim], ...] = (c4, c6)
+EVIDENCE = {
+    "smoke": "machinery only: smoke runs are too short for any verdict to mean anything",
+    "quick": "small-scale evidence: short runs of small models, three seeds each",
+    "paper": "the paper's scale",
+}
 
 
-def evaluate(runs: pd.DataFrame, spectra: pd.DataFrame) -> pd.DataFrame:
-    """One row per claim: ``claim, statement, verdict, evidence``."""
-    evidence = Evidence(runs, spectra)
-    return pd.DataFrame([vars(claim(evidence)) for claim in CLAIMS])
+def evaluate(
+    measures: pd.DataFrame, analyses=("exact", "published")
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every claim under each analysis: a verdict table (``claim, statement, analysis, verdict,
+    deciding part``) and a parts table (``claim, analysis, part, measure, effect, low, high,
+    threshold, direction, state, note``)."""
+    verdicts, parts = [], []
+    for analysis in analyses:
+        e = Evidence(measures, analysis)
+        claims = [fn(e) for fn in CLAIMS] + [fn(e, NO_DECAY) for fn in NO_DECAY_CLAIMS]
+        for c in claims:
+            word, deciding = verdict(c.parts)
+            verdicts.append(
+                dict(
+                    claim=c.claim,
+                    statement=c.statement,
+                    analysis=analysis,
+                    verdict=word,
+                    deciding=deciding,
+                )
+            )
+            for p in c.parts:
+                low, high = p.interval if p.interval is not None else (None, None)
+                parts.append(
+                    dict(
+                        claim=c.claim,
+                        analysis=analysis,
+                        part=p.name,
+                        measure=p.measure,
+                        effect=p.effect,
+                        low=low,
+                        high=high,
+                        threshold=p.threshold,
+                        direction=p.direction,
+                        state=p.state,
+                        note=p.note,
+                    )
+                )
+    return pd.DataFrame(verdicts), pd.DataFrame(parts)

@@ -1,0 +1,208 @@
+"""What the claims read from the runs, and the statistics of it: one table of measures per run,
+noise calibrated from the seeds, and confidence intervals.
+
+:func:`measures` reads the eigenvalues each run recorded at initialisation and at the end
+(``spectra/step_*.pt``, both analyses) and reduces them to one row per (run, analysis, stage):
+
+=====================  =====================================================================
+bin columns            the share of ``|λ|`` in each of the paper's seven bins (``[0, 0.1]`` …
+                       ``(10, ∞)``), per example, equal weight per head, averaged over layers
+``band``               the share in the symmetric band ``|log |λ|| ≤ 0.105`` around 1
+                       (``0.90 ≤ |λ| ≤ 1.11``): attention's Λ straddles 1, SSMs' stays below
+``<column>_se``        the standard error of that share over the analysis batch
+``dead_heads``         heads whose Λ is exactly 1 at every step (no gradient reaches them)
+``near0_live``,        near-0 share and near-1 band without the dead heads
+``band_live``
+``quantiles``          101 quantiles of ``log |λ|`` (all layers, heads, examples), from which
+                       :func:`w1` gives the Wasserstein-1 distance between two spectra
+=====================  =====================================================================
+
+The statistics are ``scipy.stats``: a condition (task, model, variant) is the mean of its seeds;
+its noise is the seed-to-seed standard deviation pooled over every condition of the task that
+has several seeds (:func:`pooled_sd`), so that three seeds give an interval with many degrees of
+freedom; a condition of one seed with no pooled noise falls back to the analysis batch's
+standard error (spectra) or has no interval (accuracy).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+from scipy import stats
+
+from companion.spectra import MAGNITUDE_BINS, MAGNITUDE_EDGES, membership
+
+KEYS = ["task", "model", "variant", "seed"]
+CONDITION = ["task", "model", "variant"]
+BAND = 0.105  # |log|λ|| ≤ BAND: the symmetric near-1 band
+LEVELS = np.linspace(0.0, 1.0, 101)
+CONFIDENCE = 0.95
+
+
+def _step_records(run_path: Path) -> dict[str, dict]:
+    """The records of the first (initialisation) and last (final) recorded steps of a run."""
+    files = sorted((run_path / "spectra").glob("step_*.pt"))
+    return {
+        stage: torch.load(path, weights_only=True, map_location="cpu")
+        for stage, path in (("init", files[0]), ("final", files[-1]))
+    }
+
+
+def _layer_values(entry: dict) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``|λ|`` of one layer as ``(B, N, G)`` (or ``(1, 1, G)`` when time invariant), float64,
+    and the ``(B, N)`` mask of the steps that count (None: all)."""
+    values = entry["values"].abs().double()
+    if values.dim() == 1:
+        return values.view(1, 1, -1), None
+    start = entry["start"]
+    mask = entry.get("mask")
+    return values[:, start:], None if mask is None else mask[:, start:]
+
+
+def _shares(
+    mag: torch.Tensor, mask: torch.Tensor | None, heads: torch.Tensor, published: bool
+) -> torch.Tensor:
+    """Per-example shares ``(B, 8)``: the seven bins (as ``spectra.summarize`` counts them for
+    the analysis), then the band; heads weighted equally, only the ``heads`` selected (bool
+    ``(G,)``)."""
+    member = membership(mag, MAGNITUDE_EDGES, published)
+    band = (mag.clamp_min(1e-300).log().abs() <= BAND).unsqueeze(-1)
+    member = torch.cat([member, band.double()], -1)  # (B, N, G, 8)
+    weight = torch.ones(mag.shape[:2], dtype=torch.float64) if mask is None else mask.double()
+    per_head = (member * weight[..., None, None]).sum(1) / weight.sum(1).clamp_min(1)[:, None, None]
+    return per_head[:, heads].mean(1)  # (B, 8)
+
+
+def run_measures(run_path: str | Path) -> list[dict]:
+    """The rows of :func:`measures` for one run folder (without its identity columns)."""
+    rows = []
+    for stage, record in _step_records(Path(run_path)).items():
+        for analysis in ("exact", "published"):
+            if analysis not in record:
+                continue
+            per_layer, per_layer_live, logs, dead = [], [], [], 0
+            for entry in record[analysis]:
+                mag, mask = _layer_values(entry)
+                published = bool(entry.get("published", analysis == "published"))
+                counted = mag.reshape(-1, mag.shape[-1]) if mask is None else mag[mask]  # (M, G)
+                is_dead = (counted == 1.0).all(0)
+                if entry["values"].dim() == 1:
+                    is_dead[:] = False  # a time-invariant layer has modes, not heads
+                dead += int(is_dead.sum())
+                every = torch.ones_like(is_dead)
+                per_layer.append(_shares(mag, mask, every, published))
+                live = ~is_dead if bool((~is_dead).any()) else every
+                per_layer_live.append(_shares(mag, mask, live, published))
+                logs.append(counted.reshape(-1).clamp_min(1e-300).log())
+            batch = max(s.shape[0] for s in per_layer)
+            shares = torch.stack([s.expand(batch, -1) for s in per_layer]).mean(0)  # (B, 8)
+            live = torch.stack([s.expand(batch, -1) for s in per_layer_live]).mean(0)
+            names = [*MAGNITUDE_BINS, "band"]
+            mean, se = shares.mean(0), shares.std(0, unbiased=True) / math.sqrt(batch)
+            if batch == 1:
+                se = torch.zeros_like(mean)
+            row = {"analysis": analysis, "stage": stage, "dead_heads": dead}
+            row.update({n: float(mean[i]) for i, n in enumerate(names)})
+            row.update({f"{n}_se": float(se[i]) for i, n in enumerate(names)})
+            row["near0_live"] = float(live[:, 0].mean())
+            row["band_live"] = float(live[:, -1].mean())
+            row["quantiles"] = np.quantile(torch.cat(logs).numpy(), LEVELS)
+            rows.append(row)
+    return rows
+
+
+def measures(index: pd.DataFrame) -> pd.DataFrame:
+    """One row per (run, analysis, stage) of the runs ``index`` (the runs index table), with the
+    run's ``task, model, variant, seed`` and its test accuracy; see the module docstring."""
+    runs = index.assign(variant=index["variant"].fillna("").astype(str))
+    rows = []
+    for _, run in runs.iterrows():
+        identity = {k: run[k] for k in KEYS}
+        identity["test_accuracy"] = run.get("test_accuracy", np.nan)
+        rows += [{**identity, **row} for row in run_measures(run["path"])]
+    return pd.DataFrame(rows)
+
+
+def w1(q1: np.ndarray, q2: np.ndarray) -> float:
+    """Wasserstein-1 distance between two distributions of ``log |λ|`` given as quantiles at
+    the same levels (the area between their quantile functions)."""
+    return float(np.trapezoid(np.abs(np.asarray(q1) - np.asarray(q2)), LEVELS))
+
+
+def tv(p, q) -> float:
+    """Total variation distance between two distributions over the seven bins."""
+    return 0.5 * float(np.abs(np.asarray(p, float) - np.asarray(q, float)).sum())
+
+
+# ---------------------------------------------------------------------------------------------
+# statistics
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """A mean with its standard error and degrees of freedom (``inf``: a normal interval;
+    ``se`` None: no noise estimate, so no interval)."""
+
+    mean: float
+    se: float | None
+    df: float = math.inf
+    n: int = 1
+
+    def interval(self, confidence: float = CONFIDENCE) -> tuple[float, float] | None:
+        """The two-sided ``confidence`` interval (Student's t with ``df``), or None."""
+        if self.se is None or not math.isfinite(self.mean):
+            return None
+        half = stats.t.ppf(0.5 + confidence / 2, self.df) * self.se
+        return self.mean - half, self.mean + half
+
+    def __sub__(self, other: Estimate) -> Estimate:
+        """The difference of two independent estimates (conservative ``df``: the smaller)."""
+        se = None if self.se is None or other.se is None else math.hypot(self.se, other.se)
+        return Estimate(self.mean - other.mean, se, min(self.df, other.df), min(self.n, other.n))
+
+
+def pooled_sd(values: pd.DataFrame, column: str, by=CONDITION) -> tuple[float, int] | None:
+    """The seed-to-seed standard deviation of ``column`` pooled over the groups ``by`` of
+    ``values`` that have at least two seeds, with its degrees of freedom; None if none has."""
+    groups = values.dropna(subset=[column]).groupby(by)[column]
+    var, n = groups.var(ddof=1), groups.count()
+    keep = n >= 2
+    df = int((n[keep] - 1).sum())
+    if df == 0:
+        return None
+    return math.sqrt(float(((n[keep] - 1) * var[keep]).sum()) / df), df
+
+
+def estimate(
+    seeds: pd.Series, noise: tuple[float, int] | None, batch_se: pd.Series | None = None
+) -> Estimate | None:
+    """The mean of one condition's per-seed ``seeds`` and its standard error: from the pooled
+    seed noise of its task when there is one, else from its own seeds, else from the analysis
+    batch (``batch_se``: the per-seed standard errors), else none. None without any seed."""
+    seeds = seeds.dropna()
+    n = len(seeds)
+    if n == 0:
+        return None
+    mean = float(seeds.mean())
+    if noise is not None:
+        return Estimate(mean, noise[0] / math.sqrt(n), noise[1], n)
+    if n >= 2:
+        return Estimate(mean, float(seeds.std(ddof=1)) / math.sqrt(n), n - 1, n)
+    if batch_se is not None and not batch_se.dropna().empty:
+        return Estimate(mean, float(batch_se.dropna().mean()), math.inf, n)
+    return Estimate(mean, None, math.inf, n)
+
+
+def spearman(x, y) -> tuple[float, float] | None:
+    """Spearman's rank correlation and its two-sided p-value (None for fewer than 3 points or
+    a constant variable)."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    if len(x) < 3 or np.ptp(x) == 0 or np.ptp(y) == 0:
+        return None
+    result = stats.spearmanr(x, y)
+    return float(result.statistic), float(result.pvalue)
