@@ -103,9 +103,8 @@ def run_measures(run_path: str | Path) -> list[dict]:
             shares = torch.stack([s.expand(batch, -1) for s in per_layer]).mean(0)  # (B, 8)
             live = torch.stack([s.expand(batch, -1) for s in per_layer_live]).mean(0)
             names = [*MAGNITUDE_BINS, "band"]
-            mean, se = shares.mean(0), shares.std(0, unbiased=True) / math.sqrt(batch)
-            if batch == 1:
-                se = torch.zeros_like(mean)
+            mean = shares.mean(0)
+            se = shares.std(0) / math.sqrt(batch) if batch > 1 else torch.zeros_like(mean)
             row = {"analysis": analysis, "stage": stage, "dead_heads": dead}
             row.update({n: float(mean[i]) for i, n in enumerate(names)})
             row.update({f"{n}_se": float(se[i]) for i, n in enumerate(names)})
