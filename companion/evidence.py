@@ -35,7 +35,8 @@ import pandas as pd
 import torch
 from scipy import stats
 
-from companion.spectra import MAGNITUDE_BINS, MAGNITUDE_EDGES, membership
+from companion.runs import RunDir, layer_spectra
+from companion.spectra import MAGNITUDE_BINS, MAGNITUDE_EDGES, LayerSpectrum, membership
 
 KEYS = ["task", "model", "variant", "seed"]
 CONDITION = ["task", "model", "variant"]
@@ -45,23 +46,19 @@ CONFIDENCE = 0.95
 
 
 def _step_records(run_path: Path) -> dict[str, dict]:
-    """The records of the first (initialisation) and last (final) recorded steps of a run."""
-    files = sorted((run_path / "spectra").glob("step_*.pt"))
+    """The records of the initialisation and of the final step of a complete run."""
     return {
-        stage: torch.load(path, weights_only=True, map_location="cpu")
-        for stage, path in (("init", files[0]), ("final", files[-1]))
+        stage: torch.load(step_file(run_path, stage), weights_only=True, map_location="cpu")
+        for stage in ("init", "final")
     }
 
 
-def _layer_values(entry: dict) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """``|λ|`` of one layer as ``(B, N, G)`` (or ``(1, 1, G)`` when time invariant), float64,
-    and the ``(B, N)`` mask of the steps that count (None: all)."""
-    values = entry["values"].abs().double()
-    if values.dim() == 1:
-        return values.view(1, 1, -1), None
-    start = entry["start"]
-    mask = entry.get("mask")
-    return values[:, start:], None if mask is None else mask[:, start:]
+def _magnitudes(spectrum: LayerSpectrum) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``|λ|`` of one layer as ``(B, N, G)`` float64 (``(1, 1, G)`` when time invariant) and
+    the ``(B, N)`` mask of the steps that count (None: all), from ``LayerSpectrum.samples``."""
+    values, mask = spectrum.samples()
+    magnitude = values.abs().double()
+    return (magnitude.view(1, 1, -1), None) if magnitude.dim() == 1 else (magnitude, mask)
 
 
 def _shares(
@@ -86,12 +83,12 @@ def run_measures(run_path: str | Path) -> list[dict]:
             if analysis not in record:
                 continue
             per_layer, per_layer_live, logs, dead = [], [], [], 0
-            for entry in record[analysis]:
-                mag, mask = _layer_values(entry)
-                published = bool(entry.get("published", analysis == "published"))
-                counted = mag.reshape(-1, mag.shape[-1]) if mask is None else mag[mask]  # (M, G)
+            for spectrum in layer_spectra(record[analysis]):
+                mag, mask = _magnitudes(spectrum)
+                published = spectrum.published
+                counted = defined_values(spectrum)[0].abs().double()  # (M, G)
                 is_dead = (counted == 1.0).all(0)
-                if entry["values"].dim() == 1:
+                if spectrum.transition.time_invariant:
                     is_dead[:] = False  # a time-invariant layer has modes, not heads
                 dead += int(is_dead.sum())
                 every = torch.ones_like(is_dead)
@@ -136,6 +133,91 @@ def w1(q1: np.ndarray, q2: np.ndarray) -> float:
 def tv(p, q) -> float:
     """Total variation distance between two distributions over the seven bins."""
     return 0.5 * float(np.abs(np.asarray(p, float) - np.asarray(q, float)).sum())
+
+
+# ---------------------------------------------------------------------------------------------
+# run folders
+
+RUN_COLUMNS = ("run_id", "task", "model", "variant", "seed", "profile", "config_hash", "commit")
+
+
+def read_index(index: pd.DataFrame) -> pd.DataFrame:
+    """The run identity columns of ``index`` with an empty string for the main-grid variant."""
+    return index.assign(variant=index["variant"].fillna("").astype(str))
+
+
+def load_spectra(index: pd.DataFrame) -> pd.DataFrame:
+    """Every run's ``spectra.csv`` in one long table, with the run's ``RUN_COLUMNS`` joined.
+
+    ``index``: the runs index (``companion.runs.index`` or ``<root>/index.csv``)."""
+    runs = read_index(index)
+    frames = [
+        pd.read_csv(
+            Path(run["path"]) / "spectra.csv", keep_default_na=False, dtype={"head": str}
+        ).assign(**{c: run[c] for c in RUN_COLUMNS})
+        for _, run in runs.iterrows()
+    ]
+    return pd.concat(frames, ignore_index=True)
+
+
+def load_histories(index: pd.DataFrame) -> pd.DataFrame:
+    """Every run's ``history.jsonl`` (one row per evaluation) with ``RUN_COLUMNS`` and ``mixer``."""
+    runs = read_index(index)
+    frames = [
+        pd.read_json(Path(run["path"]) / "history.jsonl", lines=True).assign(
+            mixer=run["mixer"], **{c: run[c] for c in RUN_COLUMNS}
+        )
+        for _, run in runs.iterrows()
+    ]
+    return pd.concat(frames, ignore_index=True)
+
+
+def step_file(run_path: str | Path, step: int | str) -> Path:
+    """``spectra/step_<N>.pt`` of a run for ``step`` N, ``"init"`` (step 0) or ``"final"`` (the
+    step its completion recorded: ``metrics.json``'s ``steps``)."""
+    run = RunDir(run_path)
+    if step == "init":
+        step = 0
+    elif step == "final":
+        step = run.read_json("metrics.json")["steps"]
+    return run.file(f"spectra/step_{int(step):07d}.pt")
+
+
+def defined_values(spectrum: LayerSpectrum) -> tuple[torch.Tensor, torch.Tensor]:
+    """The values of one layer that the summaries count, ``(M, G)``, and the head (group) index
+    of each, ``(M, G)``: the defined, non-pad steps (``LayerSpectrum.samples``), all examples
+    stacked; a time-invariant layer gives ``(1, G)``."""
+    values, mask = spectrum.samples()
+    if values.dim() == 1:
+        kept = values[None]
+    else:
+        kept = values[mask] if mask is not None else values.reshape(-1, values.shape[-1])
+    return kept, torch.arange(kept.shape[-1]).expand_as(kept)
+
+
+def load_values(
+    run_path: str | Path, step: int | str = "final", analysis: str = "exact"
+) -> pd.DataFrame:
+    """The eigenvalues one step of a run recorded, one row each: ``layer``, ``mixer``, ``head``
+    (the group index: head, channel × mode or mode), ``magnitude`` ``|λ|`` and signed ``phase``
+    in degrees. Only the values its summaries count: steps before ``start`` and pad steps
+    (``mask`` false) are dropped. ``step``: N, ``"init"`` or ``"final"``."""
+    record = torch.load(step_file(run_path, step), weights_only=True)
+    frames = []
+    for spectrum in layer_spectra(record[analysis]):
+        kept, heads = defined_values(spectrum)
+        frames.append(
+            pd.DataFrame(
+                {
+                    "layer": spectrum.layer,
+                    "mixer": spectrum.mixer,
+                    "head": heads.reshape(-1).numpy(),
+                    "magnitude": kept.abs().double().reshape(-1).numpy(),
+                    "phase": torch.rad2deg(kept.angle().double()).reshape(-1).numpy(),
+                }
+            )
+        )
+    return pd.concat(frames, ignore_index=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -205,3 +287,35 @@ def spearman(x, y) -> tuple[float, float] | None:
         return None
     result = stats.spearmanr(x, y)
     return float(result.statistic), float(result.pvalue)
+
+
+def rho_interval(
+    x, y, clusters=None, n_resamples: int = 2000, confidence: float = CONFIDENCE, seed: int = 0
+) -> tuple[float, float, float]:
+    """Spearman's ρ of ``x`` and ``y`` and its percentile bootstrap interval
+    (``scipy.stats.bootstrap``), resampling runs, or whole ``clusters`` (e.g. the experiment of
+    each run, so that its seeds move together). A resample with a constant side counts as
+    ρ = 0. All three are NaN when ρ itself is undefined."""
+    x, y = np.asarray(x, float), np.asarray(y, float)
+    point = spearman(x, y)
+    if point is None:
+        return math.nan, math.nan, math.nan
+    groups = pd.factorize(pd.Series(range(len(x)) if clusters is None else list(clusters)))[0]
+    members = [np.flatnonzero(groups == g) for g in range(groups.max() + 1)]
+
+    def rho(ids):
+        idx = np.concatenate([members[int(g)] for g in ids])
+        found = spearman(x[idx], y[idx])
+        return 0.0 if found is None else found[0]
+
+    result = stats.bootstrap(
+        (np.arange(len(members)),),
+        rho,
+        n_resamples=n_resamples,
+        confidence_level=confidence,
+        method="percentile",
+        vectorized=False,
+        random_state=seed,
+    )
+    interval = result.confidence_interval
+    return point[0], float(interval.low), float(interval.high)

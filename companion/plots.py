@@ -11,9 +11,9 @@ Call :func:`use_style` once per notebook. Conventions every figure keeps:
 * figures are :data:`PAGE_WIDTH` inches wide and carry their provenance (profile, commit, run ids
   and config hashes) in small print at the bottom (:func:`provenance`, :func:`add_provenance`).
 
-Tables come from the run folders of ``companion.runs``: :func:`load_spectra` concatenates every
-run's ``spectra.csv`` with the run's identity (the long table most figures take),
-:func:`load_histories` the learning curves, :func:`load_values` the raw eigenvalues of one step.
+The tables come from :mod:`companion.evidence`: ``load_spectra`` (every run's ``spectra.csv``
+with the run's identity, the long table most figures take), ``load_histories`` (the learning
+curves) and ``load_values`` (the raw eigenvalues of one step).
 """
 
 from __future__ import annotations
@@ -21,7 +21,6 @@ from __future__ import annotations
 import math
 import textwrap
 import warnings
-from pathlib import Path
 
 import matplotlib.pyplot as plt
 import numpy as np
@@ -34,6 +33,7 @@ from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter
 
+from companion.evidence import RUN_COLUMNS, read_index, rho_interval
 from companion.spectra import MAGNITUDE_BINS, MAGNITUDE_EDGES, PHASE_BINS, PHASE_EDGES, bin_index
 
 PAGE_WIDTH = 7.0  # inches: the text width of a book page
@@ -80,7 +80,6 @@ TASK_NAMES = {
     "lm": "Language model",
 }
 TASK_MARKERS = {"listops": "o", "text": "s", "image": "D", "mqar": "^", "lm": "v"}
-RUN_COLUMNS = ("run_id", "task", "model", "variant", "seed", "profile", "config_hash", "commit")
 BINS = {"magnitude": MAGNITUDE_BINS, "phase": PHASE_BINS}
 MAGNITUDE_COLORS = (
     *sns.color_palette("Blues", 9).as_hex()[2:7:2],  # forgets: pale to mid blue
@@ -220,78 +219,6 @@ def _finish(fig: Figure, table: pd.DataFrame | None, caption: bool | str) -> Fig
 
 
 # ----------------------------------------------------------------------------- data
-
-
-def _read_index(index: pd.DataFrame) -> pd.DataFrame:
-    """The run identity columns of ``index`` with an empty string for the main-grid variant."""
-    return index.assign(variant=index["variant"].fillna("").astype(str))
-
-
-def load_spectra(index: pd.DataFrame) -> pd.DataFrame:
-    """Every run's ``spectra.csv`` in one long table, with the run's ``RUN_COLUMNS`` joined.
-
-    ``index``: the runs index (``companion.runs.index`` or ``<root>/index.csv``)."""
-    runs = _read_index(index)
-    frames = [
-        pd.read_csv(
-            Path(run["path"]) / "spectra.csv", keep_default_na=False, dtype={"head": str}
-        ).assign(**{c: run[c] for c in RUN_COLUMNS})
-        for _, run in runs.iterrows()
-    ]
-    return pd.concat(frames, ignore_index=True)
-
-
-def load_histories(index: pd.DataFrame) -> pd.DataFrame:
-    """Every run's ``history.jsonl`` (one row per evaluation) with ``RUN_COLUMNS`` and ``mixer``."""
-    runs = _read_index(index)
-    frames = [
-        pd.read_json(Path(run["path"]) / "history.jsonl", lines=True).assign(
-            mixer=run["mixer"], **{c: run[c] for c in RUN_COLUMNS}
-        )
-        for _, run in runs.iterrows()
-    ]
-    return pd.concat(frames, ignore_index=True)
-
-
-def _step_file(run_path: Path, step: int | str) -> Path:
-    """``spectra/step_<N>.pt`` for ``step`` N, ``"init"`` (the first) or ``"final"`` (the last)."""
-    files = sorted((Path(run_path) / "spectra").glob("step_*.pt"))
-    if step in ("init", "final"):
-        return files[0 if step == "init" else -1]
-    return Path(run_path) / "spectra" / f"step_{int(step):07d}.pt"
-
-
-def load_values(
-    run_path: str | Path, step: int | str = "final", analysis: str = "exact"
-) -> pd.DataFrame:
-    """The eigenvalues one step of a run recorded, one row each: ``layer``, ``mixer``, ``head``
-    (the group index: head, channel × mode or mode), ``magnitude`` ``|λ|`` and signed ``phase``
-    in degrees. Only the values its summaries count: steps before ``start`` and pad steps
-    (``mask`` false) are dropped. ``step``: N, ``"init"`` or ``"final"``."""
-    record = torch.load(_step_file(Path(run_path), step), weights_only=True)
-    frames = []
-    for entry in record[analysis]:
-        values = entry["values"]
-        if values.dim() == 1:  # time invariant: (G,)
-            kept, heads = values, torch.arange(values.shape[0])
-        else:  # (B, L, G) -> the defined, non-pad steps (N, G)
-            values = values[:, entry["start"] :]
-            mask = entry.get("mask")
-            kept = values if mask is None else values[mask[:, entry["start"] :]]
-            kept = kept.reshape(-1, values.shape[-1])
-            heads = torch.arange(values.shape[-1]).expand_as(kept)
-        frames.append(
-            pd.DataFrame(
-                {
-                    "layer": entry["layer"],
-                    "mixer": entry["mixer"],
-                    "head": heads.reshape(-1).numpy(),
-                    "magnitude": kept.abs().double().reshape(-1).numpy(),
-                    "phase": torch.rad2deg(kept.angle().double()).reshape(-1).numpy(),
-                }
-            )
-        )
-    return pd.concat(frames, ignore_index=True)
 
 
 def _select(table, stage="final", analysis="exact", kind="magnitude", head="all") -> pd.DataFrame:
@@ -804,7 +731,7 @@ def accuracy_table(index: pd.DataFrame, variants: bool = False, digits: int = 1)
     """Test metric per task (rows) and model (columns) for display: accuracy in percent or
     perplexity, ``mean ± std (n)`` over seeds when there are several, ``—`` where no run exists.
     ``variants``: include the ablation runs as their own columns."""
-    runs = _labelled(_read_index(index))
+    runs = _labelled(read_index(index))
     if not variants:
         runs = runs[runs["variant"] == ""]
     cells = {}
@@ -854,45 +781,6 @@ def learning_curves(
     return _finish(fig, runs, caption)
 
 
-# ----------------------------------------------------------------------------- statistics
-
-
-def rank(a) -> np.ndarray:
-    """Ranks 1..n of ``a``; tied values share the mean of their ranks."""
-    a = np.asarray(a, dtype=np.float64)
-    ranks = np.empty(len(a))
-    ranks[np.argsort(a, kind="stable")] = np.arange(1, len(a) + 1)
-    _, tie, counts = np.unique(a, return_inverse=True, return_counts=True)
-    return (np.bincount(tie, ranks) / counts)[tie]
-
-
-def spearman(x, y) -> float:
-    """Spearman's rank correlation: Pearson's correlation of the ranks (``nan`` if a side is
-    constant)."""
-    rx, ry = rank(x), rank(y)
-    if rx.std() == 0 or ry.std() == 0:
-        return float("nan")
-    return float(np.corrcoef(rx, ry)[0, 1])
-
-
-def bootstrap_ci(
-    x, y, n_boot: int = 2000, level: float = 0.95, seed: int = 0, clusters=None
-) -> tuple[float, float]:
-    """Percentile bootstrap interval of :func:`spearman`. Resamples runs, or whole clusters
-    (e.g. the seed or the task of each run) when ``clusters`` is given; resamples with a
-    constant side are skipped."""
-    x, y = np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)
-    groups = pd.factorize(pd.Series(range(len(x)) if clusters is None else list(clusters)))[0]
-    members = [np.flatnonzero(groups == g) for g in range(groups.max() + 1)]
-    rng = np.random.default_rng(seed)
-    stats = []
-    for _ in range(n_boot):
-        idx = np.concatenate([members[g] for g in rng.integers(0, len(members), len(members))])
-        stats.append(spearman(x[idx], y[idx]))
-    lo, hi = np.nanpercentile(stats, [50 * (1 - level), 50 * (1 + level)])
-    return float(lo), float(hi)
-
-
 def correlation_plot(
     df: pd.DataFrame,
     x: str,
@@ -905,9 +793,8 @@ def correlation_plot(
     """Scatter of ``y`` against ``x`` across runs (models in their colours, tasks as markers) with
     Spearman's ρ and its 95 % bootstrap interval over runs (or over ``clusters``) in the title."""
     df = _labelled(df.dropna(subset=[x, y]))
-    rho = spearman(df[x], df[y])
-    lo, hi = bootstrap_ci(
-        df[x], df[y], n_boot, seed=seed, clusters=None if clusters is None else df[clusters]
+    rho, lo, hi = rho_interval(
+        df[x], df[y], None if clusters is None else df[clusters], n_boot, seed=seed
     )
     fig, (ax,) = _panels(1, height=3.0)
     fig.set_figwidth(PAGE_WIDTH * 0.75)

@@ -40,6 +40,7 @@ import yaml
 
 from companion.config import RunConfig
 from companion.io import TEMP_SUFFIX, atomic_path, atomic_write_text, git
+from companion.layers.base import Transition
 from companion.spectra import LayerSpectrum
 
 
@@ -209,6 +210,20 @@ def spectra_record(spectra: list[LayerSpectrum]) -> list[dict]:
             entry["mask"] = s.mask.detach().cpu()
         out.append(entry)
     return out
+
+
+def layer_spectra(record: list[dict]) -> list[LayerSpectrum]:
+    """The inverse of :func:`spectra_record`: one analysis of a ``spectra/step_<N>.pt``."""
+    return [
+        LayerSpectrum(
+            layer=e["layer"],
+            mixer=e["mixer"],
+            transition=Transition(e["values"], e["start"], e["multiplicity"], e["group"]),
+            mask=e.get("mask"),
+            published=e["published"],
+        )
+        for e in record
+    ]
 
 
 def index_row(run: RunDir) -> dict:

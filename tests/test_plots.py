@@ -13,6 +13,7 @@ from builders import tiny
 from matplotlib.colors import to_hex, to_rgb
 from matplotlib.container import BarContainer
 
+from companion import evidence as E
 from companion import plots as P
 from companion.layers.base import Transition
 from companion.runs import RunDir, spectra_record
@@ -236,7 +237,8 @@ def test_load_values_keeps_only_defined_unpadded_steps(tmp_path):
     run.save(
         "spectra/step_0000004.pt", {"step": 4, "stage": "final", "exact": spectra_record(spectra)}
     )
-    got = P.load_values(tmp_path, step="final")
+    run.write_json("metrics.json", {"steps": 4})
+    got = E.load_values(tmp_path, step="final")
     first = got[got.layer == 0]
     assert len(first) == (4 + 2) * 2
     assert not first.magnitude.isin([999.0, 555.0]).any()
@@ -246,7 +248,7 @@ def test_load_values_keeps_only_defined_unpadded_steps(tmp_path):
     second = got[got.layer == 1]
     assert second.magnitude.tolist() == pytest.approx([0.5, 0.95, 2.0], rel=1e-6)
     assert second.phase.tolist() == pytest.approx([0.0, 30.0, -90.0], abs=1e-4)
-    assert P.load_values(tmp_path, step=4).equals(got)
+    assert E.load_values(tmp_path, step=4).equals(got)
 
 
 @pytest.fixture(scope="module")
@@ -267,6 +269,7 @@ def run_index(tmp_path_factory):
         pd.concat(tables).to_csv(run.file("spectra.csv"), index=False)
         history = [{"step": s, "val_accuracy": s / 10, "train_loss": 1.0} for s in (1, 5)]
         run.file("history.jsonl").write_text("".join(json.dumps(h) + "\n" for h in history))
+        run.write_json("metrics.json", {"steps": 5, "test_accuracy": 0.5})
         rows.append({**ident, "mixer": mixer, "test_accuracy": 0.5, "path": str(run.path)})
     index = pd.DataFrame(rows)
     index.loc[:, "variant"] = np.nan  # as read back from index.csv
@@ -274,8 +277,8 @@ def run_index(tmp_path_factory):
 
 
 def test_load_spectra_joins_the_run_identity(run_index):
-    spectra = P.load_spectra(run_index)
-    assert set(P.RUN_COLUMNS) <= set(spectra.columns)
+    spectra = E.load_spectra(run_index)
+    assert set(E.RUN_COLUMNS) <= set(spectra.columns)
     assert set(spectra.run_id) == set(run_index.run_id)
     assert (spectra.variant == "").all()
     assert {"all", "0", "1"} <= set(spectra["head"])  # heads stay strings
@@ -286,8 +289,8 @@ def test_load_spectra_joins_the_run_identity(run_index):
 
 
 def test_load_histories_and_learning_curves_in_model_colours(run_index):
-    histories = P.load_histories(run_index)
-    assert len(histories) == 4 and set(P.RUN_COLUMNS) <= set(histories.columns)
+    histories = E.load_histories(run_index)
+    assert len(histories) == 4 and set(E.RUN_COLUMNS) <= set(histories.columns)
     fig = P.learning_curves(histories)
     (ax,) = fig.axes
     assert ax.get_title() == "MQAR"
@@ -300,7 +303,7 @@ def test_load_histories_and_learning_curves_in_model_colours(run_index):
 
 def test_magnitude_distribution_from_a_run_folder(run_index):
     path = run_index.path.iloc[0]
-    values = P.load_values(path)
+    values = E.load_values(path)
     fig = P.magnitude_distribution(values)
     assert len(fig.axes) == 2  # one panel per layer
     ax = fig.axes[0]
@@ -312,7 +315,7 @@ def test_magnitude_distribution_from_a_run_folder(run_index):
 
 
 def test_spectral_mass_and_correlation_plot(run_index):
-    spectra = P.load_spectra(run_index)
+    spectra = E.load_spectra(run_index)
     mass = P.spectral_mass(spectra)
     s4d = spectra[
         (spectra.mixer == "s4d")
@@ -328,7 +331,7 @@ def test_spectral_mass_and_correlation_plot(run_index):
     df = pd.concat([df, df.assign(mass=df.mass + 0.1, test_accuracy=df.test_accuracy + 0.1)])
     fig = P.correlation_plot(df, "mass", "test_accuracy", n_boot=200)
     (ax,) = fig.axes
-    rho = P.spearman(df["mass"], df["test_accuracy"])
+    rho = E.spearman(df["mass"], df["test_accuracy"])[0]
     assert f"ρ = {rho:.2f}" in ax.get_title()
     points = {to_hex(c.get_facecolor()[0]) for c in ax.collections}
     assert points == {P.MODEL_COLORS["softmax"].lower(), P.MODEL_COLORS["s4d"].lower()}
@@ -360,30 +363,24 @@ def test_accuracy_table_pivots_tasks_by_model():
 # ----------------------------------------------------------------------------- statistics
 
 
-def test_rank_averages_ties():
-    assert P.rank([10, 20, 20, 30, 5]).tolist() == [2, 3.5, 3.5, 5, 1]
-
-
 def test_spearman_matches_a_hand_computed_example():
     # ranks of y: 1, 2, 3.5, 5, 3.5; centred: x -2 -1 0 1 2, y -2 -1 .5 2 .5
     # ρ = Σ dx·dy / √(Σdx² Σdy²) = 8 / √(10 · 9.5)
-    assert P.spearman([1, 2, 3, 4, 5], [5, 6, 7, 8, 7]) == pytest.approx(8 / np.sqrt(95))
-    assert P.spearman([1, 2, 3], [1, 8, 27]) == pytest.approx(1.0)
-    assert P.spearman([1, 2, 3], [3, 2, 1]) == pytest.approx(-1.0)
-    assert np.isnan(P.spearman([1, 2, 3], [4, 4, 4]))
+    assert E.spearman([1, 2, 3, 4, 5], [5, 6, 7, 8, 7])[0] == pytest.approx(8 / np.sqrt(95))
+    assert E.spearman([1, 2, 3], [3, 2, 1])[0] == pytest.approx(-1.0)
+    assert E.spearman([1, 2, 3], [4, 4, 4]) is None
 
 
 def test_bootstrap_interval_contains_the_estimate():
     rng = np.random.default_rng(0)
     x = rng.normal(size=40)
     y = x + rng.normal(scale=1.0, size=40)
-    rho = P.spearman(x, y)
-    lo, hi = P.bootstrap_ci(x, y, n_boot=500, seed=1)
+    rho, lo, hi = E.rho_interval(x, y, n_resamples=500, seed=1)
     assert lo < rho < hi and 0 < lo and hi < 1
-    assert P.bootstrap_ci(x, y, n_boot=500, seed=1) == (lo, hi)  # seeded
-    assert P.bootstrap_ci(x, np.exp(x), n_boot=50) == pytest.approx((1.0, 1.0))
+    assert E.rho_interval(x, y, n_resamples=500, seed=1) == (rho, lo, hi)  # seeded
+    assert E.rho_interval(x, np.exp(x), n_resamples=50)[1:] == pytest.approx((1.0, 1.0))
     seeds = np.repeat(np.arange(8), 5)  # 8 clusters of 5 runs: a wider interval
-    c_lo, c_hi = P.bootstrap_ci(x, y, n_boot=500, seed=1, clusters=seeds)
+    _, c_lo, c_hi = E.rho_interval(x, y, seeds, n_resamples=500, seed=1)
     assert c_lo < rho < c_hi and (c_lo, c_hi) != (lo, hi)
 
 
