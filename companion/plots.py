@@ -32,6 +32,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter
+from matplotlib_inline.backend_inline import set_matplotlib_formats
 
 from companion.evidence import RUN_COLUMNS, read_index, rho_interval
 from companion.spectra import MAGNITUDE_BINS, MAGNITUDE_EDGES, PHASE_BINS, PHASE_EDGES, bin_index
@@ -59,17 +60,19 @@ MODEL_NAMES = {
     "mamba2": "Mamba-2",
     "mamba2_lti": "Mamba-2 (pseudo-LTI)",
 }
-# Okabe–Ito hues: attention warm, SSMs cool; the unnormalised integrator is the grey reference
+# Colour-blind-safe hues (Okabe–Ito and Paul Tol's muted set): attention warm (wine, orange,
+# purple), SSMs cool (indigo, light blue, cyan, green, teal) with distinct lightness within
+# each pair that is often compared; the unnormalised integrator is the grey reference
 MODEL_COLORS = {
-    "softmax": "#D55E00",
+    "softmax": "#882255",
     "linear": "#E69F00",
     "linear_unnormalized": "#7F7F7F",
-    "norm": "#CC79A7",
-    "s4": "#0072B2",
+    "norm": "#AA4499",
+    "s4": "#332288",
     "s4d": "#6699CC",
-    "lru": "#56B4E9",
-    "mamba2": "#009E73",
-    "mamba2_lti": "#332288",
+    "lru": "#88CCEE",
+    "mamba2": "#117733",
+    "mamba2_lti": "#44AA99",
 }
 TASK_ORDER = ("listops", "text", "image", "mqar", "lm")
 TASK_NAMES = {
@@ -82,7 +85,9 @@ TASK_NAMES = {
 TASK_MARKERS = {"listops": "o", "text": "s", "image": "D", "mqar": "^", "lm": "v"}
 BINS = {"magnitude": MAGNITUDE_BINS, "phase": PHASE_BINS}
 MAGNITUDE_COLORS = (
-    *sns.color_palette("Blues", 9).as_hex()[2:7:2],  # forgets: pale to mid blue
+    "#c6dbef",  # forgets: pale, mid and deep blue of ColorBrewer's Blues, evenly spaced in
+    "#6baed6",  # lightness so that the near-0 bins stay apart
+    "#2171b5",
     "#08306b",  # remembers: the darkest blue of the same ramp
     *sns.color_palette("YlOrRd", 9).as_hex()[3:9:2],  # amplifies: orange to dark red
 )
@@ -97,19 +102,26 @@ SHARE = {"magnitude": "share of |λ|", "phase": "share of phases"}
 
 
 def use_style() -> None:
-    """Set the book's seaborn theme: white grid, paper context, readable fonts, crisp output."""
+    """Set the book's seaborn theme: white grid, paper context, readable fonts, an opaque white
+    background (legible in a dark page theme), and inline figures at twice their pixel size
+    (sharp on high-density screens)."""
     sns.set_theme(
         context="paper",
         style="whitegrid",
+        font_scale=1.15,
         rc={
             "figure.dpi": 110,
             "savefig.dpi": 200,
             "savefig.bbox": "tight",
+            "figure.facecolor": "white",
+            "savefig.facecolor": "white",
             "axes.titleweight": "bold",
             "legend.frameon": False,
+            "legend.fontsize": 8,
             "grid.linewidth": 0.5,
         },
     )
+    set_matplotlib_formats("retina")
 
 
 # ----------------------------------------------------------------------------- labels, provenance
@@ -198,7 +210,7 @@ def show(fig: Figure) -> None:
     plt.close(fig)
 
 
-def add_provenance(fig: Figure, text: str, fontsize: float = 5.5) -> Figure:
+def add_provenance(fig: Figure, text: str, fontsize: float = 6.5) -> Figure:
     """Write ``text`` in small grey print at the bottom of ``fig``, wrapped to its width, and
     keep the panels clear of it."""
     width = int(fig.get_figwidth() * 72 / (0.5 * fontsize))  # characters per line, roughly
@@ -305,8 +317,8 @@ def _bin_legend(fig: Figure, kind: str) -> None:
         loc="outside upper center",
         ncol=len(handles),
         title=BIN_TITLE[kind],
-        fontsize=7,
-        title_fontsize=7,
+        fontsize=8,
+        title_fontsize=8,
         handlelength=1.2,
         columnspacing=1.0,
     )
@@ -321,7 +333,7 @@ def _line_legend(fig: Figure, axes: list, order: list[str]) -> None:
         labels,
         loc="outside upper center",
         ncol=min(4, len(labels)),
-        fontsize=7,
+        fontsize=8,
     )
 
 
@@ -435,7 +447,7 @@ def _heatmap(ax, matrix: pd.DataFrame, diverging: bool) -> None:
             ax=ax,
             annot=text,
             fmt="",
-            annot_kws={"fontsize": 6.5},
+            annot_kws={"fontsize": 7.5},
             cbar=False,
             linewidths=0.5,
             **style,
@@ -629,7 +641,7 @@ def impulse_response(
     left.set(
         xlabel="steps after the input", ylabel=r"$|h_t|$", title="magnitude: forget, keep, grow"
     )
-    left.legend(fontsize=6, loc="upper left", ncol=2)
+    left.legend(fontsize=7.5, loc="upper left", ncol=2)
     phase_bins = bin_index(torch.tensor(phases, dtype=torch.float64), PHASE_EDGES).tolist()
     for theta, b in zip(phases, phase_bins, strict=True):
         lam = radius * np.exp(1j * np.deg2rad(theta))
@@ -647,7 +659,7 @@ def impulse_response(
         title="phase: memory oscillates",
     )
     right.set_ylim(-1.05, 1.6)
-    right.legend(fontsize=6, loc="upper right", ncol=2)
+    right.legend(fontsize=7.5, loc="upper right", ncol=2)
     return fig
 
 
@@ -714,7 +726,7 @@ def complex_spectra(values: dict[str, np.ndarray], title: str) -> Figure:
         sorted_ax.plot(np.sort(np.abs(z)), marker=marker, ms=3, lw=0.6, label=name)
     plane.set(xlabel=r"Re $\lambda$", ylabel=r"Im $\lambda$", aspect="equal", title="complex plane")
     sorted_ax.set(xlabel="mode (sorted)", ylabel=r"$|\lambda|$", title="magnitudes, sorted")
-    plane.legend(fontsize=6, loc="lower left")
+    plane.legend(fontsize=7.5, loc="lower left")
     fig.suptitle(title, fontsize=9)
     return fig
 
@@ -825,5 +837,5 @@ def correlation_plot(
         Line2D([], [], ls="", marker=TASK_MARKERS.get(t, "o"), color="0.4", label=_name(t))
         for t in sorted(set(tasks) - {""}, key=_task_key)
     ]
-    ax.legend(handles=handles, fontsize=6, loc="center left", bbox_to_anchor=(1.02, 0.5))
+    ax.legend(handles=handles, fontsize=7.5, loc="center left", bbox_to_anchor=(1.02, 0.5))
     return _finish(fig, df, caption)
