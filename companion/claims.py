@@ -672,3 +672,52 @@ def evaluate(
                     )
                 )
     return pd.DataFrame(verdicts), pd.DataFrame(parts)
+
+
+def summary(measures: pd.DataFrame, analysis: str = "exact") -> pd.DataFrame:
+    """Per condition (task, model, variant) after training: the number of seeds, the test
+    accuracy's mean with its 95 % interval (seed noise pooled over the task), and the mean
+    shares near 0 (``[0, 0.1]``), near 1 (the symmetric band) and of ``|λ| ≤ 0.5``; the
+    numbers behind the chapters' sentences and summary tables."""
+    e = Evidence(measures, analysis)
+    rows = []
+    for (task, model, variant), group in e.final.groupby(ev.CONDITION):
+        acc = e.accuracy(task, model, variant)
+        interval = acc.interval() if acc is not None else None
+        rows.append(
+            dict(
+                task=task,
+                model=model,
+                variant=variant,
+                seeds=group["seed"].nunique(),
+                accuracy=acc.mean if acc is not None else np.nan,
+                low=interval[0] if interval else np.nan,
+                high=interval[1] if interval else np.nan,
+                near0=group[NEAR0].mean(),
+                near1=group[NEAR1].mean(),
+                small=group[list(SMALL)].sum(axis=1).mean(),
+            )
+        )
+    return pd.DataFrame(rows)
+
+
+def findings(parts: pd.DataFrame, claim_ids: tuple[str, ...], analysis: str = "exact") -> str:
+    """The parts of some claims in words, as a Markdown list: each part's effect with its 95 %
+    interval and what that means for the claim (the chapters end with it)."""
+    rows = parts[(parts["analysis"] == analysis) & parts["claim"].isin(claim_ids)]
+    lines = []
+    for _, p in rows.iterrows():
+        if pd.isna(p["effect"]):
+            lines.append(f"- {p['part']}: no runs at this profile.")
+            continue
+        interval = "" if pd.isna(p["low"]) else f" [{p['low']:.2f}, {p['high']:.2f}]"
+        need = (
+            f"outside ±{p['threshold']:g}"
+            if p["direction"] == "≠"
+            else f"{p['direction']} {p['threshold']:g}"
+        )
+        lines.append(
+            f"- {p['part']} ({p['claim']}): {p['measure']} = {p['effect']:.2f}{interval}, "
+            f"needs {need}: **{p['state']}**."
+        )
+    return "\n".join(lines)

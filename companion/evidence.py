@@ -18,10 +18,10 @@ bin columns            the share of ``|λ|`` in each of the paper's seven bins (
 =====================  =====================================================================
 
 The statistics are ``scipy.stats``: a condition (task, model, variant) is the mean of its seeds;
-its noise is the seed-to-seed standard deviation pooled over every condition of the task that
-has several seeds (:func:`pooled_sd`), so that three seeds give an interval with many degrees of
-freedom; a condition of one seed with no pooled noise falls back to the analysis batch's
-standard error (spectra) or has no interval (accuracy).
+its noise is the typical seed-to-seed standard deviation of its task (:func:`pooled_sd`, over
+every condition with several seeds, so that three seeds give an interval with many degrees of
+freedom), or its own where its seeds spread more; a condition of one seed with no task noise
+falls back to the analysis batch's standard error (spectra) or has no interval (accuracy).
 """
 
 from __future__ import annotations
@@ -248,32 +248,36 @@ class Estimate:
 
 
 def pooled_sd(values: pd.DataFrame, column: str, by=CONDITION) -> tuple[float, int] | None:
-    """The seed-to-seed standard deviation of ``column`` pooled over the groups ``by`` of
-    ``values`` that have at least two seeds, with its degrees of freedom; None if none has."""
+    """The typical seed-to-seed standard deviation of ``column`` in ``values``: the square root
+    of the median of the variances of the groups ``by`` that have at least two seeds (the
+    median, so that one unstable experiment does not widen every interval of its task), with
+    the degrees of freedom of all those groups; None if no group has two seeds."""
     groups = values.dropna(subset=[column]).groupby(by)[column]
     var, n = groups.var(ddof=1), groups.count()
     keep = n >= 2
     df = int((n[keep] - 1).sum())
     if df == 0:
         return None
-    return math.sqrt(float(((n[keep] - 1) * var[keep]).sum()) / df), df
+    return math.sqrt(float(var[keep].median())), df
 
 
 def estimate(
     seeds: pd.Series, noise: tuple[float, int] | None, batch_se: pd.Series | None = None
 ) -> Estimate | None:
-    """The mean of one condition's per-seed ``seeds`` and its standard error: from the pooled
-    seed noise of its task when there is one, else from its own seeds, else from the analysis
-    batch (``batch_se``: the per-seed standard errors), else none. None without any seed."""
+    """The mean of one condition's per-seed ``seeds`` and its standard error: from the typical
+    seed noise of its task (:func:`pooled_sd`), or from its own seeds where they spread more;
+    without task noise from its own seeds, else from the analysis batch (``batch_se``: the
+    per-seed standard errors), else none. None without any seed."""
     seeds = seeds.dropna()
     n = len(seeds)
     if n == 0:
         return None
     mean = float(seeds.mean())
-    if noise is not None:
+    own = float(seeds.std(ddof=1)) if n >= 2 else None
+    if noise is not None and (own is None or own <= noise[0]):
         return Estimate(mean, noise[0] / math.sqrt(n), noise[1], n)
-    if n >= 2:
-        return Estimate(mean, float(seeds.std(ddof=1)) / math.sqrt(n), n - 1, n)
+    if own is not None:
+        return Estimate(mean, own / math.sqrt(n), n - 1, n)
     if batch_se is not None and not batch_se.dropna().empty:
         return Estimate(mean, float(batch_se.dropna().mean()), math.inf, n)
     return Estimate(mean, None, math.inf, n)

@@ -36,6 +36,7 @@ from matplotlib_inline.backend_inline import set_matplotlib_formats
 
 from companion.evidence import RUN_COLUMNS, read_index, rho_interval
 from companion.spectra import MAGNITUDE_BINS, MAGNITUDE_EDGES, PHASE_BINS, PHASE_EDGES, bin_index
+from companion.tasks import get_task
 
 PAGE_WIDTH = 7.0  # inches: the text width of a book page
 MODEL_ORDER = (
@@ -741,7 +742,9 @@ def _metric(task: str) -> tuple[str, str, float]:
 
 def accuracy_table(index: pd.DataFrame, variants: bool = False, digits: int = 1) -> pd.DataFrame:
     """Test metric per task (rows) and model (columns) for display: accuracy in percent or
-    perplexity, ``mean ± std (n)`` over seeds when there are several, ``—`` where no run exists.
+    perplexity; with several seeds, their mean followed by every seed's value (outcomes can be
+    bimodal, so a standard deviation would mislead); ``—`` where no run exists. A last column
+    gives the chance level of the classification tasks (one over the number of classes).
     ``variants``: include the ablation runs as their own columns."""
     runs = _labelled(read_index(index))
     if not variants:
@@ -749,15 +752,24 @@ def accuracy_table(index: pd.DataFrame, variants: bool = False, digits: int = 1)
     cells = {}
     for (task, label), group in runs.groupby(["task", "label"], observed=True):
         column, _, scale = _metric(task)
-        v = group[column].astype(float) * scale
+        v = group.sort_values("seed")[column].astype(float) * scale
         text = f"{v.mean():.{digits}f}"
-        cells[task, label] = text if len(v) == 1 else f"{text} ± {v.std():.{digits}f} ({len(v)})"
+        seeds = ", ".join(f"{x:.{digits}f}" for x in v)
+        cells[task, label] = text if len(v) == 1 else f"{text} ({seeds})"
     table = pd.Series(cells).unstack()
     labels = [lab for lab in _labels(runs) if lab in table.columns]
     table = table.reindex(index=sorted(table.index, key=_task_key), columns=labels).fillna("—")
+    profile = runs["profile"].iloc[0] if "profile" in runs and len(runs) else "quick"
+    table["chance"] = [_chance(t, profile, digits) for t in table.index]
     table.index = [f"{_name(t)} ({_metric(t)[1]})" for t in table.index]
     table.columns.name = None
     return table
+
+
+def _chance(task: str, profile: str, digits: int) -> str:
+    """Accuracy of guessing a class uniformly, in percent, for a classification task."""
+    n = getattr(get_task(task, profile), "n_classes", None)
+    return f"{100 / n:.{digits}f}" if n else "—"
 
 
 def learning_curves(

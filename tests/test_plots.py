@@ -353,8 +353,10 @@ def test_accuracy_table_pivots_tasks_by_model():
     rows.append({**identity("s4d", "s4d", "gate", "lm"), "mixer": "s4d", "test_perplexity": 9.0})
     table = P.accuracy_table(pd.DataFrame(rows))
     assert list(table.index) == ["Image (acc. %)", "Language model (ppl)"]
-    assert list(table.columns) == ["Softmax attn.", "S4D"]
-    assert table.loc["Image (acc. %)", "Softmax attn."] == "60.0 ± 14.1 (2)"
+    assert list(table.columns) == ["Softmax attn.", "S4D", "chance"]
+    assert table.loc["Image (acc. %)", "Softmax attn."] == "60.0 (50.0, 70.0)"  # every seed
+    assert table.loc["Image (acc. %)", "chance"] == "10.0"
+    assert table.loc["Language model (ppl)", "chance"] == "—"
     assert table.loc["Language model (ppl)", "S4D"] == "12.3"
     assert table.loc["Image (acc. %)", "S4D"] == "—"
     assert "S4D · gate" in P.accuracy_table(pd.DataFrame(rows), variants=True).columns
