@@ -46,10 +46,13 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
+import pandas as pd
 import yaml
+from docutils.nodes import make_id
 
+from companion import claims, evidence, plots
 from companion import config as C
-from companion.io import atomic_write_text, git
+from companion.io import atomic_path, atomic_write_text, git
 from companion.model import describe
 from companion.train import model_config, task_of
 
@@ -247,6 +250,96 @@ produced its numbers. Run `make reproduce` to produce them and this note.
 """
 
 
+NO_FINDINGS = """\
+No runs have been analysed for this build yet: `make reproduce` trains them, and this part of
+the page then shows what they found.
+"""
+CHAPTERS = (
+    ("notebooks/01_eigenvalues_and_memory", "what an eigenvalue of Λ says about memory"),
+    ("notebooks/02_models_as_dynamical_systems", "every model as one linear time-varying system"),
+    ("notebooks/03_long_memory_tasks", "ListOps, Text and Image: spectra and accuracies"),
+    ("notebooks/04_selective_tasks", "MQAR and language modelling"),
+    ("notebooks/05_architectural_modifications", "gate, convolution, normalisation, depth"),
+    ("notebooks/06_exact_vs_published", "what the published analysis changes"),
+    ("notebooks/07_claims", "every claim, part by part, with intervals"),
+    ("notebooks/08_beyond_the_paper", "training dynamics, correlations, every head"),
+)
+
+
+CHAPTER_MAP = "**Chapters.**\n\n" + "\n".join(f"- [{what}]({page})" for page, what in CHAPTERS)
+
+
+def claim_anchor(claim: str, statement: str) -> str:
+    """The id Sphinx gives chapter 7's heading of a claim (it names the claim and its
+    statement, never the verdict, so links survive a changed verdict)."""
+    return make_id(f"{claim}: {statement}")
+
+
+def write_findings_page(
+    profile: str, runs_root: str | os.PathLike, dest_dir: str | os.PathLike = BOOK / "_generated"
+) -> Path:
+    """Write the landing page's findings (``findings.md``, with ``summary.png``): the claims
+    scoreboard under both analyses with a link to each claim, the summary figure, the most
+    accurate model of each task, and the chapter map. Without a runs index, a note."""
+    dest_dir = Path(dest_dir)
+    index_path = Path(runs_root) / profile / "index.csv"
+    chapters = [CHAPTER_MAP]
+    dest = dest_dir / "findings.md"
+    if not index_path.is_file():
+        atomic_write_text(dest, NO_FINDINGS + "\n" + "\n".join(chapters))
+        return dest
+    index = pd.read_csv(index_path).fillna({"variant": ""})
+    measures = evidence.measures(index)
+    verdicts, _ = claims.evaluate(measures)
+    summary = claims.summary(measures)
+    plots.use_style()
+    figure = plots.summary_heatmap(summary, f"profile {profile}, {len(index)} runs, exact analysis")
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_path(dest_dir / "summary.png") as tmp:
+        figure.savefig(tmp, dpi=200, format="png")
+    board = verdicts.pivot_table(
+        index=["claim", "statement"], columns="analysis", values="verdict", aggfunc="first"
+    ).reset_index()
+    order = {c: i for i, c in enumerate(verdicts["claim"].unique())}
+    board = board.sort_values("claim", key=lambda c: c.map(order))
+    counts = verdicts[verdicts["analysis"] == "exact"]["verdict"].value_counts()
+    flips = board[board["exact"] != board["published"]]["claim"].tolist()
+    best = []
+    main = summary[(summary["variant"] == "") & summary["accuracy"].notna()]
+    for task, rows in main.groupby("task"):
+        top = rows.loc[rows["accuracy"].idxmax()]
+        best.append(
+            f"{plots.TASK_NAMES.get(task, task)}: {plots.MODEL_NAMES.get(top.model, top.model)} "
+            f"({100 * top.accuracy:.1f} %)"
+        )
+    lines = [
+        f"**At a glance** ({claims.EVIDENCE.get(profile, profile)}):",
+        "",
+        "- Of the paper's claims, under our exact analysis: "
+        + ", ".join(f"{n} {v}" for v, n in counts.items())
+        + ".",
+        "- The published analysis changes the verdict of "
+        + (", ".join(flips) if flips else "no claim")
+        + " (chapter 6 shows why).",
+        "- The most accurate model of each task: " + "; ".join(best) + ".",
+        "",
+        "![Shares of the eigenvalues near 0 and near 1 after training, per task and model]"
+        "(summary.png)",
+        "",
+        "| claim | statement | exact analysis | published analysis |",
+        "| --- | --- | --- | --- |",
+    ]
+    for _, row in board.iterrows():
+        link = f"notebooks/07_claims.html#{claim_anchor(row['claim'], row['statement'])}"
+        lines.append(
+            f'| <a href="{link}">{row["claim"]}</a> | {row["statement"]} | {row["exact"]} '
+            f"| {row['published']} |"
+        )
+    lines += ["", *chapters, ""]
+    atomic_write_text(dest, "\n".join(lines))
+    return dest
+
+
 # --------------------------------------------------------------------------------------------
 # Build
 
@@ -310,6 +403,9 @@ def build(
     profile_page = book_dir / "_generated" / "profile.md"
     if not profile_page.is_file():
         atomic_write_text(profile_page, NO_PROFILE)
+    findings = book_dir / "_generated" / "findings.md"
+    if not findings.is_file():
+        atomic_write_text(findings, NO_FINDINGS + "\n" + CHAPTER_MAP)
 
     url = repository_url(repository)
     out = book_dir / "_build"

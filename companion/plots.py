@@ -851,3 +851,38 @@ def correlation_plot(
     ]
     ax.legend(handles=handles, fontsize=7.5, loc="center left", bbox_to_anchor=(1.02, 0.5))
     return _finish(fig, df, caption)
+
+
+def summary_heatmap(summary: pd.DataFrame, caption: bool | str = True) -> Figure:
+    """The book at a glance: for every task (rows) and model (columns) of the main grid, the
+    share of ``|λ|`` near 0 (``[0, 0.1]``) and in the near-1 band, in percent, averaged over
+    seeds; ``summary``: :func:`companion.claims.summary` rows."""
+    rows = summary[summary["variant"] == ""]
+    tasks = sorted(rows["task"].unique(), key=_task_key)
+    models = sorted(rows["model"].unique(), key=_model_key)
+    fig, axes = _panels(2, ncols=2, height=0.45 * len(tasks) + 1.0)
+    for ax, column, title, cmap in (
+        (axes[0], "near0", "share near 0, [0, 0.1] (%)", "Blues"),
+        (axes[1], "near1", "share near 1, 0.90–1.11 (%)", "Blues"),
+    ):
+        grid = rows.pivot_table(index="task", columns="model", values=column).reindex(
+            index=tasks, columns=models
+        )
+        sns.heatmap(
+            100 * grid,
+            ax=ax,
+            vmin=0,
+            vmax=100,
+            cmap=cmap,
+            annot=True,
+            fmt=".0f",
+            cbar=False,
+            annot_kws={"fontsize": 8},
+            linewidths=0.5,
+            linecolor="white",
+        )
+        ax.set_xticklabels([_name(m) for m in models], rotation=30, ha="right")
+        ax.set_yticklabels([_name(t) for t in tasks], rotation=0)
+        ax.set(title=title, xlabel="", ylabel="")
+    fig.suptitle("Where the eigenvalues sit after training, every task and model", fontsize=10)
+    return _finish(fig, None, caption)

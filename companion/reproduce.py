@@ -236,6 +236,7 @@ def reproduce(
                 book_dir / "_generated" / "profile.md",
             )
             book_mod.write_config_appendix(book_dir / "_generated" / "configs.md")
+            book_mod.write_findings_page(profile, root, book_dir / "_generated")
             html = book_mod.build(book_dir, strict=True, quiet=True)
             timings["book"] = time.perf_counter() - t
         else:
