@@ -37,6 +37,7 @@ from scipy import stats
 
 from companion.runs import RunDir, layer_spectra
 from companion.spectra import MAGNITUDE_BINS, MAGNITUDE_EDGES, LayerSpectrum, membership
+from companion.tasks import PROFILES
 
 KEYS = ["task", "model", "variant", "seed"]
 CONDITION = ["task", "model", "variant"]
@@ -139,6 +140,27 @@ def tv(p, q) -> float:
 # run folders
 
 RUN_COLUMNS = ("run_id", "task", "model", "variant", "seed", "profile", "config_hash", "commit")
+
+
+def open_index(runs_root: str | Path, profile: str) -> tuple[pd.DataFrame, str]:
+    """The runs index of ``profile`` under ``runs_root``, and the profile it belongs to. Where
+    that profile has no runs (a fresh Binder session has only the smoke runs its build
+    trained), the index of another profile that has some, with one line saying so and how to
+    get the asked one; where none has, a ``FileNotFoundError`` that says how to get runs."""
+    root = Path(runs_root)
+    for candidate in (profile, *(p for p in PROFILES if p != profile)):
+        path = root / candidate / "index.csv"
+        if path.is_file():
+            if candidate != profile:
+                print(
+                    f"No {profile} runs in {root}: showing the {candidate} runs instead "
+                    f"(`companion reproduce --profile {profile}` trains the {profile} runs)."
+                )
+            return pd.read_csv(path).fillna({"variant": ""}), candidate
+    raise FileNotFoundError(
+        f"no runs in {root}: `companion reproduce --profile smoke --no-book` trains the smoke "
+        f"runs in about a minute, `--profile {profile}` the {profile} runs"
+    )
 
 
 def read_index(index: pd.DataFrame) -> pd.DataFrame:
