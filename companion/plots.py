@@ -222,6 +222,17 @@ def add_provenance(fig: Figure, text: str, fontsize: float = 6.5) -> Figure:
     return fig
 
 
+STAGE_WORDS = {"init": "at initialisation", "final": "after training"}
+
+
+def _headline(fig: Figure, table: pd.DataFrame, what: str) -> None:
+    """The figure's title: the task(s) it shows and ``what`` (models, measure, stage), so that
+    a figure says what it is wherever it lands."""
+    tasks = sorted(table["task"].unique(), key=_task_key) if "task" in table else []
+    where = ", ".join(_name(t) for t in tasks)
+    fig.suptitle(f"{where}: {what}" if where else what, fontsize=10, fontweight="bold")
+
+
 def _finish(fig: Figure, table: pd.DataFrame | None, caption: bool | str) -> Figure:
     """Add the caption: ``True`` derives it from the runs in ``table``; a string is used as is."""
     if caption is True and table is not None and set(RUN_COLUMNS) <= set(table.columns):
@@ -399,6 +410,7 @@ def bin_bars(
         ax.set_title(f"layer {layer + 1}")
         ax.grid(False, axis="x")
     axes[0].set_ylabel(SHARE[kind])
+    _headline(fig, table, f"{SHARE[kind]} per bin and model, {STAGE_WORDS.get(stage, stage)}")
     _bin_legend(fig, kind)
     return _finish(fig, table, caption)
 
@@ -423,8 +435,9 @@ def bin_grid(
             [f"L{layer + 1}" for layer in shares.index.levels[1]], level=1
         )
         _stacked(ax, shares, kind, _label_colors(frame))
-        ax.set_title({"init": "at initialisation", "final": "after training"}.get(s, s))
+        ax.set_title(STAGE_WORDS.get(s, s))
         ax.set_xlabel(SHARE[kind])
+    _headline(fig, frames[-1], "bins of every model and layer")
     _bin_legend(fig, kind)
     return _finish(fig, pd.concat(frames), caption)
 
@@ -478,6 +491,7 @@ def init_vs_final(
     fig.set_figwidth(0.75 * PAGE_WIDTH)
     _heatmap(ax, delta, diverging=True)
     ax.set_title(f"{SHARE[kind]} per bin (points): after training − at initialisation")
+    _headline(fig, table, "where training moved the eigenvalues")
     return _finish(fig, _select(table, None, analysis, kind), caption)
 
 
@@ -503,6 +517,7 @@ def exact_vs_published(
     for ax, (matrix, title, diverging) in zip(axes, panels, strict=True):
         _heatmap(ax, matrix, diverging)
         ax.set_title(title)
+    _headline(fig, table, f"exact and published analysis, {STAGE_WORDS.get(stage, stage)}")
     return _finish(fig, _select(table, stage, None, kind), caption)
 
 
@@ -533,6 +548,7 @@ def spectra_over_training(
         ax.set_xlabel("training step")
         ax.margins(x=0, y=0)
     axes[0].set_ylabel(SHARE[kind])
+    _headline(fig, rows, f"bins of {rows['label'].iloc[0]} while it trains")
     _bin_legend(fig, kind)
     return _finish(fig, rows, caption)
 
@@ -560,6 +576,7 @@ def all_heads(
         )
         _stacked(ax, shares, kind)
         ax.set_title(label, color=_label_colors(frame)[label])
+    _headline(fig, rows, f"every head of every layer, {STAGE_WORDS.get(stage, stage)}")
     _bin_legend(fig, kind)
     return _finish(fig, rows, caption)
 
@@ -574,13 +591,16 @@ def magnitude_distribution(
     """The whole distribution of ``|λ|`` behind the bins: empirical CDF on a log axis, one panel
     per ``panel`` value, one line per ``hue`` value (models in their colours), the 7 bins shaded
     in their colours with their edges. ``values``: :func:`load_values` rows, possibly of several
-    runs with extra columns; values below ``floor`` are drawn at ``floor``."""
+    runs with extra columns; values below ``floor`` are drawn at ``floor``. The axis spans
+    the middle 99 % of all values (and every bin edge), so that a few extreme eigenvalues of
+    one model do not squeeze the others into a line; the tails leave the frame."""
     keys = sorted(values[panel].unique())
     fig, axes = _panels(len(keys), height=2.2, sharey=True)
     hues = sorted(values[hue].unique(), key=_model_key)
     palette = dict(zip(hues, sns.color_palette("colorblind", len(hues)), strict=True))
     x = np.clip(values["magnitude"].to_numpy(), floor, None)
-    lo, hi = min(x.min() / 2, 0.05), max(x.max() * 2, 200.0)  # every bin edge in view
+    low, high = np.quantile(x, [0.005, 0.995])
+    lo, hi = min(low / 2, 0.05), max(high * 2, 200.0)  # every bin edge in view
     edges = [lo, *MAGNITUDE_EDGES, hi]
     for ax, key in zip(axes, keys, strict=True):
         for b, name in enumerate(MAGNITUDE_BINS):
@@ -607,6 +627,7 @@ def magnitude_distribution(
         ax.set_title(f"{panel} {key + 1}" if panel == "layer" else str(key))
         ax.set_xlabel("|λ|")
     axes[0].set_ylabel("fraction ≤ |λ|")
+    _headline(fig, values, "distribution of |λ| after training, every model")
     _line_legend(fig, axes, [_name(h) for h in hues])
     return _finish(fig, values, caption)
 
@@ -801,6 +822,7 @@ def learning_curves(
             ax.set_yscale("log")
             ax.yaxis.set_major_formatter(PLAIN)
             ax.yaxis.set_minor_formatter(PLAIN)
+    _headline(fig, runs, "learning curves of every model")
     _line_legend(fig, axes, _labels(runs))
     return _finish(fig, runs, caption)
 

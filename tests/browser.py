@@ -161,7 +161,7 @@ class DevTools:
 
 
 # Runs in the page after the load event: waits for MathJax's first typeset and the images.
-INSPECT = """
+INSPECT = r"""
 (async () => {
   if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
     await MathJax.startup.promise;
@@ -179,7 +179,26 @@ INSPECT = """
       e => !e.querySelector('mjx-container')).length,
     speech: [...document.querySelectorAll('mjx-assistive-mml')].map(e => e.textContent),
     images: images.map(i => ({src: i.currentSrc, width: i.naturalWidth, height: i.naturalHeight,
-                              cls: i.className})),
+                              shown: i.getBoundingClientRect().width, cls: i.className})),
+    // every heading of the article with what stands between it and the next heading
+    sections: (() => {
+      const article = document.querySelector('article') || document.body;
+      const heads = [...article.querySelectorAll('h1, h2, h3, h4')];
+      return heads.map((h, k) => {
+        const next = heads[k + 1];
+        const range = document.createRange();
+        range.setStartAfter(h);
+        if (next) { range.setEndBefore(next); } else { range.setEndAfter(article.lastChild); }
+        const part = range.cloneContents();
+        return {text: h.textContent.replace('#', '').trim(), level: h.tagName,
+                images: part.querySelectorAll('img').length,
+                tables: part.querySelectorAll('table').length,
+                words: part.textContent.trim().split(/\s+/).filter(w => w).length};
+      });
+    })(),
+    text: (document.querySelector('article') || document.body).innerText,
+    ids: [...document.querySelectorAll('[id]')].map(e => e.id),
+    links: [...document.querySelectorAll('article a[href]')].map(a => a.getAttribute('href')),
   };
 })()
 """

@@ -215,7 +215,8 @@ def test_provenance_names_profile_commit_runs_and_hashes():
         assert f"{short} [{config_hash[:8]}]" in text
     fig = P.bin_bars(table)
     assert any(text.split(" · ")[0] in t.get_text() for t in fig.texts)
-    assert not P.bin_bars(table, caption=False).texts
+    headline = "Image: share of |λ| per bin and model, after training"  # task, what, stage
+    assert [t.get_text() for t in P.bin_bars(table, caption=False).texts] == [headline]
     assert P.bin_bars(table, caption="hello").texts[-1].get_text() == "hello"
 
 

@@ -2,6 +2,7 @@
 ablation and extra seed, the section notebooks, the book; then nbval on the executed notebooks,
 a headless browser on the built pages, and a second call that does nothing."""
 
+import re
 import shutil
 import subprocess
 import sys
@@ -109,19 +110,34 @@ def test_nbval_reruns_the_executed_notebooks(smoke):
     assert proc.returncode == 0, proc.stdout[-3000:]
 
 
+PATHS = re.compile(r"(/tmp/|/work/|/home/|/root/|\.venv|site-packages|[A-Z]:\\\\)")
+TASK_HEADINGS = {"ListOps", "Text", "Image", "MQAR", "Language model"}
+
+
 def test_browser_renders_the_books_figures_and_math(smoke, chromium, tmp_path):
     _, book, _, _ = smoke
     pages = [
         "intro.html",
-        "notebooks/01_eigenvalues_and_memory.html",
-        "notebooks/03_long_memory_tasks.html",
-        "notebooks/07_claims.html",
+        *(f"notebooks/{nb.stem}.html" for nb in section_notebooks()),
     ]
     with serve(book / "_build" / "html") as base:
         seen = browse(chromium, base, pages, tmp_path)
-    for name in pages[1:3]:
-        figures = [i for i in seen["pages"][name]["images"] if "/_images/" in i["src"]]
-        assert figures and all(i["width"] > 100 and i["height"] > 50 for i in figures), name
+    for name in pages[1:]:
+        page = seen["pages"][name]
+        figures = [i for i in page["images"] if "/_images/" in i["src"]]
+        # sharp on high-density screens: twice as many pixels as the page shows
+        assert all(i["width"] >= 1.9 * i["shown"] > 100 for i in figures), (name, figures)
+        for section in page["sections"]:
+            # no heading stands without its own content before the next heading
+            assert section["images"] + section["tables"] + section["words"] > 0, (name, section)
+            if section["text"] in TASK_HEADINGS and section["level"] == "H3":
+                assert section["images"] >= 1, (name, section)  # its own figure under it
+        assert not PATHS.search(page["text"]), (name, PATHS.search(page["text"])[0])
+    intro = seen["pages"]["intro.html"]
+    assert any("/_images/" in i["src"] or "summary" in i["src"] for i in intro["images"])
+    claims_ids = set(seen["pages"]["notebooks/07_claims.html"]["ids"])
+    links = [link for link in intro["links"] if "07_claims.html#" in link]
+    assert len(links) == 13 and all(link.split("#")[1] in claims_ids for link in links)
     math = seen["pages"]["notebooks/01_eigenvalues_and_memory.html"]
     assert math["math"] > 3 and math["errors"] == 0 and math["raw"] == 0
     assert not outside_requests(seen) and not bad_responses(seen) and not seen["exceptions"]
