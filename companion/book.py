@@ -335,7 +335,21 @@ def write_findings_page(
             f'| <a href="{link}">{row["claim"]}</a> | {row["statement"]} | {row["exact"]} '
             f"| {row['published']} |"
         )
-    lines += ["", *chapters, ""]
+    tables = {
+        "runs_index.csv": index.drop(columns="path", errors="ignore"),  # no local paths
+        "measures.csv": measures.drop(columns="quantiles"),
+    }
+    for name, table in tables.items():
+        atomic_write_text(dest_dir / name, table.to_csv(index=False))
+    lines += [
+        "",
+        "**The data behind the numbers**: the {download}`runs index <_generated/runs_index.csv>`"
+        " (one row per run, with its metrics) and the {download}`measures "
+        "<_generated/measures.csv>` the claims read (bin shares per run, analysis and stage).",
+        "",
+        *chapters,
+        "",
+    ]
     atomic_write_text(dest, "\n".join(lines))
     return dest
 

@@ -186,8 +186,9 @@ def _label_colors(table: pd.DataFrame) -> dict[str, str]:
 def provenance(runs: pd.DataFrame) -> str:
     """One compact line naming where the numbers come from: profile(s), commit(s) and every run
     with the first 8 digits of its config hash, grouped by task and seed: the run
-    ``image-linear-gate-s1919`` appears as ``linear-gate`` under ``image, seed 1919``.
-    ``runs``: any table with the ``RUN_COLUMNS`` of the index."""
+    ``image-linear-gate-s1919`` appears as ``linear-gate`` under ``image, seed 1919``; last,
+    the command that regenerates the figure. ``runs``: any table with the ``RUN_COLUMNS`` of
+    the index."""
     runs = runs.drop_duplicates("run_id").sort_values(["task", "seed", "run_id"])
     profiles = ", ".join(sorted(map(str, runs["profile"].unique())))
     commits = ", ".join(sorted(map(str, runs["commit"].unique())))
@@ -200,7 +201,10 @@ def provenance(runs: pd.DataFrame) -> str:
         for (task, seed), group in runs.groupby(["task", "seed"], sort=False)
     )
     n = len(runs)
-    return f"profile {profiles} · commit {commits} · {n} run{'s' * (n != 1)} [config]: {groups}"
+    return (
+        f"profile {profiles} · commit {commits} · {n} run{'s' * (n != 1)} [config]: {groups}"
+        f" · regenerate: make reproduce PROFILE={profiles.split(', ')[0]}"
+    )
 
 
 def show(fig: Figure) -> None:
