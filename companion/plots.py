@@ -912,3 +912,18 @@ def summary_heatmap(summary: pd.DataFrame, caption: bool | str = True) -> Figure
         ax.set(title=title, xlabel="", ylabel="")
     fig.suptitle("Where the eigenvalues sit after training, every task and model", fontsize=10)
     return _finish(fig, None, caption)
+
+
+def markdown_table(frame: pd.DataFrame) -> str:
+    """``frame`` as a Markdown table without its index (the notebooks display tables this
+    way: they render as the book's own tables, and their text is stable for nbval)."""
+
+    def cell(value) -> str:
+        return str(value).replace("|", "\\|").replace("\n", " ")
+
+    lines = [
+        "| " + " | ".join(cell(c) for c in frame.columns) + " |",
+        "| " + " | ".join("---" for _ in frame.columns) + " |",
+    ]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(False)]
+    return "\n".join(lines)

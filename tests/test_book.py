@@ -243,3 +243,15 @@ def test_installed_notebooks_hide_the_cell_papermill_injects(tmp_path):
     (dest,) = install_notebooks([src], tmp_path / "book")
     tags = [c["metadata"]["tags"] for c in json.loads(dest.read_text())["cells"]]
     assert tags == [["parameters"], ["injected-parameters", "remove-cell"]]
+
+
+def test_findings_page_without_runs_says_how_to_get_them(tmp_path):
+    page = book.write_findings_page("quick", tmp_path / "no-runs", tmp_path / "gen")
+    text = page.read_text()
+    assert "`make reproduce`" in text and "notebooks/07_claims" in text
+
+
+def test_claim_anchors_name_the_claim_never_its_verdict():
+    anchor = book.claim_anchor("C1", "Depth changes both the spectra and the accuracy.")
+    assert anchor == "c1-depth-changes-both-the-spectra-and-the-accuracy"
+    assert book.claim_anchor("C4 (Λ without weight decay)", "x") == "c4-without-weight-decay-x"
