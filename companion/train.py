@@ -237,8 +237,9 @@ def unusable(run_dir: RunDir, config: RunConfig) -> str | None:
 
 
 def open_run_dir(config: RunConfig, run_dir: RunDir, replace_stale: bool = False) -> None:
-    """Check that ``run_dir`` holds nothing but this configuration's run (call it holding the
-    folder's lock). Otherwise it is an error naming the way out, or, with ``replace_stale``
+    """Check that ``run_dir`` holds nothing but this configuration's run (:func:`run` checks
+    before building, to refuse early, and again holding the folder's lock). Otherwise it is an
+    error naming the way out, or, with ``replace_stale``
     (what ``companion reproduce`` does after a configuration file changed), the folder is moved
     aside (:meth:`RunDir.move_aside`: kept, never deleted) so that the run trains anew."""
     reason = unusable(run_dir, config)
