@@ -305,18 +305,20 @@ def write_findings_page(
     counts = verdicts[verdicts["analysis"] == "exact"]["verdict"].value_counts()
     flips = board[board["exact"] != board["published"]]["claim"].tolist()
     best = []
-    main = summary[(summary["variant"] == "") & summary["accuracy"].notna()]
-    for task, rows in main.groupby("task"):
-        top = rows.loc[rows["accuracy"].idxmax()]
-        best.append(
-            f"{plots.TASK_NAMES.get(task, task)}: {plots.MODEL_NAMES.get(top.model, top.model)} "
-            f"({100 * top.accuracy:.1f} %)"
-        )
+    for task in plots.TASK_ORDER:
+        rows = index[(index["task"] == task) & (index["variant"] == "")]
+        metric = "test_perplexity" if task == "lm" else "test_accuracy"
+        if rows.empty or metric not in rows or rows[metric].isna().all():
+            continue
+        means = rows.groupby("model")[metric].mean()
+        top = means.idxmin() if task == "lm" else means.idxmax()
+        value = f"perplexity {means[top]:.2f}" if task == "lm" else f"{100 * means[top]:.1f} %"
+        best.append(f"{plots.TASK_NAMES[task]}: {plots.MODEL_NAMES.get(top, top)} ({value})")
     lines = [
         f"**At a glance** ({claims.EVIDENCE.get(profile, profile)}):",
         "",
         "- Of the paper's claims, under our exact analysis: "
-        + ", ".join(f"{n} {v}" for v, n in counts.items())
+        + ", ".join(f"{v}: {n}" for v, n in counts.items())
         + ".",
         "- The published analysis changes the verdict of "
         + (", ".join(flips) if flips else "no claim")

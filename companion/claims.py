@@ -6,7 +6,8 @@ a distance between spectra, an accuracy or a difference of two) compared with a 
 ours (the paper states none), with a 95 % interval from the seeds (``companion.evidence``):
 
 * **holds**: the whole interval lies on the claim's side of the threshold;
-* **fails**: the whole interval lies on the other side;
+* **fails**: the whole interval lies on the other side (an interval of width 0 at the threshold,
+  an effect of exactly none, fails too);
 * **within noise**: the interval straddles the threshold (or there is no noise estimate);
 * **missing**: the runs it needs are not there.
 
@@ -72,9 +73,9 @@ def decide(effect, interval, threshold: float, direction: str) -> str:
         return "within noise"
     low, high = interval
     if direction == ">":
-        return "holds" if low > threshold else "fails" if high < threshold else "within noise"
+        return "holds" if low > threshold else "fails" if high <= threshold else "within noise"
     if direction == "<":
-        return "holds" if high < threshold else "fails" if low > threshold else "within noise"
+        return "holds" if high < threshold else "fails" if low >= threshold else "within noise"
     if low > 0 or high < 0:
         return "holds"
     return "fails" if -threshold < low and high < threshold else "within noise"

@@ -79,6 +79,7 @@ def test_a_part_reads_its_interval_against_the_threshold():
     assert p(-0.3, (-0.5, -0.1)).state == "fails"
     assert p(0.1, (-0.1, 0.3)).state == "within noise"
     assert p(0.1, None).state == "within noise"
+    assert p(0.0, (0.0, 0.0)).state == "fails"  # exactly no effect, with no noise at all
     assert p(None, None).state == "missing"
     assert p(0.1, (0.05, 0.12), 0.15, "<").state == "holds"
     assert p(0.3, (0.2, 0.4), 0.15, "<").state == "fails"
