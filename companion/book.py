@@ -266,7 +266,11 @@ CHAPTERS = (
 )
 
 
-CHAPTER_MAP = "**Chapters.**\n\n" + "\n".join(f"- [{what}]({page})" for page, what in CHAPTERS)
+def chapter_map(book_dir: str | os.PathLike) -> str:
+    """The landing page's map of the chapters that the book's ``_toc.yml`` names."""
+    names = set(toc_files(book_dir)) if (Path(book_dir) / "_toc.yml").is_file() else set()
+    rows = [f"- [{what}]({page})" for page, what in CHAPTERS if page in names]
+    return "**Chapters.**\n\n" + "\n".join(rows) if rows else ""
 
 
 def claim_anchor(claim: str, statement: str) -> str:
@@ -283,7 +287,7 @@ def write_findings_page(
     accurate model of each task, and the chapter map. Without a runs index, a note."""
     dest_dir = Path(dest_dir)
     index_path = Path(runs_root) / profile / "index.csv"
-    chapters = [CHAPTER_MAP]
+    chapters = [chapter_map(dest_dir.parent)]
     dest = dest_dir / "findings.md"
     if not index_path.is_file():
         atomic_write_text(dest, NO_FINDINGS + "\n" + "\n".join(chapters))
@@ -421,7 +425,7 @@ def build(
         atomic_write_text(profile_page, NO_PROFILE)
     findings = book_dir / "_generated" / "findings.md"
     if not findings.is_file():
-        atomic_write_text(findings, NO_FINDINGS + "\n" + CHAPTER_MAP)
+        atomic_write_text(findings, NO_FINDINGS + "\n" + chapter_map(book_dir))
 
     url = repository_url(repository)
     out = book_dir / "_build"

@@ -325,32 +325,33 @@ def _panels(n: int, ncols: int = 3, height: float = 2.2, **kw) -> tuple[Figure, 
     return fig, list(axes.flat[:n])
 
 
+def _top_legend(fig: Figure, handles, labels=None, **kw) -> None:
+    """A legend above the panels. The figure's title (:func:`_headline`) becomes the legend's
+    title: placed separately, constrained layout would draw the two on top of each other."""
+    title = fig._suptitle.get_text() if fig._suptitle is not None else None
+    if fig._suptitle is not None:
+        fig._suptitle.remove()
+        fig._suptitle = None
+    if labels is not None:
+        kw["labels"] = labels
+    legend = fig.legend(handles=handles, loc="outside upper center", fontsize=8, title=title, **kw)
+    if title:
+        legend.get_title().set(fontsize=10, fontweight="bold")
+
+
 def _bin_legend(fig: Figure, kind: str) -> None:
-    """The bins of ``kind``, in order, as one legend row above the panels."""
-    handles = [Patch(color=c, label=b) for b, c in BIN_COLORS[kind].items()]
-    fig.legend(
-        handles=handles,
-        loc="outside upper center",
-        ncol=len(handles),
-        title=BIN_TITLE[kind],
-        fontsize=8,
-        title_fontsize=8,
-        handlelength=1.2,
-        columnspacing=1.0,
-    )
+    """The bins of ``kind``, in order, as one legend row above the panels, led by what they
+    bin."""
+    handles = [Patch(visible=False, label=f"{BIN_TITLE[kind]}:")]
+    handles += [Patch(color=c, label=b) for b, c in BIN_COLORS[kind].items()]
+    _top_legend(fig, handles, ncol=len(handles), handlelength=1.2, columnspacing=1.0)
 
 
 def _line_legend(fig: Figure, axes: list, order: list[str]) -> None:
     """One legend above the panels with one entry per line label of any panel, in ``order``."""
     handles = {line.get_label(): line for ax in axes for line in ax.get_lines()}
     labels = [lab for lab in order if lab in handles]
-    fig.legend(
-        [handles[lab] for lab in labels],
-        labels,
-        loc="outside upper center",
-        ncol=min(4, len(labels)),
-        fontsize=8,
-    )
+    _top_legend(fig, [handles[lab] for lab in labels], labels, ncol=min(4, len(labels)))
 
 
 def _stacked(ax, shares: pd.DataFrame, kind: str, colors: dict | None = None) -> None:

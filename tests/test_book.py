@@ -246,9 +246,13 @@ def test_installed_notebooks_hide_the_cell_papermill_injects(tmp_path):
 
 
 def test_findings_page_without_runs_says_how_to_get_them(tmp_path):
-    page = book.write_findings_page("quick", tmp_path / "no-runs", tmp_path / "gen")
+    (tmp_path / "_toc.yml").write_text(
+        "format: jb-book\nroot: intro\nchapters:\n  - file: notebooks/07_claims\n"
+    )
+    page = book.write_findings_page("quick", tmp_path / "no-runs", tmp_path / "_generated")
     text = page.read_text()
-    assert "`make reproduce`" in text and "notebooks/07_claims" in text
+    assert "`make reproduce`" in text and "(notebooks/07_claims)" in text
+    assert "notebooks/01_" not in text  # only the chapters the book has
 
 
 def test_claim_anchors_name_the_claim_never_its_verdict():
