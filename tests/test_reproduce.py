@@ -110,7 +110,9 @@ def test_nbval_reruns_the_executed_notebooks(smoke):
     assert proc.returncode == 0, proc.stdout[-3000:]
 
 
-PATHS = re.compile(r"(/tmp/|/work/|/home/|/root/|\.venv|site-packages|[A-Z]:\\\\)")
+# a local path in a page: the folder this checkout lives in, temporary folders, environments
+LOCAL = [f"{Path(__file__).resolve().parents[2]}/", "/tmp/", "/home/", "/root/", ".venv"]
+PATHS = re.compile("|".join(map(re.escape, [*LOCAL, "site-packages"])))
 TASK_HEADINGS = {"ListOps", "Text", "Image", "MQAR", "Language model"}
 
 
