@@ -702,10 +702,16 @@ def summary(measures: pd.DataFrame, analysis: str = "exact") -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def findings(parts: pd.DataFrame, claim_ids: tuple[str, ...], analysis: str = "exact") -> str:
+def findings(
+    parts: pd.DataFrame, claim_ids: tuple[str, ...], tasks=None, analysis: str = "exact"
+) -> str:
     """The parts of some claims in words, as a Markdown list: each part's effect with its 95 %
-    interval and what that means for the claim (the chapters end with it)."""
+    interval and what that means for the claim (the chapters end with it). ``tasks`` keeps
+    the parts about those tasks (a part's name starts with its task)."""
     rows = parts[(parts["analysis"] == analysis) & parts["claim"].isin(claim_ids)]
+    if tasks is not None:
+        task_of = rows["part"].str.extract(r"^(\w+)", expand=False)
+        rows = rows[task_of.isin(tasks)]
     lines = []
     for _, p in rows.iterrows():
         if pd.isna(p["effect"]):
