@@ -36,7 +36,13 @@ import torch
 from scipy import stats
 
 from companion.runs import RunDir, layer_spectra
-from companion.spectra import MAGNITUDE_BINS, MAGNITUDE_EDGES, LayerSpectrum, membership
+from companion.spectra import (
+    MAGNITUDE_BINS,
+    MAGNITUDE_EDGES,
+    LayerSpectrum,
+    fractions,
+    membership,
+)
 from companion.tasks import PROFILES
 
 KEYS = ["task", "model", "variant", "seed"]
@@ -54,26 +60,16 @@ def _step_records(run_path: Path) -> dict[str, dict]:
     }
 
 
-def _magnitudes(spectrum: LayerSpectrum) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """``|λ|`` of one layer as ``(B, N, G)`` float64 (``(1, 1, G)`` when time invariant) and
-    the ``(B, N)`` mask of the steps that count (None: all), from ``LayerSpectrum.samples``."""
+def _shares(spectrum: LayerSpectrum, heads: torch.Tensor) -> torch.Tensor:
+    """Per-example shares ``(B, 8)`` of one layer: the seven bins (counted as
+    ``spectra.summarize`` counts them for its analysis), then the band; heads weighted equally,
+    only the ``heads`` selected (bool ``(G,)``; a time-invariant layer pools its modes)."""
     values, mask = spectrum.samples()
     magnitude = values.abs().double()
-    return (magnitude.view(1, 1, -1), None) if magnitude.dim() == 1 else (magnitude, mask)
-
-
-def _shares(
-    mag: torch.Tensor, mask: torch.Tensor | None, heads: torch.Tensor, published: bool
-) -> torch.Tensor:
-    """Per-example shares ``(B, 8)``: the seven bins (as ``spectra.summarize`` counts them for
-    the analysis), then the band; heads weighted equally, only the ``heads`` selected (bool
-    ``(G,)``)."""
-    member = membership(mag, MAGNITUDE_EDGES, published)
-    band = (mag.clamp_min(1e-300).log().abs() <= BAND).unsqueeze(-1)
-    member = torch.cat([member, band.double()], -1)  # (B, N, G, 8)
-    weight = torch.ones(mag.shape[:2], dtype=torch.float64) if mask is None else mask.double()
-    per_head = (member * weight[..., None, None]).sum(1) / weight.sum(1).clamp_min(1)[:, None, None]
-    return per_head[:, heads].mean(1)  # (B, 8)
+    member = membership(magnitude, MAGNITUDE_EDGES, spectrum.published)
+    band = (magnitude.clamp_min(1e-300).log().abs() <= BAND).unsqueeze(-1)
+    frac = fractions(torch.cat([member, band.double()], -1), mask)  # (B, G, 8) or (1, 1, 8)
+    return frac.mean(1) if spectrum.transition.time_invariant else frac[:, heads].mean(1)
 
 
 def run_measures(run_path: str | Path) -> list[dict]:
@@ -85,17 +81,15 @@ def run_measures(run_path: str | Path) -> list[dict]:
                 continue
             per_layer, per_layer_live, logs, dead = [], [], [], 0
             for spectrum in layer_spectra(record[analysis]):
-                mag, mask = _magnitudes(spectrum)
-                published = spectrum.published
                 counted = defined_values(spectrum)[0].abs().double()  # (M, G)
                 is_dead = (counted == 1.0).all(0)
                 if spectrum.transition.time_invariant:
                     is_dead[:] = False  # a time-invariant layer has modes, not heads
                 dead += int(is_dead.sum())
                 every = torch.ones_like(is_dead)
-                per_layer.append(_shares(mag, mask, every, published))
+                per_layer.append(_shares(spectrum, every))
                 live = ~is_dead if bool((~is_dead).any()) else every
-                per_layer_live.append(_shares(mag, mask, live, published))
+                per_layer_live.append(_shares(spectrum, live))
                 logs.append(counted.reshape(-1).clamp_min(1e-300).log())
             batch = max(s.shape[0] for s in per_layer)
             shares = torch.stack([s.expand(batch, -1) for s in per_layer]).mean(0)  # (B, 8)

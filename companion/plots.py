@@ -928,3 +928,30 @@ def markdown_table(frame: pd.DataFrame) -> str:
     ]
     lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(False)]
     return "\n".join(lines)
+
+
+def best_models(summary: pd.DataFrame, tasks, profile: str) -> str:
+    """The main grid of ``tasks`` in words, one Markdown item per task: its most accurate
+    model with the 95 % interval over seeds and the chance level, where that model's |λ| sit,
+    and which models put most of their mass near 1. ``summary``:
+    :func:`companion.claims.summary` rows."""
+    main = summary[summary["variant"] == ""]
+    lines = []
+    for task in tasks:
+        rows = main[main["task"] == task].set_index("model")
+        if rows.empty or rows["accuracy"].isna().all():
+            continue
+        best = rows["accuracy"].idxmax()
+        b = rows.loc[best]
+        chance = _chance(task, profile, 0)
+        against = f"; chance {chance} %" if chance != "—" else ""
+        near1 = [_name(m) for m in rows.index if rows.loc[m, "near1"] > 0.5]
+        lines.append(
+            f"- **{_name(task)}**: the most accurate model is {_name(best)} "
+            f"({100 * b.accuracy:.1f} %, 95 % interval {100 * b.low:.1f}–{100 * b.high:.1f} "
+            f"over {b.seeds} seed(s){against}), with {100 * b.near1:.0f} % of its |λ| in the "
+            f"near-1 band and {100 * b.near0:.0f} % near 0. {len(near1)} of {len(rows)} models "
+            "put most of their mass in the near-1 band"
+            + (f" ({', '.join(near1)})." if near1 else ".")
+        )
+    return "\n".join(lines) or "No runs of these tasks at this profile."

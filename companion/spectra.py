@@ -94,7 +94,7 @@ def membership(x: Tensor, edges: tuple[float, ...], published: bool = False, top
     return torch.stack(cols, -1).to(torch.float64)
 
 
-def _fractions(member: Tensor, mask: Tensor | None) -> Tensor:
+def fractions(member: Tensor, mask: Tensor | None) -> Tensor:
     """Share of each bin over time. member ``(B, L, G, n_bins)`` -> ``(B, G, n_bins)``;
     ``(G, n_bins)`` -> ``(1, 1, n_bins)`` (a time-invariant layer has one spectrum, pooled
     over its modes)."""
@@ -121,7 +121,7 @@ def summarize(spectra: list[LayerSpectrum]) -> pd.DataFrame:
             )
         for kind, x, edges, labels, top in kinds:
             member = membership(x, edges, s.published, top=top if s.published else None)
-            frac = _fractions(member, mask)  # (B, G, n_bins)
+            frac = fractions(member, mask)  # (B, G, n_bins)
             per_head = {"all": frac.mean(1)}  # equal weight per head
             if x.dim() > 1:
                 per_head.update({str(g): frac[:, g] for g in range(frac.shape[1])})
