@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import math
 import os
 import signal
 import time
@@ -112,13 +113,23 @@ def _die_with_parent() -> None:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
+def expected_work(config: C.RunConfig) -> float:
+    """A rough size of a run, to start the largest first: optimiser steps × batch size × layers
+    (a run that trains in epochs counts as larger than any run with a fixed number of steps)."""
+    steps = config.train.steps or math.inf
+    return steps * config.train.batch_size * config.model.get("n_layers", 1)
+
+
 def run_local(configs: list[C.RunConfig], root: str | Path, workers: int, report=print):
-    """Run ``configs`` in a pool of ``workers`` processes, splitting the cores between them."""
+    """Run ``configs`` in a pool of ``workers`` processes, splitting the cores between them.
+    The largest runs start first (:func:`expected_work`), so that no long run is left to finish
+    alone at the end."""
     threads = max(1, (os.cpu_count() or 1) // workers)
     outcomes = []
     context = get_context("spawn")
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_die_with_parent) as pool:
-        futures = {pool.submit(run_logged, c, root, threads): c for c in configs}
+        ordered = sorted(configs, key=expected_work, reverse=True)  # stable: book order on ties
+        futures = {pool.submit(run_logged, c, root, threads): c for c in ordered}
         for i, future in enumerate(as_completed(futures), 1):
             outcome = future.result()
             outcomes.append(outcome)

@@ -167,10 +167,11 @@ class GLU(nn.Module):
 
 class BatchNorm(nn.BatchNorm1d):
     """BatchNorm over batch and time of ``(B, L, d)``, as the JAX models' ``norm: batch``
-    (pad steps included in the batch statistics)."""
+    (pad steps included in the batch statistics). The steps are normalised as one batch of
+    ``B·L`` rows, channel-last, so no transposed copy is made."""
 
     def forward(self, x: Tensor) -> Tensor:
-        return super().forward(x.transpose(1, 2)).transpose(1, 2)
+        return super().forward(x.reshape(-1, x.shape[-1])).view_as(x)
 
 
 class TimeSharedDropout(nn.Dropout):

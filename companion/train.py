@@ -97,15 +97,21 @@ def ordered_batches(task, split: str, batch_size: int, limit: int | None = None)
         yield task.collate(data[start : min(start + batch_size, n)])
 
 
-def loss_and_counts(model, batch: dict, device) -> tuple[torch.Tensor, float, int]:
-    """Mean cross-entropy, number of correct predictions, number of targets."""
+def loss_and_logits(model, batch: dict, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Mean cross-entropy, the logits it was computed from and their targets (``(N, C)`` and
+    ``(N,)``; for per-token heads ``N = B·L``)."""
     x, mask = model_inputs(batch)
     logits = model(x.to(device), mask.to(device))
     if "label" in batch:
         target = batch["label"].to(device)  # (B,)
     else:
         logits, target = logits.flatten(0, 1), batch["labels"].to(device).flatten()  # (B·L, V)
-    loss = F.cross_entropy(logits.float(), target, ignore_index=IGNORE_INDEX)
+    return F.cross_entropy(logits.float(), target, ignore_index=IGNORE_INDEX), logits, target
+
+
+def loss_and_counts(model, batch: dict, device) -> tuple[torch.Tensor, float, int]:
+    """Mean cross-entropy, number of correct predictions, number of targets."""
+    loss, logits, target = loss_and_logits(model, batch, device)
     valid = target != IGNORE_INDEX
     correct = (logits.argmax(-1) == target)[valid].sum().item()
     return loss, correct, int(valid.sum().item())
@@ -115,7 +121,7 @@ def train_step(model, optimizer, scheduler, batch, device, grad_clip, autocast) 
     """One optimiser update; returns the loss (not finite: nothing is updated)."""
     model.train()
     with autocast():
-        loss, _, _ = loss_and_counts(model, batch, device)
+        loss = loss_and_logits(model, batch, device)[0]  # no accuracy: it costs an argmax
     if not torch.isfinite(loss):
         return loss.item()
     optimizer.zero_grad(set_to_none=True)

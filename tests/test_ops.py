@@ -6,6 +6,7 @@ import torch
 
 from companion.ops import (
     causal_conv_direct,
+    causal_depthwise_conv,
     chunked_linear_attention,
     fft_conv,
     linear_attention_recurrence,
@@ -71,3 +72,28 @@ def test_fft_conv_equals_the_direct_convolution(length, complex_kernel):
         strict=True,
     ):
         torch.testing.assert_close(got, want, rtol=1e-9, atol=1e-9)
+
+
+@pytest.mark.parametrize("length", [1, 2, 7, 64])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_causal_depthwise_conv_equals_torch_conv1d(length, batch):
+    """The channel-last kernel with its written-out backward against ``F.conv1d`` on the
+    left-padded, transposed input (lengths below the kernel size included)."""
+    g = torch.Generator().manual_seed(2)
+    channels, taps = 5, 4
+    x = torch.randn(batch, length, channels, generator=g, dtype=torch.float64, requires_grad=True)
+    weight = torch.randn(channels, taps, generator=g, dtype=torch.float64, requires_grad=True)
+    bias = torch.randn(channels, generator=g, dtype=torch.float64, requires_grad=True)
+    y = causal_depthwise_conv(x, weight, bias)
+    padded = torch.nn.functional.pad(x.transpose(1, 2), (taps - 1, 0))
+    y_ref = torch.nn.functional.conv1d(padded, weight[:, None], bias, groups=channels)
+    y_ref = y_ref.transpose(1, 2)
+    assert y.is_contiguous()
+    torch.testing.assert_close(y, y_ref, rtol=1e-12, atol=1e-12)
+    g_out = torch.randn_like(y)
+    for got, want in zip(
+        torch.autograd.grad(y, (x, weight, bias), g_out),
+        torch.autograd.grad(y_ref, (x, weight, bias), g_out),
+        strict=True,
+    ):
+        torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)

@@ -63,6 +63,8 @@ def chunked_linear_attention(
         q, k, v = (F.pad(t, (0, 0, 0, pad)) for t in (q, k, v))
         if log_decay is not None:
             log_decay = F.pad(log_decay, (0, pad))
+    if log_decay is not None and q.shape[1] == k.shape[1] == 1:
+        return _shared_qk(q[:, 0], k[:, 0], v, log_decay, T).transpose(1, 2)[:, :, :L]
     # 1. split into chunks: (B, H, n, T, d)
     q, k, v = (t.reshape(Bsz, t.shape[1], n, T, t.shape[-1]) for t in (q, k, v))
     scores = q @ k.transpose(-1, -2)  # (B, H or 1, n, T, T)
@@ -90,3 +92,42 @@ def chunked_linear_attention(
     # 5. inter-chunk outputs, decayed from the chunk start to step t
     y = y + (q * torch.exp(a_cum)[..., None]) @ states_in
     return y.reshape(Bsz, H, n * T, -1)[:, :, :L]
+
+
+def _shared_qk(q: Tensor, k: Tensor, v: Tensor, log_decay: Tensor, T: int) -> Tensor:
+    """The decayed case when every head shares ``q`` and ``k`` (Mamba-2's C and B), in the
+    layout ``(B, chunk, step, head, d_v)`` so that the heads widen the products instead of
+    copying ``q`` and ``k`` once per head: the chunk states are one ``(d_k × T) @ (T × H·d_v)``
+    product per chunk, the decays multiply ``v`` (``d_v`` wide) rather than ``k``.
+
+    q, k: ``(B, L, d_k)``; v: ``(B, H, L, d_v)``; log_decay: ``(B, H, L)``; ``L`` a multiple
+    of ``T``. Returns ``(B, L, H, d_v)``.
+    """
+    Bsz, H, L, d_v = v.shape
+    n = L // T
+    q, k = (t.reshape(Bsz, n, T, -1) for t in (q, k))  # (B, n, T, d_k)
+    v = v.transpose(1, 2).reshape(Bsz, n, T, H, d_v)
+    a_cum = log_decay.reshape(Bsz, H, n, T).cumsum(-1)  # (B, H, n, T)
+    # 1. intra-chunk outputs, per head: (q_t · k_s) exp(a_{s+1} + … + a_t) v_s
+    decay = torch.exp(_segsum(log_decay.reshape(Bsz, H, n, T)))  # (B, H, n, T, T)
+    weights = (q @ k.transpose(-1, -2))[:, None] * decay  # (B, H, n, T, T)
+    y = (weights @ v.permute(0, 3, 1, 2, 4)).permute(0, 2, 3, 1, 4)  # (B, n, T, H, d_v)
+    # 2. state at the end of each chunk: Σ_s k_s (exp(a_{s+1..T}) v_s)ᵀ, all heads in one product
+    to_end = torch.exp(a_cum[..., -1:] - a_cum).permute(0, 2, 3, 1)  # (B, n, T, H)
+    decayed_v = (v * to_end[..., None]).flatten(-2)  # (B, n, T, H·d_v)
+    chunk_states = (k.transpose(-1, -2) @ decayed_v).unflatten(-1, (H, d_v))  # (B, n, d_k, H, d_v)
+    # 3. states entering each chunk, passed from chunk to chunk: S_c = exp(Σ a over chunk c−1)
+    # S_{c−1} + (state of chunk c−1). A loop over the n chunks (not the L steps): in this layout
+    # the (n × n) product of the general case costs two copies of every state and took 10× longer
+    chunk_decay = torch.exp(a_cum[..., -1]).permute(0, 2, 1)[:, :, None, :, None]  # (B,n,1,H,1)
+    state = torch.zeros_like(chunk_states[:, 0])  # (B, d_k, H, d_v)
+    states_in = [state]
+    pairs = zip(chunk_decay[:, :-1].unbind(1), chunk_states[:, :-1].unbind(1), strict=True)
+    for decay_c, state_c in pairs:
+        state = decay_c * state + state_c
+        states_in.append(state)
+    states_in = torch.stack(states_in, 1)  # (B, n, d_k, H, d_v)
+    # 4. inter-chunk outputs, decayed from the chunk start to step t
+    from_start = torch.exp(a_cum).permute(0, 2, 3, 1)  # (B, n, T, H)
+    inter = (q @ states_in.flatten(-2)).unflatten(-1, (H, d_v))  # (B, n, T, H, d_v)
+    return (y + inter * from_start[..., None]).reshape(Bsz, L, H, d_v)
