@@ -31,10 +31,17 @@ from torch.utils.flop_counter import FlopCounterMode
 from companion import config as C
 from companion.config import book_runs
 from companion.io import atomic_write_text
-from companion.model import build_model, param_groups
+from companion.model import build_model
 from companion.tasks import DataError
 from companion.tasks.image import PRESETS as IMAGE_PRESETS
-from companion.train import count_steps, device_and_autocast, model_config, task_of, train_step
+from companion.train import (
+    count_steps,
+    device_and_autocast,
+    model_config,
+    optimizer_for,
+    task_of,
+    train_step,
+)
 
 # training examples of the paper's data, for the tasks that train in epochs when that data is
 # not prepared here: LRA listops-1000 basic_train.tsv; IMDb train; CIFAR-10 train less val
@@ -94,11 +101,7 @@ def measure(config: C.RunConfig, steps: int, warmup: int) -> dict:
     batch = {k: v.to(device) for k, v in batch.items()}
     model = build_model(model_config(config, task_of(config), vocab_size=vocab)).to(device)
     tc = config.train
-    optimizer = torch.optim.AdamW(
-        param_groups(model, tc.lr, tc.weight_decay, tc.ssm_lr, tc.decay_transition),
-        lr=tc.lr,
-        betas=tc.betas,
-    )
+    optimizer = optimizer_for(model, tc)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
