@@ -46,9 +46,12 @@ reproduce: setup
 
 # Step times, GFLOP/s and share of the matmul peak of the main experiments at $(PROFILE) on
 # this machine, and the grid's estimate; THREADS=1 times them as `make reproduce` runs them.
+# BASELINE=<git revision> times that revision's package beside this one, run by run.
 THREADS ?=
+BASELINE ?=
 throughput: setup
-	$(BIN)/python -m companion.throughput --profile $(PROFILE) $(if $(THREADS),--threads $(THREADS))
+	$(BIN)/python -m companion.throughput --profile $(PROFILE) $(if $(THREADS),--threads $(THREADS)) \
+		$(if $(BASELINE),--baseline $(BASELINE))
 
 bench: setup
 	$(BIN)/python -m companion.bench

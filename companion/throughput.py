@@ -1,15 +1,22 @@
 """Training throughput of the book's runs on this machine, and what the whole grid costs.
 
     python -m companion.throughput --profile paper --only 'mqar/*/' --steps 200
+    python -m companion.throughput --profile quick --threads 1 --baseline d08dc6b
 
 For each selected run, the model of its configuration trains ``steps`` optimiser steps (after
 ``warmup`` untimed ones) exactly as :func:`companion.train.run` does (CUDA with bfloat16
-autocast when there is a GPU), on random batches of the run's batch size at the task's full
-length: an upper bound on the step time for tasks whose examples are shorter (ListOps, Text).
-No data needs to be prepared. One more step is counted with PyTorch's ``FlopCounterMode``
-(matrix products, forward and backward), so each row also says how many GFLOP/s the step
-reaches and which fraction of this machine's measured matmul peak that is (``matmul_peak``: a
-large float32 product on the CPU, bfloat16 on a GPU, on the same number of threads).
+autocast when there is a GPU), on the run's own first training batches when its task's data is
+prepared, else on random batches of its batch size at the task's full length (an upper bound on
+the step time for tasks whose examples are shorter, ListOps and Text). The warm-up steps are
+counted with PyTorch's ``FlopCounterMode`` (matrix products, forward and backward), so each row
+also says how many GFLOP/s the step reaches and which fraction of this machine's measured
+matmul peak that is (``matmul_peak``: a large float32 product on the CPU, bfloat16 on a GPU, on
+the same number of threads). Tokens are the positions of the batches, padding included.
+
+``--baseline REV`` measures the same runs, on the same batches, with the package as it was at
+git revision ``REV`` and as it is now, alternating the two run by run in fresh processes, and
+writes ``compare.csv`` (before, after, ratio): absolute times differ between machines and
+sessions, ratios measured side by side do not.
 
 The estimate of the grid: every run of the book at the profile costs its number of steps times
 the step time measured for its (task, model) main experiment, scaled by its number of layers.
@@ -19,8 +26,14 @@ Runs with early stopping (MQAR) may end sooner: their figure is an upper bound.
 from __future__ import annotations
 
 import argparse
+import io
 import math
+import os
+import shutil
+import subprocess
 import sys
+import tarfile
+import tempfile
 import time
 from pathlib import Path
 
@@ -29,19 +42,14 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from companion import config as C
+from companion import train
 from companion.config import book_runs
 from companion.io import atomic_write_text
-from companion.model import build_model
+from companion.model import build_model, param_groups
 from companion.tasks import DataError
+from companion.tasks.cache import data_root
 from companion.tasks.image import PRESETS as IMAGE_PRESETS
-from companion.train import (
-    count_steps,
-    device_and_autocast,
-    model_config,
-    optimizer_for,
-    task_of,
-    train_step,
-)
+from companion.train import count_steps, device_and_autocast, model_config, task_of, train_step
 
 # training examples of the paper's data, for the tasks that train in epochs when that data is
 # not prepared here: LRA listops-1000 basic_train.tsv; IMDb train; CIFAR-10 train less val
@@ -52,6 +60,7 @@ PAPER_TRAIN_EXAMPLES = {
 }
 # the character vocabulary of IMDb is counted on the prepared data; this stands in without it
 STAND_IN_VOCAB = 256
+REPOSITORY = Path(__file__).resolve().parents[1]
 
 
 def random_batch(config: C.RunConfig, generator: torch.Generator) -> tuple[dict, int]:
@@ -75,6 +84,18 @@ def random_batch(config: C.RunConfig, generator: torch.Generator) -> tuple[dict,
     return batch, vocab
 
 
+def training_batches(config: C.RunConfig, count: int) -> tuple[list[dict], int | None, str]:
+    """The run's first ``count`` training batches, its vocabulary (``None``: the task's) and
+    ``"data"``; or, when the task's data is not prepared, ``count`` copies of one
+    :func:`random_batch`, its vocabulary and ``"random"``."""
+    try:
+        batches = train.Batches(task_of(config), "train", config.train.batch_size, config.seed)
+        return [batches(step) for step in range(count)], None, "data"
+    except DataError:
+        batch, vocab = random_batch(config, torch.Generator().manual_seed(config.seed))
+        return [batch] * count, vocab, "random"
+
+
 def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
     """GFLOP/s of the best of ``repeats`` ``n × n`` matrix products on this device, in the
     dtype training computes in (float32 on the CPU, bfloat16 on a GPU)."""
@@ -91,43 +112,58 @@ def matmul_peak(n: int = 2048, repeats: int = 5) -> float:
     return 2 * n**3 / best / 1e9
 
 
+def optimizer(model, tc) -> torch.optim.Optimizer:
+    """The optimiser as the measured version of the package builds it: ``optimizer_for``, or
+    for a ``--baseline`` revision older than it, AdamW's per-parameter loop it had then."""
+    if hasattr(train, "optimizer_for"):
+        return train.optimizer_for(model, tc)
+    groups = param_groups(model, tc.lr, tc.weight_decay, tc.ssm_lr, tc.decay_transition)
+    return torch.optim.AdamW(groups, lr=tc.lr, betas=tc.betas)
+
+
 def measure(config: C.RunConfig, steps: int, warmup: int) -> dict:
-    """Seconds per optimiser step of ``config``'s model (mean of ``steps`` after ``warmup``),
-    tokens per second, matmul GFLOP per step, and the peak GPU memory (0 on the CPU)."""
+    """Seconds per optimiser step of ``config``'s model (mean of ``steps`` after ``warmup``
+    counted ones, at least one), tokens per second, matmul GFLOP per step, and the peak GPU
+    memory (0 on the CPU)."""
     device, autocast = device_and_autocast()
     torch.manual_seed(config.seed)
-    generator = torch.Generator().manual_seed(config.seed)
-    batch, vocab = random_batch(config, generator)
-    batch = {k: v.to(device) for k, v in batch.items()}
+    counted = max(1, warmup)
+    batches, vocab, source = training_batches(config, counted + steps)
+    batches = [{k: v.to(device) for k, v in b.items()} for b in batches]
     model = build_model(model_config(config, task_of(config), vocab_size=vocab)).to(device)
     tc = config.train
-    optimizer = optimizer_for(model, tc)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0)
+    opt = optimizer(model, tc)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
 
-    def run(n: int) -> float:
+    def run(chunk: list[dict]) -> float:
         start = time.perf_counter()
-        for _ in range(n):
-            train_step(model, optimizer, scheduler, batch, device, tc.grad_clip, autocast)
+        for batch in chunk:
+            train_step(model, opt, scheduler, batch, device, tc.grad_clip, autocast)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         return time.perf_counter() - start
 
     with FlopCounterMode(display=False) as counter:
-        run(1)
-    run(warmup)
-    seconds = run(steps) / steps
-    gflop = counter.get_total_flops() / 1e9
+        run(batches[:counted])
+    gflop_per_token = (
+        counter.get_total_flops() / 1e9 / sum(b["mask"].numel() for b in batches[:counted])
+    )
+    timed = batches[counted:]
+    seconds = run(timed)
+    tokens = sum(b["mask"].numel() for b in timed)
     return {
         "run_id": config.run_id,
+        "package": str(Path(train.__file__).resolve().parent),
         "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+        "batches": source,
         "batch_size": tc.batch_size,
-        "length": batch["mask"].shape[1],
-        "step_seconds": seconds,
-        "tokens_per_second": batch["mask"].numel() / seconds,
-        "gflop_per_step": gflop,
-        "gflops": gflop / seconds,
+        "length": round(tokens / len(timed) / tc.batch_size),
+        "step_seconds": seconds / steps,
+        "tokens_per_second": tokens / seconds,
+        "gflop_per_step": gflop_per_token * tokens / steps,
+        "gflops": gflop_per_token * tokens / seconds,
         "peak_memory_gb": (
             torch.cuda.max_memory_allocated(device) / 2**30 if device.type == "cuda" else 0.0
         ),
@@ -168,6 +204,142 @@ def grid_estimate(profile: str, measured: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def commit_of(revision: str) -> str:
+    """The full hash of git ``revision`` of this repository; ``ValueError`` naming it if git
+    does not know it as a commit."""
+    found = subprocess.run(
+        [
+            "git",
+            "-C",
+            str(REPOSITORY),
+            "rev-parse",
+            "--verify",
+            "--quiet",
+            f"{revision}^{{commit}}",
+        ],
+        capture_output=True,
+        text=True,
+    )
+    if found.returncode:
+        raise ValueError(f"--baseline {revision!r} is not a commit of this repository")
+    return found.stdout.strip()
+
+
+def export_package(commit: str, dest: Path) -> None:
+    """The package as it was at ``commit``, extracted as ``dest/companion``."""
+    archive = subprocess.run(
+        ["git", "-C", str(REPOSITORY), "archive", commit, "companion"],
+        capture_output=True,
+        check=True,
+    )
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        tar.extractall(dest, filter="data")
+
+
+def measure_version(root: Path, harness: Path, config: C.RunConfig, args, out: Path) -> dict:
+    """:func:`measure` of ``config`` in a fresh process whose ``companion`` is the one under
+    ``root``, by this module's code (``harness``, a copy outside any package)."""
+    command = [
+        sys.executable,
+        str(harness),
+        "--profile",
+        args.profile,
+        "--steps",
+        str(args.steps),
+        "--warmup",
+        str(args.warmup),
+        "--out",
+        str(out),
+        "--only",
+        f"{config.task}/{config.model_name}/",
+    ]
+    if args.threads:
+        command += ["--threads", str(args.threads)]
+    env = {**os.environ, "PYTHONPATH": str(root), "COMPANION_DATA": str(data_root())}
+    done = subprocess.run(command, cwd=root, env=env, capture_output=True, text=True)
+    if done.returncode:
+        last = (done.stderr.strip().splitlines() or ["no output"])[-1]
+        raise RuntimeError(f"{config.run_id} at {root}: {last}")
+    return pd.read_csv(out / args.profile / "measured.csv").iloc[0].to_dict()
+
+
+def compare(configs: list[C.RunConfig], args, peak: float) -> pd.DataFrame:
+    """Every run of ``configs`` measured with the package at ``args.baseline`` ("before") and
+    as it is ("after"), alternating which goes first from run to run; one row per run."""
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="companion-baseline-") as tmp:
+        tmp = Path(tmp)
+        roots = {"before": tmp / "before", "after": REPOSITORY}
+        export_package(commit_of(args.baseline), roots["before"])
+        harness = tmp / "harness.py"
+        shutil.copyfile(__file__, harness)
+        for i, config in enumerate(configs):
+            pair = {}
+            for version in ("before", "after")[:: 1 if i % 2 == 0 else -1]:
+                out = tmp / "measured" / version / str(i)
+                pair[version] = measure_version(roots[version], harness, config, args, out)
+            before, after = pair["before"], pair["after"]
+            rows.append(
+                {
+                    "run_id": config.run_id,
+                    "batches": after["batches"],
+                    "batch_size": after["batch_size"],
+                    "length": after["length"],
+                    "ms_per_step_before": 1e3 * before["step_seconds"],
+                    "ms_per_step_after": 1e3 * after["step_seconds"],
+                    "tokens_per_second_before": before["tokens_per_second"],
+                    "tokens_per_second_after": after["tokens_per_second"],
+                    "ratio": after["tokens_per_second"] / before["tokens_per_second"],
+                    "gflop_per_step": after["gflop_per_step"],
+                    "gflops_after": after["gflops"],
+                    "peak_fraction_after": after["gflops"] / peak,
+                    "package_before": before["package"],
+                    "package_after": after["package"],
+                }
+            )
+            r = rows[-1]
+            print(
+                f"[{i + 1}/{len(configs)}] {config.run_id}: {r['ms_per_step_before']:.1f} -> "
+                f"{r['ms_per_step_after']:.1f} ms/step, {r['ratio']:.2f}x tokens/s, "
+                f"{r['peak_fraction_after']:.0%} of peak after",
+                flush=True,
+            )
+    return pd.DataFrame(rows).assign(baseline=args.baseline, matmul_peak_gflops=peak)
+
+
+def compare_summary(table: pd.DataFrame) -> list[str]:
+    """The lines that judge a comparison: median tokens/s before and after, the gain of the
+    slowest quarter of runs (by tokens/s before), and the lowest share of the matmul peak."""
+    slowest = table.nsmallest(max(1, len(table) // 4), "tokens_per_second_before")
+    low = table.loc[table["peak_fraction_after"].idxmin()]
+    before = table["tokens_per_second_before"].median()
+    after = table["tokens_per_second_after"].median()
+    return [
+        f"median tokens/s: {before:.3g} before, {after:.3g} after ({after / before:.2f}x); "
+        f"median of the runs' ratios {table['ratio'].median():.2f}x",
+        f"slowest quarter ({len(slowest)} runs by tokens/s before): median ratio "
+        f"{slowest['ratio'].median():.2f}x, lowest {slowest['ratio'].min():.2f}x",
+        f"lowest share of the matmul peak after: {low['peak_fraction_after']:.0%} "
+        f"({low['run_id']})",
+    ]
+
+
+def compare_markdown(table: pd.DataFrame) -> str:
+    """``compare.csv`` as the Markdown table the README shows."""
+    lines = [
+        "| run | B × L | ms/step before | ms/step after | tokens/s ratio | GFLOP/s after "
+        "| share of peak |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in table.itertuples():
+        lines.append(
+            f"| {r.run_id.rsplit('-s', 1)[0]} | {r.batch_size} × {r.length} | "
+            f"{r.ms_per_step_before:.0f} | {r.ms_per_step_after:.0f} | {r.ratio:.2f} | "
+            f"{r.gflops_after:.1f} | {r.peak_fraction_after:.0%} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m companion.throughput", description=__doc__.split("\n\n")[0]
@@ -189,6 +361,12 @@ def main(argv=None) -> int:
         help="CPU threads per run (default: torch's; `make reproduce` gives each of its "
         "2 workers 1 thread on 2 cores)",
     )
+    parser.add_argument(
+        "--baseline",
+        metavar="REV",
+        help="also measure the package at this git revision, run by run beside the current "
+        "one, and write compare.csv (before, after, ratio)",
+    )
     args = parser.parse_args(argv)
     if args.steps < 1 or args.warmup < 0:
         parser.error("--steps must be at least 1 and --warmup at least 0")
@@ -203,8 +381,20 @@ def main(argv=None) -> int:
             seen.add((c.task, c.model_name))
     if not configs:
         parser.error(f"no main experiment matches {args.only!r}; patterns look like 'mqar/*/'")
+    if args.baseline:
+        try:
+            commit_of(args.baseline)
+        except ValueError as e:
+            parser.error(str(e))
     peak = matmul_peak()
     print(f"matmul peak: {peak:.0f} GFLOP/s on {torch.get_num_threads()} thread(s)", flush=True)
+    out = Path(args.out) / args.profile
+    if args.baseline:
+        table = compare(configs, args, peak)
+        atomic_write_text(out / "compare.csv", table.to_csv(index=False))
+        atomic_write_text(out / "compare.md", compare_markdown(table))
+        print("\n".join([*compare_summary(table), f"tables in {out}"]))
+        return 0
     rows = []
     for i, config in enumerate(configs, 1):
         row = measure(config, args.steps, args.warmup)
@@ -219,7 +409,6 @@ def main(argv=None) -> int:
         )
     measured = pd.DataFrame(rows).assign(matmul_peak_gflops=peak)
     grid = grid_estimate(args.profile, measured)
-    out = Path(args.out) / args.profile
     atomic_write_text(out / "measured.csv", measured.to_csv(index=False))
     atomic_write_text(out / "grid.csv", grid.to_csv(index=False))
     known = grid.dropna(subset=["hours"])

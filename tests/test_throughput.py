@@ -1,5 +1,5 @@
-"""`python -m companion.throughput`: step times on random batches of the runs' shapes, and the
-estimate of the grid built from them."""
+"""`python -m companion.throughput`: step times on the runs' batches, beside those of another
+revision, and the estimate of the grid built from them."""
 
 import math
 
@@ -57,3 +57,30 @@ def test_a_pattern_without_main_experiments_is_one_line_status_2(capsys, tmp_pat
     assert e.value.code == 2
     assert "no main experiment matches 'mqar/mamba2/layers4*'" in capsys.readouterr().err
     assert not any(tmp_path.iterdir())
+
+
+def test_a_baseline_is_measured_with_its_own_package_run_by_run(tmp_path, capsys):
+    """``--baseline``: each run timed once with the package exported from the revision and
+    once with the working tree's, each in its own process, on the run's training batches."""
+    code = T.main(
+        ["--profile", "smoke", "--only", "mqar/[lm][ra]*/", "--steps", "1", "--warmup", "0"]
+        + ["--threads", "1", "--baseline", "HEAD", "--out", str(tmp_path)]
+    )
+    assert code == 0
+    table = pd.read_csv(tmp_path / "smoke" / "compare.csv")
+    assert list(table["run_id"]) == ["mqar-lru-s1919", "mqar-mamba2-s1919"]
+    assert table["package_before"].str.contains("companion-baseline-").all()
+    assert (table["package_after"] == str(T.REPOSITORY / "companion")).all()
+    assert (table["batches"] == "data").all() and (table["ratio"] > 0).all()
+    markdown = (tmp_path / "smoke" / "compare.md").read_text()
+    assert markdown.count("\n") == len(table) + 2 and "| mqar-mamba2 |" in markdown
+    assert "slowest quarter" in capsys.readouterr().out
+
+
+def test_an_unknown_baseline_is_one_line_status_2_before_any_timing(capsys, tmp_path):
+    with pytest.raises(SystemExit) as e:
+        T.main(["--profile", "smoke", "--baseline", "no-such-rev", "--out", str(tmp_path)])
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert "--baseline 'no-such-rev' is not a commit of this repository" in err
+    assert "matmul peak" not in err and not any(tmp_path.iterdir())
