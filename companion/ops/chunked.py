@@ -4,7 +4,8 @@ Computes, for every head, ``y_i = Σ_{j≤i} exp(a_{j+1} + … + a_i) (q_i · k_
 output of the recurrence ``S_i = exp(a_i) S_{i-1} + k_i v_iᵀ``, ``y_i = S_iᵀ q_i``. Without decay
 (``log_decay=None``) it is plain causal linear attention. The sequence is cut into chunks of
 ``T`` steps: inside a chunk the work is a masked ``T × T`` matmul, across chunks the states are
-carried by one small matmul over chunk indices, so no Python loop runs over time.
+carried by one small matmul over chunk indices (or, when the heads share ``q`` and ``k`` as
+Mamba-2's do, passed from chunk to chunk), so no Python loop runs over time steps.
 """
 
 from __future__ import annotations
@@ -118,7 +119,7 @@ def _shared_qk(q: Tensor, k: Tensor, v: Tensor, log_decay: Tensor, T: int) -> Te
     chunk_states = (k.transpose(-1, -2) @ decayed_v).unflatten(-1, (H, d_v))  # (B, n, d_k, H, d_v)
     # 3. states entering each chunk, passed from chunk to chunk: S_c = exp(Σ a over chunk c−1)
     # S_{c−1} + (state of chunk c−1). A loop over the n chunks (not the L steps): in this layout
-    # the (n × n) product of the general case costs two copies of every state and took 10× longer
+    # the (n × n) product of the general case would copy every chunk state twice (transposed)
     chunk_decay = torch.exp(a_cum[..., -1]).permute(0, 2, 1)[:, :, None, :, None]  # (B,n,1,H,1)
     state = torch.zeros_like(chunk_states[:, 0])  # (B, d_k, H, d_v)
     states_in = [state]
