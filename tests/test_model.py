@@ -28,6 +28,29 @@ def test_continuous_input_and_token_head():
     assert lm(torch.randint(0, 11, (2, 7))).shape == (2, 7, 11)
 
 
+def test_a_token_head_reads_only_the_scored_positions_with_the_same_loss():
+    """``read=`` gives the full head's logits at those positions, and the training loss on them
+    equals the cross-entropy over every position with the others ignored."""
+    from companion.tasks.common import IGNORE_INDEX
+    from companion.train import loss_and_counts
+
+    model = tiny("mamba2", head="token", n_classes=None).double().eval()
+    x = torch.randint(0, 11, (3, 9))
+    labels = torch.randint(0, 11, (3, 9)).masked_fill(torch.rand(3, 9) < 0.7, IGNORE_INDEX)
+    labels[0, 0] = 5  # at least one scored position
+    scored = labels != IGNORE_INDEX
+    full = model(x)  # (3, 9, 11)
+    torch.testing.assert_close(model(x, read=scored), full[scored])
+    batch = {"input_ids": x, "mask": torch.ones(3, 9, dtype=torch.bool), "labels": labels}
+    loss, correct, count = loss_and_counts(model, batch, "cpu")
+    expected = torch.nn.functional.cross_entropy(
+        full.flatten(0, 1), labels.flatten(), ignore_index=IGNORE_INDEX
+    )
+    torch.testing.assert_close(loss, expected.float())  # the loss is taken in float32
+    assert count == int(scored.sum())
+    assert correct == int((full.argmax(-1) == labels)[scored].sum())
+
+
 def test_gate_changes_the_readout_not_the_transition():
     """The first block's mixer sees the same input with and without the gate."""
     plain, gated = tiny("linear"), tiny("linear", gate=True)
