@@ -86,27 +86,17 @@ def test_the_book_is_built_from_the_executed_notebooks(smoke):
 
 
 def test_nbval_reruns_the_executed_notebooks(smoke):
+    """Every executed notebook reruns to the same tagged outputs. A kernel that dies before it
+    answers ``kernel_info`` never ran a cell (two kernels started at once on a busy machine can
+    race for a port): that start alone is tried once more."""
     _, book, _, _ = smoke
     notebooks = sorted((book / "notebooks").glob("*.ipynb"))
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "--nbval-lax",
-            "-n",
-            "2",
-            "--dist",
-            "loadfile",
-            *map(str, notebooks),
-        ],
-        capture_output=True,
-        text=True,
-        cwd=book / "notebooks",
-    )
+    command = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax"]
+    command += ["-n", "2", "--dist", "loadfile", *map(str, notebooks)]
+    for _ in range(2):
+        proc = subprocess.run(command, capture_output=True, text=True, cwd=book / "notebooks")
+        if proc.returncode == 0 or "Kernel died before replying to kernel_info" not in proc.stdout:
+            break
     assert proc.returncode == 0, proc.stdout[-3000:]
 
 
