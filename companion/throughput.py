@@ -325,19 +325,23 @@ def compare_summary(table: pd.DataFrame) -> list[str]:
 
 
 def compare_markdown(table: pd.DataFrame) -> str:
-    """``compare.csv`` as the Markdown table the README shows."""
-    lines = [
-        "| run | B × L | ms/step before | ms/step after | tokens/s ratio | GFLOP/s after "
-        "| share of peak |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
-    ]
-    for r in table.itertuples():
-        lines.append(
-            f"| {r.run_id.rsplit('-s', 1)[0]} | {r.batch_size} × {r.length} | "
-            f"{r.ms_per_step_before:.0f} | {r.ms_per_step_after:.0f} | {r.ratio:.2f} | "
-            f"{r.gflops_after:.1f} | {r.peak_fraction_after:.0%} |"
-        )
-    return "\n".join(lines) + "\n"
+    """``compare.csv`` as the Markdown table the README shows (:func:`plots.markdown_table`)."""
+    from companion.plots import markdown_table  # only here: the harness runs without plotting
+
+    shown = pd.DataFrame(
+        {
+            "run": table["run_id"].str.rsplit("-s", n=1).str[0],
+            "B × L": [
+                f"{b} × {n}" for b, n in zip(table["batch_size"], table["length"], strict=True)
+            ],
+            "ms/step before": table["ms_per_step_before"].map("{:.0f}".format),
+            "ms/step after": table["ms_per_step_after"].map("{:.0f}".format),
+            "tokens/s ratio": table["ratio"].map("{:.2f}".format),
+            "GFLOP/s after": table["gflops_after"].map("{:.1f}".format),
+            "share of peak": table["peak_fraction_after"].map("{:.0%}".format),
+        }
+    )
+    return markdown_table(shown) + "\n"
 
 
 def main(argv=None) -> int:
