@@ -433,7 +433,9 @@ def bin_grid(
     stages = ["init", stage] if compare_init else [stage]
     frames = [_labelled(_select(table, s, analysis, kind)) for s in stages]
     n_rows = len(frames[-1][["label", "layer"]].drop_duplicates())
-    fig, axes = _panels(len(stages), ncols=2, height=0.16 * n_rows + 0.6, sharey=True)
+    # 0.16 in per bar, and 1 in for the panel's title and axis (with less, a one-layer model's
+    # labels overlapped its neighbour's)
+    fig, axes = _panels(len(stages), ncols=2, height=0.16 * n_rows + 1.0, sharey=True)
     for ax, s, frame in zip(axes, stages, frames, strict=True):
         shares = _pooled(frame, ["label", "layer"])["mean"].unstack("bin")
         shares.index = shares.index.set_levels(

@@ -46,6 +46,7 @@ from companion import train
 from companion.config import book_runs
 from companion.io import atomic_write_text
 from companion.model import build_model, param_groups
+from companion.plots import markdown_table
 from companion.tasks import DataError
 from companion.tasks.cache import data_root
 from companion.tasks.image import PRESETS as IMAGE_PRESETS
@@ -326,8 +327,6 @@ def compare_summary(table: pd.DataFrame) -> list[str]:
 
 def compare_markdown(table: pd.DataFrame) -> str:
     """``compare.csv`` as the Markdown table the README shows (:func:`plots.markdown_table`)."""
-    from companion.plots import markdown_table  # only here: the harness runs without plotting
-
     shown = pd.DataFrame(
         {
             "run": table["run_id"].str.rsplit("-s", n=1).str[0],
