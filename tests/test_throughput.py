@@ -39,6 +39,21 @@ def test_measure_times_real_steps_on_the_run_shapes(name):
     )
 
 
+def test_only_matrix_products_are_counted():
+    """The short convolution adds no matrix product: Mamba-2's count is the same without it
+    (PyTorch's counter would count a depthwise weight gradient as a dense one)."""
+    with_conv = C.resolve("mqar", "mamba2", None, "smoke", 1919)
+    without = C.resolve(
+        "mqar", "mamba2", None, "smoke", 1919, C.parse_set(["model.mixer_options={conv: 0}"])
+    )
+    assert (
+        with_conv.model["mixer_options"]["conv"] == 4
+        and without.model["mixer_options"]["conv"] == 0
+    )
+    counted = [T.measure(c, steps=1, warmup=1)["gflop_per_step"] for c in (with_conv, without)]
+    assert counted[0] == pytest.approx(counted[1], rel=1e-9) and counted[0] > 0
+
+
 def test_the_grid_scales_the_main_step_time_by_depth():
     main = [c for c in book_runs("smoke", "mqar/*/") if c.variant is None and c.seed == 1919]
     measured = pd.DataFrame({"run_id": [c.run_id for c in main], "step_seconds": 1.8})
