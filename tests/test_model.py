@@ -6,6 +6,8 @@ from builders import tiny
 
 from companion.layers import MIXERS
 from companion.model import ModelConfig, param_groups
+from companion.tasks.common import IGNORE_INDEX
+from companion.train import loss_and_counts
 
 
 @pytest.mark.parametrize("mixer", MIXERS)
@@ -31,9 +33,6 @@ def test_continuous_input_and_token_head():
 def test_a_token_head_reads_only_the_scored_positions_with_the_same_loss():
     """``read=`` gives the full head's logits at those positions, and the training loss on them
     equals the cross-entropy over every position with the others ignored."""
-    from companion.tasks.common import IGNORE_INDEX
-    from companion.train import loss_and_counts
-
     model = tiny("mamba2", head="token", n_classes=None).double().eval()
     x = torch.randint(0, 11, (3, 9))
     labels = torch.randint(0, 11, (3, 9)).masked_fill(torch.rand(3, 9) < 0.7, IGNORE_INDEX)
