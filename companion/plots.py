@@ -216,11 +216,14 @@ def show(fig: Figure) -> None:
 
 
 def add_provenance(fig: Figure, text: str, fontsize: float = 6.5) -> Figure:
-    """Write ``text`` in small grey print at the bottom of ``fig``, wrapped to its width, and
-    keep the panels clear of it."""
+    """Write ``text`` in small grey print at the bottom of ``fig``, wrapped to its width. The
+    figure grows by the caption's height, so the panels keep theirs (a caption naming many runs
+    takes several lines, more than a short figure could give up)."""
     width = int(fig.get_figwidth() * 72 / (0.5 * fontsize))  # characters per line, roughly
     lines = textwrap.wrap(text, width)
-    height = (len(lines) * 1.3 * fontsize + 4) / 72 / fig.get_figheight()  # figure fraction
+    caption = (len(lines) * 1.3 * fontsize + 4) / 72  # inches
+    fig.set_figheight(fig.get_figheight() + caption)
+    height = caption / fig.get_figheight()  # figure fraction
     fig.text(0.005, 0.003, "\n".join(lines), fontsize=fontsize, color="0.35", va="bottom")
     fig.get_layout_engine().set(rect=(0, height, 1, 1 - height))
     return fig

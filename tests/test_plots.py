@@ -221,6 +221,26 @@ def test_provenance_names_profile_commit_runs_and_hashes():
     assert P.bin_bars(table, caption="hello").texts[-1].get_text() == "hello"
 
 
+def test_a_long_caption_grows_the_figure_and_leaves_the_panels_their_height():
+    """A caption naming many runs (every seed of a grid) takes many lines: the figure grows by
+    them instead of squeezing its panels."""
+
+    def panel_height(caption: str | None) -> tuple[float, float]:
+        fig, (ax,) = P._panels(1, height=2.2)
+        ax.plot([0, 1], [0, 1])
+        if caption is not None:
+            P.add_provenance(fig, caption)
+        fig.canvas.draw()
+        height = ax.get_position().height * fig.get_figheight()  # inches
+        plt.close(fig)
+        return height, fig.get_figheight()
+
+    bare, bare_figure = panel_height(None)
+    long, long_figure = panel_height(" ".join(f"run-{i} [0123abcd]" for i in range(200)))
+    assert long_figure > bare_figure + 0.5  # several lines of caption
+    assert long == pytest.approx(bare, rel=0.05)
+
+
 # ----------------------------------------------------------------------------- data loaders
 
 
