@@ -542,9 +542,6 @@ def spectra_over_training(
     elif "run_id" in rows and rows["run_id"].nunique() > 1:
         raise ValueError(f"the table holds {rows['run_id'].nunique()} runs; choose one with run=")
     rows = _labelled(rows)
-    name = rows["label"].iloc[0]
-    if "task" in rows:
-        name = f"{name} on {_name(rows['task'].iloc[0])}"
     layers = sorted(rows["layer"].unique())
     fig, axes = _panels(len(layers), height=2.0, sharey=True)
     for ax, layer in zip(axes, layers, strict=True):
@@ -554,7 +551,7 @@ def spectra_over_training(
             shares.index, shares.T.to_numpy(), colors=list(BIN_COLORS[kind].values()), linewidth=0
         )
         ax.plot(shares.index, np.zeros(len(shares)), "|", color="0.2", ms=6, clip_on=False)
-        ax.set_title(f"{name} · layer {layer + 1}")
+        ax.set_title(f"layer {layer + 1}")  # the headline names the task and the model
         ax.set_xlabel("training step")
         ax.margins(x=0, y=0)
     axes[0].set_ylabel(SHARE[kind])

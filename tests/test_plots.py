@@ -189,6 +189,9 @@ def test_spectra_over_training_stacks_the_steps_of_one_run():
     outline = areas[0].get_paths()[0].vertices
     for step, value in zip(lowest.step, lowest["mean"], strict=True):
         assert value == pytest.approx(outline[outline[:, 0] == step, 1].max())
+    # short panel titles (long ones overlapped their neighbours); the headline says whose run
+    assert [ax.get_title() for ax in fig.axes] == ["layer 1", "layer 2"]
+    assert fig.legends[0].get_title().get_text() == "Image: bins of Softmax attn. while it trains"
 
 
 def test_all_heads_draws_every_head_and_the_pooled_spectrum():
