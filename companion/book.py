@@ -310,14 +310,27 @@ def write_findings_page(
     flips = board[board["exact"] != board["published"]]["claim"].tolist()
     best = []
     for task in plots.TASK_ORDER:
-        rows = index[(index["task"] == task) & (index["variant"] == "")]
-        metric = "test_perplexity" if task == "lm" else "test_accuracy"
-        if rows.empty or metric not in rows or rows[metric].isna().all():
+        rows = summary[(summary["task"] == task) & (summary["variant"] == "")]
+        rows = rows[rows["learned"] >= claims.MIN_LEARNED]
+        column = "perplexity" if task == "lm" else "accuracy"
+        if rows.empty or rows[column].isna().all():
             continue
-        means = rows.groupby("model")[metric].mean()
-        top = means.idxmin() if task == "lm" else means.idxmax()
-        value = f"perplexity {means[top]:.2f}" if task == "lm" else f"{100 * means[top]:.1f} %"
-        best.append(f"{plots.TASK_NAMES[task]}: {plots.MODEL_NAMES.get(top, top)} ({value})")
+        top = rows.loc[rows[column].idxmin() if task == "lm" else rows[column].idxmax()]
+        value = f"perplexity {top[column]:.2f}" if task == "lm" else f"{100 * top[column]:.1f} %"
+        best.append(
+            f"{plots.TASK_NAMES[task]}: {plots.MODEL_NAMES.get(top.model, top.model)} ({value})"
+        )
+    untestable = claims.untestable_tasks(summary)
+    if untestable:
+        untested = (
+            "- Untestable at this profile: "
+            + "; ".join(f"{plots.TASK_NAMES[t]} ({why})" for t, why in untestable.items())
+            + ": every claim that reads these tasks says so."
+        )
+    else:
+        untested = (
+            "- On every task at least one model learned beyond its strongest trivial predictor."
+        )
     lines = [
         f"**At a glance** ({claims.EVIDENCE.get(profile, profile)}):",
         "",
@@ -327,7 +340,10 @@ def write_findings_page(
         "- The published analysis changes the verdict of "
         + (", ".join(flips) if flips else "no claim")
         + " (chapter 6 shows why).",
-        "- The most accurate model of each task: " + "; ".join(best) + ".",
+        untested,
+        "- The highest mean among the models that learned each task: "
+        + ("; ".join(best) if best else "none")
+        + ".",
         "",
         "![Shares of the eigenvalues near 0 and near 1 after training, per task and model]"
         "(summary.png)",
@@ -343,7 +359,7 @@ def write_findings_page(
         )
     tables = {
         "runs_index.csv": index.drop(columns="path", errors="ignore"),  # no local paths
-        "measures.csv": measures.drop(columns="quantiles"),
+        "measures.csv": evidence.export(measures),  # claims.evaluate(pd.read_csv(...)) reruns it
     }
     for name, table in tables.items():
         atomic_write_text(dest_dir / name, table.to_csv(index=False))

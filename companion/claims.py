@@ -2,26 +2,51 @@
 part by part against our runs, under the exact and under the published analysis.
 
 A claim is a list of named **parts**. Each part is one measured effect (a share of eigenvalues,
-a distance between spectra, an accuracy or a difference of two) compared with a threshold of
-ours (the paper states none), with a 95 % interval from the seeds (``companion.evidence``):
+a distance between spectra, an accuracy, a difference of two, or a rank) compared with a
+threshold of ours (the paper states none), with a 95 % interval from the seeds
+(``companion.evidence``).
+
+**Competence first.** A claim about a model on a task reads only that model's seeds that
+*learned* the task: whose test metric passed the task's competence gate
+(:mod:`companion.baselines`: the strongest trivial predictor plus a margin). A condition with
+fewer than two such seeds cannot carry the part, which is then **untestable** (its note names
+the model, the baseline and the line). Comparisons gate both sides; a comparison of accuracies
+with every seed of both sides at the ceiling (99 %) is untestable too. Rankings by accuracy
+("most accurate", "among the three best", "below the middle") are not chosen by an argmax
+over noisy means (which would favour the luckiest seeds): each model gets a **rank
+interval**, from 1 + the models clearly more accurate than it to the number of models not
+clearly less accurate (a difference is clear when its 95 % interval excludes 0); a model that
+did not learn counts below every model that did, and a ranking without any model that learned
+is untestable. "The most accurate models" are those whose rank interval starts at 1.
+
+A part's state:
 
 * **holds**: the whole interval lies on the claim's side of the threshold;
 * **fails**: the whole interval lies on the other side (an interval of width 0 at the threshold,
   an effect of exactly none, fails too);
 * **within noise**: the interval straddles the threshold (or there is no noise estimate);
+* **untestable**: a gate or the ceiling failed (see above), or a "shape kept" part has no
+  positive control (no other model that learned the task moved by more than the threshold);
 * **missing**: the runs it needs are not there.
 
-A claim **does not hold** when any part fails, **holds** when every part holds, and is
-**inconclusive** otherwise; the deciding part is the first failed part, or the first that does
-not hold. The inputs are two tables: ``measures`` (:func:`companion.evidence.measures`, one
-row per run, analysis and stage) and nothing else, so that tests build them by hand.
+A claim **does not hold** when any part fails, **holds** when every part holds, is
+**incomplete** when runs are missing, **untestable at this scale** when a part is untestable,
+and **inconclusive** otherwise; the deciding part is the first part in that state.
+
+Controls: :func:`evaluate` scores every spectral part also on the spectra at initialisation;
+a part that holds or fails there already is marked *settled at initialisation*.
+:func:`sensitivity` reads every part at half and at twice its threshold.
+
+The only input is the table ``measures`` (:func:`companion.evidence.measures`, one row per run,
+analysis and stage, with each run's competence), so that tests build it by hand and the book's
+downloadable ``measures.csv`` reproduces its verdicts.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -31,6 +56,7 @@ from companion.spectra import MAGNITUDE_BINS
 
 LRA = ("listops", "text", "image")
 SELECTIVE = ("mqar", "lm")
+MODELS = ("softmax", "linear", "norm", "s4", "lru", "mamba2")  # the main grid
 NEAR0 = MAGNITUDE_BINS[0]
 NEAR1 = "band"  # |log|λ|| ≤ 0.105, symmetric around 1 (attention's Λ straddles 1)
 ABOVE1 = MAGNITUDE_BINS[4:]
@@ -39,17 +65,27 @@ MAJORITY = 0.5  # "most of the mass"
 PRESENT = 0.05  # a bin "has mass"
 SHAPE_KEPT = 0.15  # total variation distance (init → final) below which a shape is "kept"
 SOLVED = 0.9  # MQAR accuracy that counts as solved
+CEILING = 0.99  # accuracies at or above it leave no room for a difference
 SAME = 0.02  # accuracy differences within ±2 points are "no change" (C11)
 SAME_TV = 0.02  # a depth effect within ±0.02 of the seeds' own TV distance is "no change" (C11)
-STATES = ("holds", "fails", "within noise", "missing")
+MIN_LEARNED = 2  # seeds of a condition that must have learned its task
+STATES = ("holds", "fails", "within noise", "untestable", "missing")
+VERDICTS = ("holds", "does not hold", "inconclusive", "untestable at this scale", "incomplete")
 # the weight-decay exemption of the transition (variant nowd-lambda), read by C4 and C6
 NO_DECAY = "nowd-lambda"
+SHARE = (0.0, 1.0)  # the range of a share of eigenvalues or of an accuracy
+
+Condition = tuple[str, str, str]  # (task, model, variant)
 
 
 @dataclass
 class Part:
-    """One measured effect of a claim: ``effect`` (None: missing) against ``threshold`` in
-    ``direction`` (``>``, ``<``, or ``≠``: outside ±threshold), its 95 % interval, its state."""
+    """One measured effect of a claim: ``effect`` (None: missing or untestable) against
+    ``threshold`` in ``direction`` (``>``, ``<``, or ``≠``: outside ±threshold), its 95 %
+    interval and its state (decided from them unless given). ``reads``: what the effect is
+    made of, ``spectra`` (final spectra), ``training`` (a change from initialisation),
+    ``accuracy`` or ``rank``; ``scalable``: whether :func:`sensitivity` may scale the
+    threshold."""
 
     name: str
     measure: str
@@ -58,15 +94,18 @@ class Part:
     threshold: float
     direction: str = ">"
     note: str = ""
-    state: str = field(init=False)
+    state: str = ""
+    reads: str = "spectra"
+    scalable: bool = True
 
     def __post_init__(self):
-        self.state = decide(self.effect, self.interval, self.threshold, self.direction)
+        if not self.state:
+            self.state = decide(self.effect, self.interval, self.threshold, self.direction)
 
 
 def decide(effect, interval, threshold: float, direction: str) -> str:
-    """The state of a part: see the module docstring. ``≠`` holds when the interval excludes
-    every value within ±``threshold`` of 0 and fails when it lies inside that margin."""
+    """The state of a part from its numbers: see the module docstring. ``≠`` holds when the
+    interval lies wholly outside ±``threshold`` and fails when it lies wholly inside."""
     if effect is None or (isinstance(effect, float) and math.isnan(effect)):
         return "missing"
     if interval is None:
@@ -76,19 +115,24 @@ def decide(effect, interval, threshold: float, direction: str) -> str:
         return "holds" if low > threshold else "fails" if high <= threshold else "within noise"
     if direction == "<":
         return "holds" if high < threshold else "fails" if low >= threshold else "within noise"
-    if low > 0 or high < 0:
+    if low > threshold or high < -threshold:
         return "holds"
     return "fails" if -threshold < low and high < threshold else "within noise"
 
 
 def verdict(parts: list[Part]) -> tuple[str, str]:
-    """The claim's verdict and the name of the part that decides it."""
-    failed = [p for p in parts if p.state == "fails"]
-    if failed:
-        return "does not hold", failed[0].name
-    open_ = [p for p in parts if p.state != "holds"]
-    if not parts or open_:
-        return "inconclusive", open_[0].name if open_ else "no parts"
+    """The claim's verdict and the name of the part that decides it (module docstring)."""
+    if not parts:
+        return "incomplete", "no parts"
+    for state, word in (
+        ("fails", "does not hold"),
+        ("missing", "incomplete"),
+        ("untestable", "untestable at this scale"),
+        ("within noise", "inconclusive"),
+    ):
+        found = [p for p in parts if p.state == state]
+        if found:
+            return word, found[0].name
     return "holds", ""
 
 
@@ -99,50 +143,102 @@ class Claim:
     parts: list[Part]
 
 
-class Evidence:
-    """The measures of one analysis, averaged over seeds per condition (task, model, variant),
-    with the noise of each (task, measure) pooled over the task's conditions with seeds."""
+def _pct(x: float | None) -> str:
+    return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.1f} %"
 
-    def __init__(self, measures: pd.DataFrame, analysis: str = "exact"):
+
+class Evidence:
+    """The measures of one analysis: per condition (task, model, variant) the seeds that
+    learned their task, their means, and the noise of each (task, measure) pooled over the
+    task's conditions with seeds. ``stage``: read the final spectra (``"final"``) or, as the
+    control, the spectra at initialisation in their place (``"init"``)."""
+
+    def __init__(self, measures: pd.DataFrame, analysis: str = "exact", stage: str = "final"):
         if measures.empty:
-            measures = pd.DataFrame(columns=[*ev.KEYS, "analysis", "stage"])
-        m = measures[measures["analysis"] == analysis]
-        self.final = m[m["stage"] == "final"].reset_index(drop=True)
+            measures = pd.DataFrame(columns=[*ev.KEYS, "analysis", "stage", "learned"])
+        m = ev.normalise(measures)
+        if "learned" not in m:
+            m = m.assign(learned=False)
+        m = m[m["analysis"] == analysis]
         self.init = m[m["stage"] == "init"].reset_index(drop=True)
+        self.final = self.init if stage == "init" else m[m["stage"] == "final"]
+        self.final = self.final.reset_index(drop=True)
         self.analysis = analysis
         self._noise: dict = {}
 
-    def _rows(self, task, model, variant="", stage="final") -> pd.DataFrame:
+    # -- the seeds of a condition ----------------------------------------------------------
+    def all_rows(self, task, model, variant="") -> pd.DataFrame:
+        """Every seed of a condition (final stage), learned or not."""
+        t = self.final
+        return t[(t["task"] == task) & (t["model"] == model) & (t["variant"] == variant)]
+
+    def rows(self, task, model, variant="", stage="final") -> pd.DataFrame:
+        """The seeds of a condition that learned their task, at ``stage``."""
         table = self.final if stage == "final" else self.init
-        if table.empty:
-            return table
-        return table[
+        t = table[
             (table["task"] == task) & (table["model"] == model) & (table["variant"] == variant)
         ]
+        return t[t["learned"].astype(bool)]
 
+    def learned(self, task, model, variant="") -> tuple[int, int]:
+        """How many seeds of a condition learned their task, of how many."""
+        rows = self.all_rows(task, model, variant)
+        return int(rows["learned"].astype(bool).sum()), len(rows)
+
+    def gate(self, conditions: Sequence[Condition]) -> tuple[str, str]:
+        """``("", "")`` when every condition has at least ``MIN_LEARNED`` seeds that learned,
+        else the state (``missing`` or ``untestable``) and a note that names the condition,
+        the baseline it did not beat and the line. Bimodal conditions are named too."""
+        notes = []
+        for task, model, variant in conditions:
+            passed, seeds = self.learned(task, model, variant)
+            what = _condition_name(task, model, variant)
+            if seeds == 0:
+                return "missing", f"no runs of {what}"
+            if passed < MIN_LEARNED:
+                row = self.all_rows(task, model, variant).iloc[0]
+                return "untestable", (
+                    f"{what}: {passed} of {seeds} seeds learned the task (the line: "
+                    f"{_score(task, row['gate_line'])}, {row['baseline']} "
+                    f"{_score(task, row['baseline_value'])} plus the margin)"
+                )
+            if passed < seeds:
+                notes.append(f"bimodal: {passed} of {seeds} seeds of {what} learned the task")
+        return "", "; ".join(notes)
+
+    # -- measures --------------------------------------------------------------------------
     def noise(self, task, column, stage="final"):
         key = (task, column, stage)
         if key not in self._noise:
             table = self.final if stage == "final" else self.init
-            rows = table[table["task"] == task] if not table.empty else table
+            rows = table[(table["task"] == task) & table["learned"].astype(bool)]
             self._noise[key] = ev.pooled_sd(rows, column) if len(rows) else None
         return self._noise[key]
 
     def value(self, task, model, variant="", column=NEAR1, stage="final") -> ev.Estimate | None:
-        """A measure of one condition: its mean over seeds with a standard error."""
-        rows = self._rows(task, model, variant, stage)
+        """A share (or the accuracy) of one condition: the mean over its seeds that learned,
+        with a standard error."""
+        rows = self.rows(task, model, variant, stage)
         if rows.empty or column not in rows:
             return None
         se = rows.get(f"{column}_se")
-        return ev.estimate(rows[column], self.noise(task, column, stage), se)
+        return ev.estimate(rows[column], self.noise(task, column, stage), se, SHARE)
 
     def accuracy(self, task, model, variant="") -> ev.Estimate | None:
         return self.value(task, model, variant, "test_accuracy")
 
+    def share(self, task, model, columns, variant="", stage="final") -> ev.Estimate | None:
+        """The share of several bins together, per seed that learned, as one estimate."""
+        rows = self.rows(task, model, variant, stage)
+        if rows.empty:
+            return None
+        return ev.estimate(rows[list(columns)].sum(axis=1), None, None, SHARE)
+
     def per_seed(self, task, model, variant, fn: Callable[[pd.Series, pd.Series], float]):
-        """``fn(init row, final row)`` for each seed of a condition, as an estimate over the
-        seeds (a quantity of one run, such as the distance its spectrum travelled)."""
-        a, b = self._rows(task, model, variant, "init"), self._rows(task, model, variant)
+        """``fn(init row, final row)`` for each seed of a condition that learned, as an
+        estimate over the seeds (a quantity of one run, such as the distance its spectrum
+        travelled)."""
+        a, b = self.rows(task, model, variant, "init"), self.rows(task, model, variant)
         pairs = a.merge(b, on="seed", suffixes=("_i", "_f"))
         if pairs.empty:
             return None
@@ -152,20 +248,33 @@ class Evidence:
         return ev.estimate(vals, None)
 
     def models(self, task) -> list[str]:
+        """The main-grid models with runs on ``task``."""
         rows = self.final[(self.final["task"] == task) & (self.final["variant"] == "")]
-        return sorted(rows["model"].unique()) if not rows.empty else []
-
-    def mean_bins(self, task, model, variant="", stage="final") -> np.ndarray | None:
-        rows = self._rows(task, model, variant, stage)
-        return None if rows.empty else rows[list(MAGNITUDE_BINS)].mean().to_numpy()
+        return [m for m in MODELS if m in set(rows["model"])] + sorted(
+            set(rows["model"]) - set(MODELS)
+        )
 
     def seed_bins(self, task, model, variant="", stage="final") -> list[np.ndarray]:
-        rows = self._rows(task, model, variant, stage)
+        rows = self.rows(task, model, variant, stage)
         return [r[list(MAGNITUDE_BINS)].to_numpy(float) for _, r in rows.iterrows()]
 
+    def mean_bins(self, task, model, variant="", stage="final") -> np.ndarray | None:
+        bins = self.seed_bins(task, model, variant, stage)
+        return np.mean(bins, 0) if bins else None
+
     def mean_quantiles(self, task, model, variant="", stage="final") -> np.ndarray | None:
-        rows = self._rows(task, model, variant, stage)
-        return None if rows.empty else np.mean(np.stack(rows["quantiles"].to_list()), 0)
+        rows = self.rows(task, model, variant, stage)
+        if rows.empty or "quantiles" not in rows:
+            return None
+        return np.mean(np.stack(rows["quantiles"].to_list()), 0)
+
+
+def _condition_name(task, model, variant) -> str:
+    return f"{task}/{model}" + (f" {variant}" if variant else "")
+
+
+def _score(task: str, value: float) -> str:
+    return f"perplexity {value:.2f}" if task == "lm" else _pct(value)
 
 
 def _side(row: pd.Series, suffix: str) -> pd.Series:
@@ -177,33 +286,205 @@ def _tv_travelled(i: pd.Series, f: pd.Series) -> float:
     return ev.tv(i[list(MAGNITUDE_BINS)], f[list(MAGNITUDE_BINS)])
 
 
-def _pct(x: float | None) -> str:
-    return "—" if x is None else f"{100 * x:.1f} %"
+def _join(*notes: str) -> str:
+    return "; ".join(n for n in notes if n)
 
 
-def part(name, measure, est: ev.Estimate | None, threshold, direction=">", note="") -> Part:
-    """A part from an estimate (None: missing)."""
+# ---------------------------------------------------------------------------------------------
+# parts
+
+
+def part(
+    e: Evidence,
+    name: str,
+    measure: str,
+    conditions: Sequence[Condition],
+    effect: Callable[[], ev.Estimate | None],
+    threshold: float,
+    direction: str = ">",
+    note: str = "",
+    reads: str = "spectra",
+) -> Part:
+    """A part resting on ``conditions``: missing or untestable by their gate (see
+    :meth:`Evidence.gate`), else the ``effect`` estimate, computed from the seeds that learned,
+    against ``threshold``."""
+    state, why = e.gate(conditions)
+    if state:
+        return Part(name, measure, None, None, threshold, direction, why, state, reads)
+    est = effect()
     if est is None:
-        return Part(name, measure, None, None, threshold, direction, note)
-    return Part(name, measure, est.mean, est.interval(), threshold, direction, note)
+        return Part(name, measure, None, None, threshold, direction, note, "missing", reads)
+    return Part(
+        name, measure, est.mean, est.interval(), threshold, direction, _join(note, why), reads=reads
+    )
 
 
-def _best(e: Evidence, task, exclude=()) -> tuple[str, ev.Estimate] | None:
-    accs = {m: a for m in e.models(task) if m not in exclude and (a := e.accuracy(task, m))}
-    return max(accs.items(), key=lambda kv: kv[1].mean) if accs else None
+def accuracy_part(
+    e: Evidence,
+    name: str,
+    measure: str,
+    a: Condition,
+    b: Condition,
+    threshold: float = 0.0,
+    direction: str = ">",
+) -> Part:
+    """Accuracy of ``b`` − accuracy of ``a``: both sides gated; untestable when every seed of
+    both is at the ceiling."""
+    state, why = e.gate([a, b])
+    if not state:
+        seeds = pd.concat([e.rows(*a), e.rows(*b)])["test_accuracy"]
+        if (seeds >= CEILING).all():
+            state, why = (
+                "untestable",
+                f"every seed of both sides is at the ceiling ({_pct(CEILING)})",
+            )
+    if state:
+        return Part(name, measure, None, None, threshold, direction, why, state, "accuracy")
+    d = e.accuracy(*b) - e.accuracy(*a)
+    return Part(name, measure, d.mean, d.interval(), threshold, direction, why, reads="accuracy")
 
 
-def _ranked(e: Evidence, task, exclude=()) -> list[tuple[str, ev.Estimate]]:
-    accs = {m: a for m in e.models(task) if m not in exclude and (a := e.accuracy(task, m))}
-    return sorted(accs.items(), key=lambda kv: -kv[1].mean)
+@dataclass(frozen=True)
+class Rank:
+    """The rank interval of one condition among others by one measure (1 = the highest)."""
+
+    point: int  # by the means
+    low: int  # 1 + the conditions clearly above it
+    high: int  # the conditions not clearly below it, itself included
 
 
-def _sum(e: Evidence, task, model, columns, variant="", stage="final") -> ev.Estimate | None:
-    """The share of several bins together, per seed, as one estimate."""
-    rows = e._rows(task, model, variant, stage)
-    if rows.empty:
-        return None
-    return ev.estimate(rows[list(columns)].sum(axis=1), None)
+def ranks(e: Evidence, conditions: Sequence[Condition], value, learned_only: bool) -> dict:
+    """The :class:`Rank` of each condition by ``value(condition) -> Estimate``; a difference is
+    clear when its 95 % interval excludes 0. Conditions that did not learn (fewer than
+    ``MIN_LEARNED`` seeds passed) rank below every condition that did and tie among
+    themselves (``learned_only``: they are left out instead)."""
+    ok = {c: value(c) for c in conditions if not e.gate([c])[0]}
+    ok = {c: v for c, v in ok.items() if v is not None}
+    rest = [] if learned_only else [c for c in conditions if c not in ok]
+
+    def above(x, y) -> bool:  # x clearly above y
+        d = (ok[x] - ok[y]).interval()
+        return d is not None and d[0] > 0
+
+    out = {}
+    for c in ok:
+        others = [o for o in ok if o != c]
+        out[c] = Rank(
+            1 + sum(ok[o].mean > ok[c].mean for o in others),
+            1 + sum(above(o, c) for o in others),
+            1 + sum(not above(c, o) for o in others),
+        )
+    for c in rest:
+        out[c] = Rank(len(ok) + 1, len(ok) + 1, len(ok) + len(rest))
+    return out
+
+
+def rank_part(
+    e: Evidence,
+    name: str,
+    measure: str,
+    subject: Condition,
+    among: Sequence[Condition],
+    threshold: float,
+    direction: str,
+    value: Callable[[Condition], ev.Estimate | None] | None = None,
+) -> Part:
+    """The rank interval of ``subject`` among ``among`` (itself included) against a rank
+    ``threshold``. By accuracy (``value`` None): conditions that did not learn rank below the
+    others, and the part is untestable when none learned. By a spectral ``value``: only
+    conditions that learned are ranked, and the part is untestable unless the subject and
+    another condition learned. Missing when a condition has no runs."""
+    by_accuracy = value is None
+    among = [subject, *(c for c in among if c != subject)]
+    value = value or (lambda c: e.accuracy(*c))
+    states = {c: e.gate([c]) for c in among}
+    missing = [c for c, (state, _) in states.items() if state == "missing"]
+    if missing:
+        why = f"no runs of {_condition_name(*missing[0])}"
+        return Part(name, measure, None, None, threshold, direction, why, "missing", "rank", False)
+    learned = [c for c, (state, _) in states.items() if not state]
+    why = ""
+    if not learned:
+        why = "no model of the comparison learned the task"
+    elif not by_accuracy and subject not in learned:
+        why = states[subject][1]
+    elif not by_accuracy and len(learned) < 2:
+        why = "no other model of the comparison learned the task"
+    if why:
+        return Part(
+            name, measure, None, None, threshold, direction, why, "untestable", "rank", False
+        )
+    table = ranks(e, among, value, learned_only=not by_accuracy)
+    r = table[subject]
+    note = ", ".join(f"{c[2] or c[1]} {table[c].low}–{table[c].high}" for c in among if c in table)
+    return Part(
+        name,
+        measure,
+        float(r.point),
+        (float(r.low), float(r.high)),
+        threshold,
+        direction,
+        f"rank intervals: {note}",
+        reads="rank",
+        scalable=False,
+    )
+
+
+def shape_kept(e: Evidence, task: str, model: str, claim_note: str = "") -> Part:
+    """``task/model`` stays near its initialisation (TV travelled < ``SHAPE_KEPT``), with the
+    positive control: another main-grid model that learned ``task`` moved by more than that."""
+    name = (
+        f"{task}/{model} stays near its initialisation"
+        if model != "linear"
+        else (f"{task}: linear attention keeps its initial shape")
+    )
+    measure = "TV distance of the bins, init → final"
+    p = part(
+        e,
+        name,
+        measure,
+        [(task, model, "")],
+        lambda: e.per_seed(task, model, "", _tv_travelled),
+        SHAPE_KEPT,
+        "<",
+        _w1_note(e, task, model),
+        reads="training",
+    )
+    if p.state in ("missing", "untestable"):
+        return p
+    moved = [
+        m
+        for m in e.models(task)
+        if m != model
+        and not e.gate([(task, m, "")])[0]
+        and (t := e.per_seed(task, m, "", _tv_travelled)) is not None
+        and t.mean > SHAPE_KEPT
+    ]
+    if not moved:
+        p.state = "untestable"
+        p.note = _join(
+            p.note,
+            f"control: no other model that learned {task} moved by more than {SHAPE_KEPT:g} either",
+        )
+    else:
+        p.note = _join(p.note, f"control: {', '.join(moved)} moved by more than {SHAPE_KEPT:g}")
+    return p
+
+
+def _w1_note(e: Evidence, task, model, variant="") -> str:
+    qi, qf = e.mean_quantiles(task, model, variant, "init"), e.mean_quantiles(task, model, variant)
+    return "" if qi is None or qf is None else f"W1 on log|λ| init → final {ev.w1(qi, qf):.3f}"
+
+
+def _main(task: str, models: Sequence[str]) -> list[Condition]:
+    return [(task, m, "") for m in models]
+
+
+def _top(e: Evidence, task: str) -> list[str]:
+    """The most accurate models of ``task``: those whose rank interval starts at 1."""
+    conds = _main(task, e.models(task))
+    table = ranks(e, conds, lambda c: e.accuracy(*c), learned_only=True)
+    return [c[1] for c, r in table.items() if r.low == 1]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -213,32 +494,43 @@ def _sum(e: Evidence, task, model, columns, variant="", stage="final") -> ev.Est
 def c1(e: Evidence) -> Claim:
     parts = []
     for task in LRA:
-        best = _best(e, task)
-        name = f"{task}: the most accurate model has most of its |λ| near 1"
-        if best is None:
-            parts.append(part(name, "share in 0.90 ≤ |λ| ≤ 1.11", None, MAJORITY))
-            continue
-        parts.append(
-            part(
-                name,
-                "share in 0.90 ≤ |λ| ≤ 1.11",
-                e.value(task, best[0]),
-                MAJORITY,
-                note=f"the most accurate model is {best[0]} ({_pct(best[1].mean)})",
-            )
-        )
-    for task in LRA:
-        for model in ("s4", "lru"):
+        top = _top(e, task)
+        name = f"{task}: the most accurate models have most of their |λ| near 1"
+        measure = "share in 0.90 ≤ |λ| ≤ 1.11 (the lowest of the most accurate models)"
+        if not e.models(task):
             parts.append(
-                part(
-                    f"{task}/{model} stays near its initialisation",
-                    "TV distance of the bins, init → final",
-                    e.per_seed(task, model, "", _tv_travelled),
-                    SHAPE_KEPT,
-                    "<",
-                    note=_w1_note(e, task, model),
+                Part(name, measure, None, None, MAJORITY, ">", f"no runs of {task}", "missing")
+            )
+        elif not top:
+            parts.append(
+                Part(
+                    name,
+                    measure,
+                    None,
+                    None,
+                    MAJORITY,
+                    ">",
+                    "no model learned the task",
+                    "untestable",
                 )
             )
+        else:
+            parts.append(
+                part(
+                    e,
+                    name,
+                    measure,
+                    _main(task, top),
+                    lambda task=task, top=top: min(
+                        (e.value(task, m) for m in top), key=lambda v: v.mean
+                    ),
+                    MAJORITY,
+                    note=f"the most accurate (rank interval from 1): {', '.join(top)}",
+                )
+            )
+    for task in LRA:
+        for model in ("s4", "lru"):
+            parts.append(shape_kept(e, task, model))
     return Claim(
         "C1",
         "On the LRA tasks the best models put most mass near 1; S4 and LRU stay near their "
@@ -247,42 +539,40 @@ def c1(e: Evidence) -> Claim:
     )
 
 
-def _w1_note(e: Evidence, task, model, variant="") -> str:
-    qi, qf = e.mean_quantiles(task, model, variant, "init"), e.mean_quantiles(task, model, variant)
-    return "" if qi is None or qf is None else f"W1 on log|λ| init → final {ev.w1(qi, qf):.3f}"
-
-
 def c2(e: Evidence) -> Claim:
     parts = []
     for task in LRA:
+        soft = [(task, "softmax", "")]
         parts.append(
             part(
+                e,
                 f"{task}: softmax has mass near 0",
                 "share in [0, 0.1]",
-                e.value(task, "softmax", "", NEAR0),
+                soft,
+                lambda task=task: e.value(task, "softmax", "", NEAR0),
                 PRESENT,
             )
         )
         parts.append(
             part(
+                e,
                 f"{task}: softmax has mass above 1",
                 "share above 1",
-                _sum(e, task, "softmax", ABOVE1),
+                soft,
+                lambda task=task: e.share(task, "softmax", ABOVE1),
                 PRESENT,
             )
         )
-        others = _ranked(e, task, exclude=("softmax",))
-        soft = e.accuracy(task, "softmax")
-        median = None
-        if others and soft is not None:
-            middle = others[len(others) // 2][1]
-            median = middle - soft
+        models = e.models(task)
         parts.append(
-            part(
+            rank_part(
+                e,
                 f"{task}: softmax is below the middle of the models",
-                "accuracy of the median other model − softmax",
-                median,
-                0.0,
+                "rank of softmax by accuracy (1 = best)",
+                soft[0],
+                _main(task, models),
+                (len(set(models) | {"softmax"}) + 1) / 2,
+                ">",
             )
         )
     return Claim(
@@ -293,74 +583,91 @@ def c2(e: Evidence) -> Claim:
 
 
 def c3(e: Evidence) -> Claim:
-    parts = [
-        part(
-            f"{task}: linear attention keeps its initial shape",
-            "TV distance of the bins, init → final",
-            e.per_seed(task, "linear", "", _tv_travelled),
-            SHAPE_KEPT,
-            "<",
-            note=_w1_note(e, task, "linear"),
-        )
-        for task in (*LRA, *SELECTIVE)
-    ]
+    parts = [shape_kept(e, task, "linear") for task in (*LRA, *SELECTIVE)]
     return Claim("C3", "Linear attention keeps the spectrum shape it had at initialisation.", parts)
 
 
 def _peak(e: Evidence, task, model, variant) -> ev.Estimate | None:
     """Share near 0 minus the largest other bin, per seed (> 0: the spectrum peaks near 0)."""
-    rows = e._rows(task, model, variant)
+    rows = e.rows(task, model, variant)
     if rows.empty:
         return None
     others = rows[list(MAGNITUDE_BINS[1:])].max(axis=1)
     return ev.estimate(rows[NEAR0] - others, None)
 
 
+def _mean(estimates: list[ev.Estimate]) -> ev.Estimate:
+    """The mean of independent estimates."""
+    se = (
+        None
+        if any(v.se is None for v in estimates)
+        else (math.sqrt(sum(v.se**2 for v in estimates)) / len(estimates))
+    )
+    return ev.Estimate(
+        float(np.mean([v.mean for v in estimates])),
+        se,
+        min(v.df for v in estimates),
+        min(v.n for v in estimates),
+        SHARE,
+    )
+
+
 def c4(e: Evidence, variant: str = "") -> Claim:
     parts = []
-    lra = [v for t in LRA if (v := e.value(t, "mamba2", "", NEAR0)) is not None]
+    # the LRA reference: Mamba-2 of the same variant, on the LRA tasks where it learned
+    lra = [(t, "mamba2", variant) for t in LRA if not e.gate([(t, "mamba2", variant)])[0]]
     for task in SELECTIVE:
-        m2 = e.value(task, "mamba2", variant, NEAR0)
+        m2 = (task, "mamba2", variant)
         parts.append(
             part(
+                e,
                 f"{task}: Mamba-2's spectrum peaks near 0",
                 "share in [0, 0.1] − largest other bin",
-                _peak(e, task, "mamba2", variant),
+                [m2],
+                lambda task=task: _peak(e, task, "mamba2", variant),
                 0.0,
             )
         )
-        others = [
-            (m, v)
-            for m in e.models(task)
-            if m != "mamba2" and (v := e.value(task, m, "", NEAR0)) is not None
-        ]
-        top = max(others, key=lambda kv: kv[1].mean) if others else None
+        among = [m2] + [(task, m, "") for m in e.models(task) if m != "mamba2"]
         parts.append(
-            part(
+            rank_part(
+                e,
                 f"{task}: Mamba-2 has the most mass near 0 of all models",
-                "share in [0, 0.1]: Mamba-2 − the next model",
-                None if m2 is None or top is None else m2 - top[1],
-                0.0,
-                note=f"next: {top[0]}" if top else "",
+                "rank of Mamba-2 by the share in [0, 0.1] among the models that learned",
+                m2,
+                among,
+                1.5,
+                "<",
+                value=lambda c: e.value(*c, column=NEAR0),
             )
         )
-        lra_mean = None
-        if lra and m2 is not None:
-            lra_mean = ev.Estimate(
-                float(np.mean([v.mean for v in lra])),
-                None
-                if any(v.se is None for v in lra)
-                else math.sqrt(sum(v.se**2 for v in lra)) / len(lra),
-                min(v.df for v in lra),
+        name = f"{task}: Mamba-2 has more mass near 0 than on the LRA tasks"
+        measure = "share in [0, 0.1]: this task − LRA mean"
+        if lra:
+            parts.append(
+                part(
+                    e,
+                    name,
+                    measure,
+                    [m2, *lra],
+                    lambda m2=m2: (
+                        e.value(*m2, column=NEAR0) - _mean([e.value(*c, column=NEAR0) for c in lra])
+                    ),
+                    0.0,
+                    note=f"LRA reference: Mamba-2{_context(variant)} on "
+                    + ", ".join(c[0] for c in lra),
+                )
             )
-        parts.append(
-            part(
-                f"{task}: Mamba-2 has more mass near 0 than on the LRA tasks",
-                "share in [0, 0.1]: this task − LRA mean",
-                None if lra_mean is None else m2 - lra_mean,
-                0.0,
+        else:
+            state = (
+                "missing"
+                if all(e.gate([(t, "mamba2", variant)])[0] == "missing" for t in LRA)
+                else "untestable"
             )
-        )
+            why = f"Mamba-2{_context(variant)} " + (
+                "has no LRA runs" if state == "missing" else "learned none of the LRA tasks"
+            )
+            parts.append(Part(name, measure, None, None, 0.0, ">", why, state))
     return Claim(
         "C4" + _context(variant),
         "On selective tasks the spectra peak near 0, most clearly for Mamba-2.",
@@ -375,26 +682,27 @@ def _context(variant: str) -> str:
 def c5(e: Evidence) -> Claim:
     parts = []
     for task in (*LRA, "mqar"):
-        others = _ranked(e, task, exclude=("mamba2",))
-        m2 = e.accuracy(task, "mamba2")
-        third = others[2][1] if len(others) >= 3 else None
         parts.append(
-            part(
+            rank_part(
+                e,
                 f"{task}: Mamba-2 is among the three most accurate models",
-                "accuracy: Mamba-2 − the third best other model",
-                None if m2 is None or third is None else m2 - third,
-                0.0,
+                "rank of Mamba-2 by accuracy (1 = best)",
+                (task, "mamba2", ""),
+                _main(task, e.models(task)),
+                3.5,
+                "<",
             )
         )
-    others = _ranked(e, "mqar", exclude=("mamba2", "softmax"))
-    m2 = e.accuracy("mqar", "mamba2")
+    efficient = [m for m in e.models("mqar") if m != "softmax"]
     parts.append(
-        part(
+        rank_part(
+            e,
             "mqar: Mamba-2 is the most accurate efficient model",
-            "accuracy: Mamba-2 − the best other efficient model",
-            None if m2 is None or not others else m2 - others[0][1],
-            0.0,
-            note=f"next: {others[0][0]}" if others else "",
+            "rank of Mamba-2 by accuracy among the efficient models",
+            ("mqar", "mamba2", ""),
+            _main("mqar", efficient),
+            1.5,
+            "<",
         )
     )
     return Claim(
@@ -410,10 +718,13 @@ def c6(e: Evidence, variant: str = "") -> Claim:
 
     parts = [
         part(
+            e,
             f"listops/{model}: the share of |λ| ≤ 0.5 grows in training",
             "share of |λ| ≤ 0.5: final − init",
-            e.per_seed("listops", model, variant, grew),
+            [("listops", model, variant)],
+            lambda model=model: e.per_seed("listops", model, variant, grew),
             0.0,
+            reads="training",
         )
         for model in ("lru", "mamba2")
     ]
@@ -430,35 +741,61 @@ def _diff(e: Evidence, task, model, variant, base, column) -> ev.Estimate | None
 def c7(e: Evidence) -> Claim:
     parts = []
     for model, base in (("linear", ""), ("norm", "noconv")):
+        conds = [("image", model, base), ("image", model, "gate")]
         parts.append(
             part(
+                e,
                 f"image/{model}: the gate moves mass away from 0",
                 "share in [0, 0.1]: without gate − with gate",
-                None
-                if (d := _diff(e, "image", model, "gate", base, NEAR0)) is None
-                else ev.Estimate(-d.mean, d.se, d.df, d.n),
+                conds,
+                lambda model=model, base=base: _neg(_diff(e, "image", model, "gate", base, NEAR0)),
                 0.0,
             )
         )
         parts.append(
             part(
+                e,
                 f"image/{model}: the gate moves mass towards 1",
                 "share in 0.90 ≤ |λ| ≤ 1.11: with gate − without",
-                _diff(e, "image", model, "gate", base, NEAR1),
+                conds,
+                lambda model=model, base=base: _diff(e, "image", model, "gate", base, NEAR1),
                 0.0,
             )
         )
     for model in ("softmax", "linear"):
         parts.append(
-            part(
+            accuracy_part(
+                e,
                 f"text/{model}: the gate raises accuracy",
                 "accuracy: with gate − without",
-                _diff(e, "text", model, "gate", "", "test_accuracy"),
-                0.0,
+                ("text", model, ""),
+                ("text", model, "gate"),
             )
         )
     return Claim(
         "C7", "An output gate moves attention spectra from 0 towards 1, and helps on Text.", parts
+    )
+
+
+def _neg(d: ev.Estimate | None) -> ev.Estimate | None:
+    return None if d is None else -d
+
+
+def solves(e: Evidence, name: str, cond: Condition) -> Part:
+    """Every seed of ``cond`` reaches ``SOLVED`` (holds), none does (fails) or some do (within
+    noise: a bimodal condition); gated like any part."""
+    measure = f"share of seeds at or above {_pct(SOLVED)}"
+    state, why = e.gate([cond])
+    if state == "missing":
+        return Part(name, measure, None, None, 1.0, ">", why, state, "accuracy", False)
+    if state:
+        return Part(name, measure, None, None, 1.0, ">", why, state, "accuracy", False)
+    accs = e.all_rows(*cond)["test_accuracy"]
+    share = float((accs >= SOLVED).mean())
+    word = "holds" if share == 1 else "fails" if share == 0 else "within noise"
+    note = f"seeds: {', '.join(_pct(a) for a in accs)}"
+    return Part(
+        name, measure, share, (share, share), 1.0, ">", _join(note, why), word, "accuracy", False
     )
 
 
@@ -469,21 +806,23 @@ def c8(e: Evidence) -> Claim:
         ("linear", "", "conv"),
         ("norm", "noconv", ""),
     ):
-        d = _diff(e, "image", model, conv, base, NEAR1)
         parts.append(
             part(
+                e,
                 f"image/{model}: the convolution takes mass away from 1",
                 "share in 0.90 ≤ |λ| ≤ 1.11: without conv − with conv",
-                None if d is None else ev.Estimate(-d.mean, d.se, d.df, d.n),
+                [("image", model, base), ("image", model, conv)],
+                lambda model=model, base=base, conv=conv: _neg(
+                    _diff(e, "image", model, conv, base, NEAR1)
+                ),
                 0.0,
             )
         )
     parts.append(
-        part(
+        solves(
+            e,
             "mqar: one softmax layer with a convolution solves MQAR",
-            "accuracy",
-            e.accuracy("mqar", "softmax", "layers1-conv"),
-            SOLVED,
+            ("mqar", "softmax", "layers1-conv"),
         )
     )
     return Claim(
@@ -498,43 +837,41 @@ NORM_FNS = {"softplus": "", "exp": "exp", "elu": "elu", "sigmoid": "sigmoid"}
 
 
 def c9(e: Evidence) -> Claim:
-    parts = []
-    accs = {fn: e.accuracy("image", "norm", v) for fn, v in NORM_FNS.items()}
-    complete = all(a is not None for a in accs.values())  # every function, or no verdict
-    others = [(fn, a) for fn, a in accs.items() if fn != "softplus" and complete]
-    soft = accs["softplus"]
-    best = max(others, key=lambda kv: kv[1].mean) if others else None
-    parts.append(
-        part(
+    conds = [("image", "norm", v) for v in NORM_FNS.values()]
+    parts = [
+        rank_part(
+            e,
             "image/norm: softplus is the most accurate normalisation",
-            "accuracy: softplus − the best other function",
-            None if soft is None or best is None else soft - best[1],
-            0.0,
-            note=f"next: {best[0]}" if best else "",
-        )
-    )
-    near1, near0, dead = [], [], 0
-    for v in NORM_FNS.values():
-        rows = e._rows("image", "norm", v)
-        near1 += rows["band_live"].tolist() if "band_live" in rows else []
-        near0 += rows["near0_live"].tolist() if "near0_live" in rows else []
-        dead += int(rows["dead_heads"].sum()) if "dead_heads" in rows else 0
-    rho = ev.spearman(near1, near0) if complete and len(near1) == len(near0) else None
-    effect = interval = None
-    if rho is not None:
-        effect = rho[0]
-        # the sign of ρ is decided when its p-value is below 5 %: an interval excluding 0
-        interval = (effect, effect) if rho[1] < 0.05 else (-1.0, 1.0)
-    parts.append(
-        Part(
-            "image/norm: retention trades against selectivity across the functions",
-            "Spearman ρ of near-1 and near-0 shares over functions and seeds (dead heads excluded)",
-            effect,
-            interval,
-            0.0,
+            "rank of softplus by accuracy among the four functions",
+            conds[0],
+            conds,
+            1.5,
             "<",
-            note=f"{dead} dead head(s) excluded; p = {rho[1]:.3f}" if rho else "",
         )
+    ]
+    name = "image/norm: retention trades against selectivity across the functions"
+    measure = (
+        "Spearman ρ of near-1 and near-0 shares over functions and seeds (dead heads "
+        "excluded; interval: bootstrap over functions)"
+    )
+    missing = [c for c in conds if e.gate([c])[0] == "missing"]
+    learned = [c for c in conds if not e.gate([c])[0]]
+    rho, interval, state = None, None, ""
+    if missing:
+        note, state = f"no runs of {_condition_name(*missing[0])}", "missing"
+    elif len(learned) < 3:
+        note, state = f"{len(learned)} of 4 functions learned the task (3 needed)", "untestable"
+    else:
+        rows = pd.concat([e.rows(*c) for c in learned])
+        dead = int(rows["dead_heads"].sum()) if "dead_heads" in rows else 0
+        rho, low, high = ev.rho_interval(rows["band_live"], rows["near0_live"], rows["variant"])
+        interval = (low, high)
+        note = f"{dead} dead head(s) excluded; {len(learned)} functions"
+        if math.isnan(rho):
+            rho, interval = None, None
+            note, state = "ρ is undefined (a share is constant)", "within noise"
+    parts.append(
+        Part(name, measure, rho, interval, 0.0, "<", note, state, "spectra", scalable=False)
     )
     return Claim(
         "C9",
@@ -546,39 +883,43 @@ def c9(e: Evidence) -> Claim:
 def c10(e: Evidence) -> Claim:
     parts = []
     for task in ("image", "listops"):
-        s4, lti, sel = (
-            e.seed_bins(task, m, v) for m, v in (("s4", ""), ("mamba2", "lti"), ("mamba2", ""))
-        )
-        effect = None
+        s4, lti, sel = conds = [(task, "s4", ""), (task, "mamba2", "lti"), (task, "mamba2", "")]
+
+        def closer(s4=s4, lti=lti, sel=sel):
+            ref = np.mean(e.seed_bins(*s4), 0)
+
+            def to_s4(cond, ref=ref):
+                bins = e.seed_bins(*cond)
+                return ev.estimate(pd.Series([ev.tv(x, ref) for x in bins]), None)
+
+            return to_s4(sel) - to_s4(lti)
+
+        at_init = [e.mean_bins(*c, stage="init") for c in conds]
         note = ""
-        if s4 and lti and sel:
-            ref = np.mean(s4, 0)
-            effect = ev.estimate(pd.Series([ev.tv(x, ref) for x in sel]), None) - ev.estimate(
-                pd.Series([ev.tv(x, ref) for x in lti]), None
+        if all(b is not None for b in at_init):
+            s40, lti0, sel0 = at_init
+            note = (
+                f"at initialisation already: TV to S4 {ev.tv(lti0, s40):.2f} (pseudo-LTI) "
+                f"vs {ev.tv(sel0, s40):.2f} (selective)"
             )
-            s40 = e.mean_bins(task, "s4", "", "init")
-            lti0 = e.mean_bins(task, "mamba2", "lti", "init")
-            sel0 = e.mean_bins(task, "mamba2", "", "init")
-            if s40 is not None and lti0 is not None and sel0 is not None:
-                note = (
-                    f"at initialisation already: TV to S4 {ev.tv(lti0, s40):.2f} (pseudo-LTI) "
-                    f"vs {ev.tv(sel0, s40):.2f} (selective)"
-                )
         parts.append(
             part(
+                e,
                 f"{task}: pseudo-LTI Mamba-2 is closer to S4 than selective Mamba-2",
                 "TV to S4: selective − pseudo-LTI",
-                effect,
+                conds,
+                closer,
                 0.0,
                 note=note,
             )
         )
     parts.append(
-        part(
+        accuracy_part(
+            e,
             "listops: pseudo-LTI Mamba-2 is more accurate",
             "accuracy: pseudo-LTI − selective",
-            _diff(e, "listops", "mamba2", "lti", "", "test_accuracy"),
-            0.0,
+            ("listops", "mamba2", ""),
+            ("listops", "mamba2", "lti"),
         )
     )
     return Claim(
@@ -597,26 +938,25 @@ DEPTH_PAIRS = [("image", "softmax", "layers1", "layers4")] + [
 def c11(e: Evidence) -> Claim:
     parts = []
     for task, model, shallow, deep in DEPTH_PAIRS:
-        a, b = e.seed_bins(task, model, shallow), e.seed_bins(task, model, deep)
-        effect = None
-        if len(a) >= 2 and len(b) >= 2:
-            between = [ev.tv(x, y) for x in a for y in b]
-            within = [ev.tv(x, y) for s in (a, b) for i, x in enumerate(s) for y in s[i + 1 :]]
-            effect = ev.estimate(pd.Series(between), None) - ev.estimate(pd.Series(within), None)
+        a, b = (task, model, shallow), (task, model, deep)
         parts.append(
             part(
+                e,
                 f"{task}/{model} {shallow} vs {deep}: depth moves the spectrum",
-                "TV between depths − TV between seeds of one depth",
-                effect,
+                "TV between depths − TV between seeds of one depth (jackknife over seeds)",
+                [a, b],
+                lambda a=a, b=b: ev.pair_contrast(e.seed_bins(*a), e.seed_bins(*b), ev.tv),
                 SAME_TV,
                 "≠",
             )
         )
         parts.append(
-            part(
+            accuracy_part(
+                e,
                 f"{task}/{model} {shallow} vs {deep}: depth changes the accuracy",
                 "accuracy: 4 layers − 1 layer",
-                _diff(e, task, model, deep, shallow, "test_accuracy"),
+                a,
+                b,
                 SAME,
                 "≠",
             )
@@ -628,10 +968,15 @@ CLAIMS: tuple[Callable[[Evidence], Claim], ...] = (c1, c2, c3, c4, c5, c6, c7, c
 # claims evaluated again with the transition exempt from weight decay (variant nowd-lambda)
 NO_DECAY_CLAIMS: tuple[Callable[[Evidence, str], Claim], ...] = (c4, c6)
 EVIDENCE = {
-    "smoke": "machinery only: smoke runs are too short for any verdict to mean anything",
+    "smoke": "machinery only: smoke runs are too short for any model to learn its task",
     "quick": "small-scale evidence: short runs of small models, three seeds each",
+    "ladder": "the quick models on harder MQAR and ListOps rungs, three seeds each",
     "paper": "the paper's scale",
 }
+
+
+def _claims(e: Evidence) -> list[Claim]:
+    return [fn(e) for fn in CLAIMS] + [fn(e, NO_DECAY) for fn in NO_DECAY_CLAIMS]
 
 
 def evaluate(
@@ -639,12 +984,19 @@ def evaluate(
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Every claim under each analysis: a verdict table (``claim, statement, analysis, verdict,
     deciding part``) and a parts table (``claim, analysis, part, measure, effect, low, high,
-    threshold, direction, state, note``)."""
+    threshold, direction, state, note, reads, scalable, init_state, settled``). ``init_state``
+    is the state of a spectral part on the spectra at initialisation (the control; empty for
+    other parts); ``settled``: initialisation alone already gives the part its state."""
     verdicts, parts = [], []
     for analysis in analyses:
         e = Evidence(measures, analysis)
-        claims = [fn(e) for fn in CLAIMS] + [fn(e, NO_DECAY) for fn in NO_DECAY_CLAIMS]
-        for c in claims:
+        control = {
+            (c.claim, p.name): p.state
+            for c in _claims(Evidence(measures, analysis, "init"))
+            for p in c.parts
+            if p.reads == "spectra"
+        }
+        for c in _claims(e):
             word, deciding = verdict(c.parts)
             verdicts.append(
                 dict(
@@ -657,6 +1009,7 @@ def evaluate(
             )
             for p in c.parts:
                 low, high = p.interval if p.interval is not None else (None, None)
+                init_state = control.get((c.claim, p.name), "") if p.reads == "spectra" else ""
                 parts.append(
                     dict(
                         claim=c.claim,
@@ -670,20 +1023,80 @@ def evaluate(
                         direction=p.direction,
                         state=p.state,
                         note=p.note,
+                        reads=p.reads,
+                        scalable=p.scalable,
+                        init_state=init_state,
+                        settled=p.state in ("holds", "fails") and init_state == p.state,
                     )
                 )
     return pd.DataFrame(verdicts), pd.DataFrame(parts)
 
 
+def sensitivity(parts: pd.DataFrame, factors=(0.5, 2.0)) -> pd.DataFrame:
+    """Every part whose threshold can be scaled (a non-zero threshold on a share, distance or
+    accuracy; not ranks, signs or seed counts), read again at ``factors`` × its threshold from
+    its stored effect and interval: no training, no new measures. Columns: ``claim, analysis,
+    part, threshold, state`` and one ``state at k×`` per factor."""
+    rows = parts[parts["scalable"].astype(bool) & (parts["threshold"] != 0)]
+    out = rows[["claim", "analysis", "part", "threshold", "state"]].copy()
+    for k in factors:
+        out[f"state at {k:g}×"] = [
+            r["state"]
+            if r["state"] in ("missing", "untestable")
+            else decide(
+                None if pd.isna(r["effect"]) else float(r["effect"]),
+                None if pd.isna(r["low"]) else (float(r["low"]), float(r["high"])),
+                k * float(r["threshold"]),
+                r["direction"],
+            )
+            for _, r in rows.iterrows()
+        ]
+    return out.reset_index(drop=True)
+
+
+def gates(measures: pd.DataFrame, factors=(0.5, 1.0, 2.0)) -> pd.DataFrame:
+    """Per task: the strongest trivial predictor, the gate's line, the conditions (task,
+    model, variant) and how many of them have at least ``MIN_LEARNED`` seeds that learned, at
+    the gate's margin scaled by each of ``factors`` (1: the gate the claims use)."""
+    m = ev.normalise(measures)
+    m = m[(m["analysis"] == m["analysis"].iloc[0]) & (m["stage"] == "final")] if len(m) else m
+    rows = []
+    for task, group in m.groupby("task", sort=False):
+        first = group.iloc[0]
+        lower = task == "lm"
+        score = group["test_perplexity" if lower else "test_accuracy"]
+        margin = first["gate_line"] - first["baseline_value"]
+        row = dict(
+            task=task,
+            baseline=first["baseline"],
+            baseline_value=first["baseline_value"],
+            gate_line=first["gate_line"],
+            conditions=group.groupby(ev.CONDITION).ngroups,
+        )
+        for k in factors:
+            line = first["baseline_value"] + k * margin
+            passed = (score <= line) if lower else (score >= line)
+            per = passed.groupby([group[c] for c in ev.CONDITION]).sum()
+            row[f"learned at {k:g}× margin"] = int((per >= MIN_LEARNED).sum())
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
 def summary(measures: pd.DataFrame, analysis: str = "exact") -> pd.DataFrame:
-    """Per condition (task, model, variant) after training: the number of seeds, the test
-    accuracy's mean with its 95 % interval (seed noise pooled over the task), and the mean
-    shares near 0 (``[0, 0.1]``), near 1 (the symmetric band) and of ``|λ| ≤ 0.5``; the
-    numbers behind the chapters' sentences and summary tables."""
+    """Per condition (task, model, variant) after training: the number of seeds and of those
+    that learned the task, the test accuracy's mean over every seed with its 95 % interval
+    (within [0, 1]; seed noise pooled over the task), the test perplexity's mean, and the mean
+    shares near 0 (``[0, 0.1]``), near 1 (the symmetric band) and of ``|λ| ≤ 0.5``; the numbers
+    behind the chapters' sentences and summary tables."""
     e = Evidence(measures, analysis)
     rows = []
     for (task, model, variant), group in e.final.groupby(ev.CONDITION):
-        acc = e.accuracy(task, model, variant)
+        acc = ev.estimate(
+            group["test_accuracy"],
+            ev.pooled_sd(e.final[e.final["task"] == task], "test_accuracy"),
+            None,
+            SHARE,
+        )
         interval = acc.interval() if acc is not None else None
         rows.append(
             dict(
@@ -691,15 +1104,29 @@ def summary(measures: pd.DataFrame, analysis: str = "exact") -> pd.DataFrame:
                 model=model,
                 variant=variant,
                 seeds=group["seed"].nunique(),
+                learned=int(group["learned"].astype(bool).sum()),
                 accuracy=acc.mean if acc is not None else np.nan,
                 low=interval[0] if interval else np.nan,
                 high=interval[1] if interval else np.nan,
+                perplexity=group["test_perplexity"].mean()
+                if "test_perplexity" in group
+                else np.nan,
                 near0=group[NEAR0].mean(),
                 near1=group[NEAR1].mean(),
                 small=group[list(SMALL)].sum(axis=1).mean(),
             )
         )
     return pd.DataFrame(rows)
+
+
+def untestable_tasks(summary_rows: pd.DataFrame) -> dict[str, str]:
+    """The tasks of the main grid on which no model learned, with the reason in words."""
+    main = summary_rows[summary_rows["variant"] == ""]
+    out = {}
+    for task, rows in main.groupby("task"):
+        if not (rows["learned"] >= MIN_LEARNED).any():
+            out[task] = f"no model has {MIN_LEARNED} seeds beyond the strongest trivial predictor"
+    return out
 
 
 def findings(
@@ -714,8 +1141,13 @@ def findings(
         rows = rows[task_of.isin(tasks)]
     lines = []
     for _, p in rows.iterrows():
-        if pd.isna(p["effect"]):
-            lines.append(f"- {p['part']}: no runs at this profile.")
+        if p["state"] == "missing":
+            lines.append(f"- {p['part']} ({p['claim']}): no runs at this profile.")
+            continue
+        if p["state"] == "untestable":
+            lines.append(
+                f"- {p['part']} ({p['claim']}): **untestable at this scale**: {p['note']}."
+            )
             continue
         interval = "" if pd.isna(p["low"]) else f" [{p['low']:.2f}, {p['high']:.2f}]"
         need = (
@@ -723,8 +1155,9 @@ def findings(
             if p["direction"] == "≠"
             else f"{p['direction']} {p['threshold']:g}"
         )
+        settled = " (settled at initialisation)" if p.get("settled", False) else ""
         lines.append(
             f"- {p['part']} ({p['claim']}): {p['measure']} = {p['effect']:.2f}{interval}, "
-            f"needs {need}: **{p['state']}**."
+            f"needs {need}: **{p['state']}**{settled}."
         )
     return "\n".join(lines)

@@ -30,6 +30,7 @@ from pathlib import Path
 # reproduce): those are imported inside the command that uses them, so that `companion --help`
 # and `companion data ...` start without torch (tests/test_imports.py allows these imports and
 # checks that --help loads no torch)
+from companion import baselines
 from companion.tasks import PROFILES, TASKS, DataError, get_task
 from companion.tasks.cache import data_root
 
@@ -88,6 +89,8 @@ def _data_prepare(args) -> int:
             rows = task.manifest(root)["files"]
             sizes = "/".join(str(rows[s]["rows"]) for s in ("train", "val", "test"))
             print(f"  built train/val/test = {sizes} in {seconds:.1f} s", flush=True)
+        table = baselines.load(task)  # computed once per cache, stored beside it
+        print(baselines.describe(table, baselines.gate(table)), flush=True)
     total = time.perf_counter() - t_all
     if len(failed) == 1:
         raise CLIError(failed[0])
@@ -146,6 +149,10 @@ def _data_info(args) -> int:
             f"{r['len_median']:g}/{r['len_max']} (min/median/max)  {extra}  [{r['source']}, "
             f"built in {r['build_s']:.1f} s]"
         )
+        if r["split"] == "test":
+            table, gate = baselines.for_task(r["task"], args.profile)
+            print(f"{r['task']:8s} baselines on the test split (fitted on train):")
+            print(baselines.describe(table, gate))
     return 0
 
 

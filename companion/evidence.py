@@ -15,6 +15,10 @@ bin columns            the share of ``|λ|`` in each of the paper's seven bins (
 ``band_live``
 ``quantiles``          101 quantiles of ``log |λ|`` (all layers, heads, examples), from which
                        :func:`w1` gives the Wasserstein-1 distance between two spectra
+``test_accuracy``,     the run's test metric, the strongest trivial predictor of its task
+``test_perplexity``,   (``baseline``, ``baseline_value``), the competence gate's line
+``baseline``, ...      (``gate_line``) and whether the run passed it (``learned``): see
+                       :mod:`companion.baselines`
 =====================  =====================================================================
 
 The statistics are ``scipy.stats``: a condition (task, model, variant) is the mean of its seeds;
@@ -26,6 +30,7 @@ falls back to the analysis batch's standard error (spectra) or has no interval (
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +40,7 @@ import pandas as pd
 import torch
 from scipy import stats
 
+from companion import baselines
 from companion.runs import RunDir, layer_spectra
 from companion.spectra import (
     MAGNITUDE_BINS,
@@ -109,14 +115,60 @@ def run_measures(run_path: str | Path) -> list[dict]:
 
 def measures(index: pd.DataFrame) -> pd.DataFrame:
     """One row per (run, analysis, stage) of the runs ``index`` (the runs index table), with the
-    run's ``task, model, variant, seed`` and its test accuracy; see the module docstring."""
+    run's ``task, model, variant, seed``, its test metric and its competence gate; see the
+    module docstring."""
     runs = index.assign(variant=index["variant"].fillna("").astype(str))
+    gates: dict[tuple[str, str], baselines.Gate] = {}
     rows = []
     for _, run in runs.iterrows():
-        identity = {k: run[k] for k in KEYS}
-        identity["test_accuracy"] = run.get("test_accuracy", np.nan)
+        key = (run["task"], run.get("profile", "quick"))
+        if key not in gates:
+            gates[key] = baselines.for_task(*key)[1]
+        identity = {k: run[k] for k in KEYS} | learned_columns(run, gates[key])
         rows += [{**identity, **row} for row in run_measures(run["path"])]
     return pd.DataFrame(rows)
+
+
+def learned_columns(run: pd.Series, gate: baselines.Gate) -> dict:
+    """A run's test metric and whether it passed its task's competence ``gate``."""
+    accuracy = float(run.get("test_accuracy", np.nan))
+    perplexity = float(run.get("test_perplexity", np.nan))
+    score = perplexity if gate.metric == "perplexity" else accuracy
+    return {
+        "test_accuracy": accuracy,
+        "test_perplexity": perplexity,
+        "baseline": gate.baseline,
+        "baseline_value": gate.value,
+        "gate_line": gate.line,
+        "learned": gate.passes(score),
+    }
+
+
+def export(measures: pd.DataFrame) -> pd.DataFrame:
+    """``measures`` ready for a CSV file: the quantiles as one JSON list per row, so that
+    ``pd.read_csv`` of the file gives back what :func:`normalise` turns into the same table."""
+    out = measures.copy()
+    if "quantiles" in out:
+        out["quantiles"] = [json.dumps([float(v) for v in q]) for q in out["quantiles"]]
+    return out
+
+
+def normalise(measures: pd.DataFrame) -> pd.DataFrame:
+    """``measures`` as :func:`measures` makes it, also when read back from a CSV file
+    (:func:`export`): the main grid's variant as ``""`` (not NaN), the quantiles as arrays,
+    ``learned`` as booleans."""
+    out = measures.copy()
+    if "variant" in out:
+        out["variant"] = out["variant"].fillna("").astype(str)
+    if "quantiles" in out:
+        out["quantiles"] = [
+            np.asarray(json.loads(q) if isinstance(q, str) else q, float) for q in out["quantiles"]
+        ]
+    if "learned" in out:
+        out["learned"] = out["learned"].map(
+            lambda v: str(v).lower() == "true" if isinstance(v, str) else bool(v)
+        )
+    return out
 
 
 def w1(q1: np.ndarray, q2: np.ndarray) -> float:
@@ -243,34 +295,46 @@ def load_values(
 @dataclass(frozen=True)
 class Estimate:
     """A mean with its standard error and degrees of freedom (``inf``: a normal interval;
-    ``se`` None: no noise estimate, so no interval)."""
+    ``se`` None: no noise estimate, so no interval). ``bounds``: the range the quantity can
+    take (a share or an accuracy lies in [0, 1]); its interval is clipped to them."""
 
     mean: float
     se: float | None
     df: float = math.inf
     n: int = 1
+    bounds: tuple[float, float] = (-math.inf, math.inf)
 
     def interval(self, confidence: float = CONFIDENCE) -> tuple[float, float] | None:
-        """The two-sided ``confidence`` interval (Student's t with ``df``), or None."""
+        """The two-sided ``confidence`` interval (Student's t with ``df``) within ``bounds``,
+        or None."""
         if self.se is None or not math.isfinite(self.mean):
             return None
         half = stats.t.ppf(0.5 + confidence / 2, self.df) * self.se
-        return self.mean - half, self.mean + half
+        low, high = self.bounds
+        return max(self.mean - half, low), min(self.mean + half, high)
 
     def __sub__(self, other: Estimate) -> Estimate:
         """The difference of two independent estimates (conservative ``df``: the smaller)."""
         se = None if self.se is None or other.se is None else math.hypot(self.se, other.se)
-        return Estimate(self.mean - other.mean, se, min(self.df, other.df), min(self.n, other.n))
+        bounds = (self.bounds[0] - other.bounds[1], self.bounds[1] - other.bounds[0])
+        return Estimate(
+            self.mean - other.mean, se, min(self.df, other.df), min(self.n, other.n), bounds
+        )
+
+    def __neg__(self) -> Estimate:
+        return Estimate(-self.mean, self.se, self.df, self.n, (-self.bounds[1], -self.bounds[0]))
 
 
 def pooled_sd(values: pd.DataFrame, column: str, by=CONDITION) -> tuple[float, int] | None:
     """The typical seed-to-seed standard deviation of ``column`` in ``values``: the square root
-    of the median of the variances of the groups ``by`` that have at least two seeds (the
-    median, so that one unstable experiment does not widen every interval of its task), with
-    the degrees of freedom of all those groups; None if no group has two seeds."""
+    of the median of the variances of the groups ``by`` that have at least two seeds that
+    differ (the median, so that one unstable experiment does not widen every interval of its
+    task; seeds that all ended identical, such as runs that collapsed to one constant output,
+    carry no information about the noise), with the degrees of freedom of those groups; None
+    if no group qualifies."""
     groups = values.dropna(subset=[column]).groupby(by)[column]
     var, n = groups.var(ddof=1), groups.count()
-    keep = n >= 2
+    keep = (n >= 2) & (var > 0)
     df = int((n[keep] - 1).sum())
     if df == 0:
         return None
@@ -278,12 +342,16 @@ def pooled_sd(values: pd.DataFrame, column: str, by=CONDITION) -> tuple[float, i
 
 
 def estimate(
-    seeds: pd.Series, noise: tuple[float, int] | None, batch_se: pd.Series | None = None
+    seeds: pd.Series,
+    noise: tuple[float, int] | None,
+    batch_se: pd.Series | None = None,
+    bounds: tuple[float, float] = (-math.inf, math.inf),
 ) -> Estimate | None:
     """The mean of one condition's per-seed ``seeds`` and its standard error: from the typical
     seed noise of its task (:func:`pooled_sd`), or from its own seeds where they spread more;
     without task noise from its own seeds, else from the analysis batch (``batch_se``: the
-    per-seed standard errors), else none. None without any seed."""
+    per-seed standard errors), else none. None without any seed. ``bounds``: see
+    :class:`Estimate`."""
     seeds = seeds.dropna()
     n = len(seeds)
     if n == 0:
@@ -291,12 +359,38 @@ def estimate(
     mean = float(seeds.mean())
     own = float(seeds.std(ddof=1)) if n >= 2 else None
     if noise is not None and (own is None or own <= noise[0]):
-        return Estimate(mean, noise[0] / math.sqrt(n), noise[1], n)
+        return Estimate(mean, noise[0] / math.sqrt(n), noise[1], n, bounds)
     if own is not None:
-        return Estimate(mean, own / math.sqrt(n), n - 1, n)
+        return Estimate(mean, own / math.sqrt(n), n - 1, n, bounds)
     if batch_se is not None and not batch_se.dropna().empty:
-        return Estimate(mean, float(batch_se.dropna().mean()), math.inf, n)
-    return Estimate(mean, None, math.inf, n)
+        return Estimate(mean, float(batch_se.dropna().mean()), math.inf, n, bounds)
+    return Estimate(mean, None, math.inf, n, bounds)
+
+
+def pair_contrast(a: list, b: list, distance) -> Estimate | None:
+    """How much farther apart two groups of seeds are than the seeds within a group: the mean
+    ``distance`` between a seed of ``a`` and one of ``b`` minus the mean distance between two
+    seeds of the same group. The pairs share seeds, so they are not independent samples: the
+    standard error is the two-sample jackknife over seeds (leave one seed of one group out),
+    with ``min(len(a), len(b)) - 1`` degrees of freedom. None with fewer than two seeds in a
+    group."""
+    if len(a) < 2 or len(b) < 2:
+        return None
+
+    def contrast(xs, ys):
+        between = [distance(x, y) for x in xs for y in ys]
+        within = [distance(x, y) for s in (xs, ys) for i, x in enumerate(s) for y in s[i + 1 :]]
+        return float(np.mean(between) - np.mean(within)) if within else math.nan
+
+    point = contrast(list(a), list(b))
+    var = 0.0
+    for group, other in ((list(a), list(b)), (list(b), list(a))):  # the contrast is symmetric
+        n = len(group)
+        leave = [contrast(group[:i] + group[i + 1 :], other) for i in range(n)]
+        if any(math.isnan(v) for v in leave):
+            return Estimate(point, None, math.inf, min(len(a), len(b)))
+        var += (n - 1) / n * float(np.sum((np.asarray(leave) - np.mean(leave)) ** 2))
+    return Estimate(point, math.sqrt(var), min(len(a), len(b)) - 1, min(len(a), len(b)))
 
 
 def spearman(x, y) -> tuple[float, float] | None:

@@ -34,9 +34,10 @@ from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter
 from matplotlib_inline.backend_inline import set_matplotlib_formats
 
+from companion import baselines
 from companion.evidence import RUN_COLUMNS, read_index, rho_interval
 from companion.spectra import MAGNITUDE_BINS, MAGNITUDE_EDGES, PHASE_BINS, PHASE_EDGES, bin_index
-from companion.tasks import get_task
+from companion.tasks import DataError
 
 PAGE_WIDTH = 7.0  # inches: the text width of a book page
 MODEL_ORDER = (
@@ -771,33 +772,60 @@ def _metric(task: str) -> tuple[str, str, float]:
 def accuracy_table(index: pd.DataFrame, variants: bool = False, digits: int = 1) -> pd.DataFrame:
     """Test metric per task (rows) and model (columns) for display: accuracy in percent or
     perplexity; with several seeds, their mean followed by every seed's value (outcomes can be
-    bimodal, so a standard deviation would mislead); ``—`` where no run exists. A last column
-    gives the chance level of the classification tasks (one over the number of classes).
-    ``variants``: include the ablation runs as their own columns."""
+    bimodal, so a standard deviation would mislead), a seed marked † when it did not pass the
+    task's competence line; ``—`` where no run exists. The last columns give the task's
+    strongest trivial predictor, the competence line and the strongest shallow reference
+    (:mod:`companion.baselines`). ``variants``: include the ablation runs as their own
+    columns."""
     runs = _labelled(read_index(index))
     if not variants:
         runs = runs[runs["variant"] == ""]
+    profile = runs["profile"].iloc[0] if "profile" in runs and len(runs) else "quick"
+    refs = {t: task_baselines(t, profile) for t in runs["task"].unique()}
     cells = {}
     for (task, label), group in runs.groupby(["task", "label"], observed=True):
         column, _, scale = _metric(task)
-        v = group.sort_values("seed")[column].astype(float) * scale
-        text = f"{v.mean():.{digits}f}"
-        seeds = ", ".join(f"{x:.{digits}f}" for x in v)
-        cells[task, label] = text if len(v) == 1 else f"{text} ({seeds})"
+        gate = refs[task][1] if refs[task] else None
+
+        def shown(x, scale=scale, gate=gate):
+            return f"{scale * x:.{digits}f}" + ("†" if gate and not gate.passes(x) else "")
+
+        v = group.sort_values("seed")[column].astype(float)
+        mean = f"{scale * v.mean():.{digits}f}"
+        cells[task, label] = (
+            shown(v.iloc[0]) if len(v) == 1 else f"{mean} ({', '.join(map(shown, v))})"
+        )
     table = pd.Series(cells).unstack()
     labels = [lab for lab in _labels(runs) if lab in table.columns]
     table = table.reindex(index=sorted(table.index, key=_task_key), columns=labels).fillna("—")
-    profile = runs["profile"].iloc[0] if "profile" in runs and len(runs) else "quick"
-    table["chance"] = [_chance(t, profile, digits) for t in table.index]
+    table["trivial baseline"] = [_reference(t, refs[t], "trivial", digits) for t in table.index]
+    table["competence line"] = [
+        _value(t, refs[t][1].line, digits) if refs[t] else "—" for t in table.index
+    ]
+    table["shallow reference"] = [_reference(t, refs[t], "shallow", digits) for t in table.index]
     table.index = [f"{_name(t)} ({_metric(t)[1]})" for t in table.index]
     table.columns.name = None
     return table
 
 
-def _chance(task: str, profile: str, digits: int) -> str:
-    """Accuracy of guessing a class uniformly, in percent, for a classification task."""
-    n = getattr(get_task(task, profile), "n_classes", None)
-    return f"{100 / n:.{digits}f}" if n else "—"
+def task_baselines(task: str, profile: str):
+    """``(baselines, gate)`` of a task at a profile, or None when its data are not prepared
+    (the baselines are read beside the data cache)."""
+    try:
+        return baselines.for_task(task, profile)
+    except DataError:
+        return None
+
+
+def _value(task: str, value: float, digits: int) -> str:
+    _, _, scale = _metric(task)
+    return f"{scale * value:.{digits}f}"
+
+
+def _reference(task: str, refs, kind: str, digits: int) -> str:
+    """The strongest baseline of ``kind`` with its name, e.g. ``32.7 (majority label ...)``."""
+    best = None if refs is None else baselines.strongest(refs[0], kind)
+    return "—" if best is None else f"{_value(task, best.value, digits)} ({best.name})"
 
 
 def learning_curves(
@@ -823,6 +851,9 @@ def learning_curves(
                 ls="--" if run["variant"].iloc[0] else "-",
                 label=label,
             )
+        _reference_lines(
+            ax, task, runs["profile"].iloc[0] if "profile" in runs else "quick", column
+        )
         ylabel = column.replace("val_", "validation ").replace("_", " ")
         ax.set(title=_name(task), xlabel="training step", ylabel=ylabel)
         if column.endswith("perplexity"):
@@ -830,8 +861,25 @@ def learning_curves(
             ax.yaxis.set_major_formatter(PLAIN)
             ax.yaxis.set_minor_formatter(PLAIN)
     _headline(fig, runs, "learning curves of every model")
-    _line_legend(fig, axes, _labels(runs))
+    _line_legend(fig, axes, [*_labels(runs), *REFERENCE_LABELS.values()])
     return _finish(fig, runs, caption)
+
+
+REFERENCE_LABELS = {"trivial": "trivial baseline (test)", "shallow": "shallow reference (test)"}
+
+
+def _reference_lines(ax, task: str, profile: str, column: str) -> None:
+    """The task's strongest trivial predictor (dotted) and shallow reference (dash-dotted), in
+    grey, on a learning-curve panel of the task's own metric."""
+    refs = task_baselines(task, profile)
+    if refs is None or not column.endswith(("accuracy", "perplexity")):
+        return
+    for kind, style in (("trivial", ":"), ("shallow", "-.")):
+        best = baselines.strongest(refs[0], kind)
+        if best is not None:
+            ax.axhline(
+                best.value, color="0.45", ls=style, lw=1.0, zorder=0, label=REFERENCE_LABELS[kind]
+            )
 
 
 def correlation_plot(
@@ -933,27 +981,46 @@ def markdown_table(frame: pd.DataFrame) -> str:
 
 
 def best_models(summary: pd.DataFrame, tasks, profile: str) -> str:
-    """The main grid of ``tasks`` in words, one Markdown item per task: its most accurate
-    model with the 95 % interval over seeds and the chance level, where that model's |λ| sit,
-    and which models put most of their mass near 1. ``summary``:
-    :func:`companion.claims.summary` rows."""
+    """The main grid of ``tasks`` in words, one Markdown item per task: how many models learned
+    the task (passed its competence line in at least two seeds) against its strongest trivial
+    predictor and shallow reference, the models within noise of the most accurate one (no
+    winner picked from noisy means), where their |λ| sit, and which models put most of their
+    mass near 1. ``summary``: :func:`companion.claims.summary` rows."""
     main = summary[summary["variant"] == ""]
     lines = []
     for task in tasks:
         rows = main[main["task"] == task].set_index("model")
-        if rows.empty or rows["accuracy"].isna().all():
+        column = "perplexity" if task == "lm" else "accuracy"
+        if rows.empty or rows[column].isna().all():
             continue
-        best = rows["accuracy"].idxmax()
+        refs = task_baselines(task, profile)
+        against = ""
+        if refs:
+            against = (
+                f" (strongest trivial predictor {_reference(task, refs, 'trivial', 1)}; "
+                f"shallow reference {_reference(task, refs, 'shallow', 1)})"
+            )
+        learned = [m for m in rows.index if rows.loc[m, "learned"] >= 2]
+        if not learned:
+            lines.append(
+                f"- **{_name(task)}**: no model learned the task at this profile{against}: "
+                "its claims are untestable here."
+            )
+            continue
+        metric = rows.loc[learned, column]
+        best = metric.idxmin() if task == "lm" else metric.idxmax()
         b = rows.loc[best]
-        chance = _chance(task, profile, 0)
-        against = f"; chance {chance} %" if chance != "—" else ""
-        near1 = [_name(m) for m in rows.index if rows.loc[m, "near1"] > 0.5]
+        if task == "lm":
+            value = f"perplexity {b.perplexity:.2f}"
+        else:
+            value = f"{100 * b.accuracy:.1f} %, 95 % interval {100 * b.low:.1f}–{100 * b.high:.1f}"
+        near1 = [_name(m) for m in learned if rows.loc[m, "near1"] > 0.5]
         lines.append(
-            f"- **{_name(task)}**: the most accurate model is {_name(best)} "
-            f"({100 * b.accuracy:.1f} %, 95 % interval {100 * b.low:.1f}–{100 * b.high:.1f} "
-            f"over {b.seeds} seed(s){against}), with {100 * b.near1:.0f} % of its |λ| in the "
-            f"near-1 band and {100 * b.near0:.0f} % near 0. {len(near1)} of {len(rows)} models "
-            "put most of their mass in the near-1 band"
+            f"- **{_name(task)}**: {len(learned)} of {len(rows)} models learned the task"
+            f"{against}. The highest mean is {_name(best)}'s ({value} over {b.seeds} "
+            f"seed(s)), with {100 * b.near1:.0f} % of its |λ| in the near-1 band and "
+            f"{100 * b.near0:.0f} % near 0. {len(near1)} of the {len(learned)} models that "
+            "learned put most of their mass in the near-1 band"
             + (f" ({', '.join(near1)})." if near1 else ".")
         )
     return "\n".join(lines) or "No runs of these tasks at this profile."

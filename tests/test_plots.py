@@ -13,6 +13,7 @@ from builders import tiny
 from matplotlib.colors import to_hex, to_rgb
 from matplotlib.container import BarContainer
 
+from companion import baselines as B
 from companion import evidence as E
 from companion import plots as P
 from companion.layers.base import Transition
@@ -323,7 +324,13 @@ def test_load_histories_and_learning_curves_in_model_colours(run_index):
     assert colours == {
         "Softmax attn.": P.MODEL_COLORS["softmax"].lower(),
         "S4D": P.MODEL_COLORS["s4d"].lower(),
+        # the task's strongest trivial predictor (a guess among the 4 values) in grey
+        P.REFERENCE_LABELS["trivial"]: to_hex("0.45"),
     }
+    (guess,) = [
+        line for line in ax.get_lines() if line.get_label() == P.REFERENCE_LABELS["trivial"]
+    ]
+    assert guess.get_ydata()[0] == pytest.approx(0.25)
 
 
 def test_magnitude_distribution_from_a_run_folder(run_index):
@@ -365,23 +372,35 @@ def test_spectral_mass_and_correlation_plot(run_index):
 # ----------------------------------------------------------------------------- accuracy
 
 
-def test_accuracy_table_pivots_tasks_by_model():
+def test_accuracy_table_pivots_tasks_by_model(monkeypatch):
+    image = [
+        B.Baseline("majority class", "trivial", "accuracy", 0.10, 1000),
+        B.Baseline("linear classifier on pixels", "shallow", "accuracy", 0.80, 1000),
+    ]
+    refs = {"image": (image, B.gate(image))}  # line: 0.10 + 0.03
+    monkeypatch.setattr(P, "task_baselines", lambda task, profile: refs.get(task))
     rows = [
         {
             **identity("softmax", "softmax", "", "image", seed),
             "mixer": "softmax",
             "test_accuracy": acc,
         }
-        for seed, acc in ((1, 0.5), (2, 0.7))
+        for seed, acc in ((1, 0.5), (2, 0.7), (3, 0.12))
     ]
     rows.append({**identity("s4d", "s4d", "", "lm"), "mixer": "s4d", "test_perplexity": 12.34})
     rows.append({**identity("s4d", "s4d", "gate", "lm"), "mixer": "s4d", "test_perplexity": 9.0})
     table = P.accuracy_table(pd.DataFrame(rows))
     assert list(table.index) == ["Image (acc. %)", "Language model (ppl)"]
-    assert list(table.columns) == ["Softmax attn.", "S4D", "chance"]
-    assert table.loc["Image (acc. %)", "Softmax attn."] == "60.0 (50.0, 70.0)"  # every seed
-    assert table.loc["Image (acc. %)", "chance"] == "10.0"
-    assert table.loc["Language model (ppl)", "chance"] == "—"
+    references = ["trivial baseline", "competence line", "shallow reference"]
+    assert list(table.columns) == ["Softmax attn.", "S4D", *references]
+    # every seed, the one below the competence line marked
+    assert table.loc["Image (acc. %)", "Softmax attn."] == "44.0 (50.0, 70.0, 12.0†)"
+    assert table.loc["Image (acc. %)", references].tolist() == [
+        "10.0 (majority class)",
+        "13.0",
+        "80.0 (linear classifier on pixels)",
+    ]
+    assert (table.loc["Language model (ppl)", references] == "—").all()  # no data prepared
     assert table.loc["Language model (ppl)", "S4D"] == "12.3"
     assert table.loc["Image (acc. %)", "S4D"] == "—"
     assert "S4D · gate" in P.accuracy_table(pd.DataFrame(rows), variants=True).columns

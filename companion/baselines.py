@@ -1,0 +1,291 @@
+"""What a task's test set gives away without a sequence model: trivial predictors, shallow
+references, and the competence gate the claims read.
+
+Every predictor is fitted on the training split and scored on the test split of the task's
+prepared data:
+
+* **trivial** predictors read at most one token: the majority class; the majority label given
+  the first token (for ListOps the root operator: MIN→0, MAX→9, MED/SM→5); for MQAR a value
+  guessed among the ``K`` values of the context (``1/K``) and the most frequent value; for the
+  language model the unigram perplexity;
+* **shallow** references: naive Bayes on tokens and on token pairs (Text, ListOps), a linear
+  (ridge) classifier on the raw pixels (Image), the bigram perplexity (language model).
+
+A seed **has learned** its task when its test metric beats the strongest trivial predictor by
+the **gate margin**: at least 3 points and 2 binomial standard errors of that predictor's
+accuracy on the test set, ``max(0.03, 2·sqrt(p(1-p)/n))`` (``n`` scored predictions); for the
+language model, a perplexity of at most 0.9 × the unigram one. The shallow references are shown
+beside every accuracy; they do not gate.
+
+The table is computed once per data cache and stored beside it
+(``<task>/<profile>/baselines.json``, keyed by the cache's sha256), so that
+``companion data info`` prints it and the book reads it without refitting.
+
+>>> from companion.tasks import get_task
+>>> table = compute(get_task("mqar", "smoke"))
+>>> [(b.name, round(b.value, 3)) for b in table if b.kind == "trivial"][0]
+('a value guessed from the context', 0.25)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+from scipy import sparse
+
+from companion.io import atomic_write_text
+from companion.tasks import Task, get_task
+from companion.tasks.common import IGNORE_INDEX, DataError
+
+FILE = "baselines.json"
+MARGIN = 0.03  # accuracy points a learned model must add to the strongest trivial predictor
+SE_MARGIN = 2.0  # ... and this many binomial standard errors of it on the test set
+PPL_FACTOR = 0.9  # a learned language model's perplexity is at most this × the unigram one
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """One predictor's test score: ``value`` is an accuracy in [0, 1] (``metric`` "accuracy")
+    or a perplexity; ``n`` the scored test predictions."""
+
+    name: str
+    kind: str  # "trivial" | "shallow"
+    metric: str  # "accuracy" | "perplexity"
+    value: float
+    n: int
+
+
+@dataclass(frozen=True)
+class Gate:
+    """The line a seed's test metric must pass to count as having learned its task."""
+
+    metric: str  # "accuracy" (higher is better) | "perplexity" (lower is better)
+    line: float
+    baseline: str  # the strongest trivial predictor
+    value: float  # its score
+    margin: str  # the margin in words
+
+    def passes(self, score: float) -> bool:
+        if score is None or not math.isfinite(score):
+            return False
+        return score >= self.line if self.metric == "accuracy" else score <= self.line
+
+
+def strongest(table: list[Baseline], kind: str) -> Baseline | None:
+    """The best predictor of ``kind`` ("trivial" | "shallow"): the highest accuracy or the
+    lowest perplexity; None when the task has none of that kind."""
+    found = [b for b in table if b.kind == kind]
+    if not found:
+        return None
+    sign = 1 if found[0].metric == "perplexity" else -1
+    return min(found, key=lambda b: sign * b.value)
+
+
+def gate(table: list[Baseline]) -> Gate:
+    """The competence gate of a task from its baselines (see the module docstring)."""
+    best = strongest(table, "trivial")
+    if best.metric == "perplexity":
+        line = PPL_FACTOR * best.value
+        return Gate("perplexity", line, best.name, best.value, f"{PPL_FACTOR:g} × its perplexity")
+    se = math.sqrt(best.value * (1 - best.value) / best.n)
+    margin = max(MARGIN, SE_MARGIN * se)
+    why = f"{100 * MARGIN:g} points" if margin == MARGIN else f"{SE_MARGIN:g} standard errors"
+    return Gate(
+        "accuracy", best.value + margin, best.name, best.value, f"+{100 * margin:.1f} ({why})"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# the predictors
+
+
+def _ids(dataset) -> list[np.ndarray]:
+    return [np.asarray(x, dtype=np.int64) for x in dataset["input_ids"]]
+
+
+def _majority(y_train: np.ndarray, y_test: np.ndarray) -> float:
+    values, counts = np.unique(y_train, return_counts=True)
+    return float(np.mean(y_test == values[counts.argmax()]))
+
+
+def _majority_given(x_train, y_train, x_test, y_test) -> float:
+    """Accuracy of predicting, for each value of ``x``, its most frequent label in training
+    (the overall majority for values never seen)."""
+    values, counts = np.unique(y_train, return_counts=True)
+    fallback = values[counts.argmax()]
+    pairs, n = np.unique(np.stack([x_train, y_train], 1), axis=0, return_counts=True)
+    order = np.lexsort((-n, pairs[:, 0]))  # per x, the most frequent label first
+    pairs = pairs[order]
+    first = np.r_[True, pairs[1:, 0] != pairs[:-1, 0]]
+    best = dict(zip(pairs[first, 0].tolist(), pairs[first, 1].tolist(), strict=True))
+    guess = np.array([best.get(int(x), fallback) for x in x_test])
+    return float(np.mean(guess == y_test))
+
+
+def _counts(seqs: list[np.ndarray], vocab: int, pairs: bool) -> sparse.csr_matrix:
+    """Bag of tokens ``(N, V)`` or of adjacent token pairs ``(N, V²)``."""
+    rows, cols = [], []
+    for i, s in enumerate(seqs):
+        c = s[:-1] * vocab + s[1:] if pairs else s
+        rows.append(np.full(len(c), i))
+        cols.append(c)
+    r, c = np.concatenate(rows), np.concatenate(cols)
+    return sparse.csr_matrix(
+        (np.ones(len(r)), (r, c)), shape=(len(seqs), vocab * vocab if pairs else vocab)
+    )
+
+
+def _naive_bayes(train, test, vocab: int, pairs: bool) -> float:
+    from sklearn.naive_bayes import MultinomialNB
+
+    fit = MultinomialNB().fit(_counts(_ids(train), vocab, pairs), np.asarray(train["label"]))
+    return float(fit.score(_counts(_ids(test), vocab, pairs), np.asarray(test["label"])))
+
+
+def _linear_pixels(train, test) -> float:
+    from sklearn.linear_model import RidgeClassifier
+
+    def pixels(d):
+        return np.stack(_ids(d)).astype(np.float64) / 255.0
+
+    fit = RidgeClassifier(alpha=1.0).fit(pixels(train), np.asarray(train["label"]))
+    return float(fit.score(pixels(test), np.asarray(test["label"])))
+
+
+def _classification(task: Task, train, test) -> list[Baseline]:
+    y_train, y_test = np.asarray(train["label"]), np.asarray(test["label"])
+    n = len(y_test)
+    first = "the root operator" if task.name == "listops" else "the first token"
+    out = [
+        Baseline("majority class", "trivial", "accuracy", _majority(y_train, y_test), n),
+        Baseline(
+            f"majority label given {first}",
+            "trivial",
+            "accuracy",
+            _majority_given(
+                np.array([s[0] for s in _ids(train)]),
+                y_train,
+                np.array([s[0] for s in _ids(test)]),
+                y_test,
+            ),
+            n,
+        ),
+    ]
+    if task.name == "image":
+        out.append(
+            Baseline(
+                "linear classifier on pixels", "shallow", "accuracy", _linear_pixels(train, test), n
+            )
+        )
+    else:
+        for pairs, what in ((False, "tokens"), (True, "token pairs")):
+            value = _naive_bayes(train, test, task.vocab_size, pairs)
+            out.append(Baseline(f"naive Bayes on {what}", "shallow", "accuracy", value, n))
+    return out
+
+
+def _mqar(task: Task, train, test) -> list[Baseline]:
+    def targets(d):
+        y = np.concatenate([np.asarray(x) for x in d["labels"]])
+        return y[y != IGNORE_INDEX]
+
+    y_train, y_test = targets(train), targets(test)
+    n = len(y_test)
+    return [
+        Baseline(
+            "a value guessed from the context", "trivial", "accuracy", 1 / task.config.n_pairs, n
+        ),
+        Baseline("the most frequent value", "trivial", "accuracy", _majority(y_train, y_test), n),
+    ]
+
+
+def _perplexity(log_p: np.ndarray) -> float:
+    return float(np.exp(-np.mean(log_p)))
+
+
+def _lm(task: Task, train, val, test) -> list[Baseline]:
+    """Unigram and bigram perplexities with additive smoothing; the bigram's pseudo-count is
+    chosen on the validation split."""
+    V = task.vocab_size
+
+    def stream(d):
+        x = np.concatenate(_ids(d))
+        y = np.concatenate([np.asarray(s, dtype=np.int64) for s in d["labels"]])
+        keep = y != IGNORE_INDEX
+        return x[keep], y[keep]
+
+    (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = stream(train), stream(val), stream(test)
+    uni = np.bincount(y_tr, minlength=V) + 1.0
+    log_uni = np.log(uni / uni.sum())
+    keys, counts = np.unique(x_tr * V + y_tr, return_counts=True)
+    context = np.bincount(x_tr, minlength=V).astype(np.float64)
+
+    def bigram_log_p(x, y, k):
+        pos = np.clip(np.searchsorted(keys, x * V + y), 0, len(keys) - 1)
+        c = np.where(keys[pos] == x * V + y, counts[pos], 0)
+        return np.log((c + k * V * np.exp(log_uni[y])) / (context[x] + k * V))
+
+    k = min((10.0**e for e in range(-3, 2)), key=lambda k: -bigram_log_p(x_va, y_va, k).mean())
+    n = len(y_te)
+    return [
+        Baseline("unigram", "trivial", "perplexity", _perplexity(log_uni[y_te]), n),
+        Baseline("bigram", "shallow", "perplexity", _perplexity(bigram_log_p(x_te, y_te, k)), n),
+    ]
+
+
+def compute(task: Task) -> list[Baseline]:
+    """Every baseline of ``task`` (fitted on its train split, scored on its test split)."""
+    train, test = task.split("train"), task.split("test")
+    if task.name == "mqar":
+        return _mqar(task, train, test)
+    if task.name == "lm":
+        return _lm(task, train, task.split("val"), test)
+    return _classification(task, train, test)
+
+
+# ---------------------------------------------------------------------------------------------
+# stored beside the cache
+
+
+def _data_key(task: Task) -> str | None:
+    """The sha256 of the cache's files (None for a generated task built in memory)."""
+    try:
+        files = task.manifest()["files"]
+    except DataError:
+        return None
+    return ":".join(files[s]["sha256"] for s in sorted(files))
+
+
+def load(task: Task) -> list[Baseline]:
+    """The baselines of ``task``: read from ``baselines.json`` beside its cache when that was
+    computed from the same files, else computed (and stored there, when the cache exists)."""
+    key = _data_key(task)
+    path = Path(task.cache_dir()) / FILE
+    if key is not None and path.is_file():
+        stored = json.loads(path.read_text())
+        if stored.get("data") == key:
+            return [Baseline(**b) for b in stored["baselines"]]
+    table = compute(task)
+    if key is not None:
+        text = json.dumps({"data": key, "baselines": [asdict(b) for b in table]}, indent=2)
+        atomic_write_text(path, text + "\n")
+    return table
+
+
+def for_task(name: str, profile: str) -> tuple[list[Baseline], Gate]:
+    """The baselines and the gate of task ``name`` at ``profile`` (its preset data)."""
+    table = load(get_task(name, profile))
+    return table, gate(table)
+
+
+def describe(table: list[Baseline], g: Gate) -> str:
+    """One line per baseline and one for the gate, for ``companion data info``."""
+    unit = (lambda v: f"{v:.2f}") if g.metric == "perplexity" else (lambda v: f"{100 * v:.1f} %")
+    lines = [f"  {b.kind:7s} {b.name}: {unit(b.value)}" for b in table]
+    word = "at most" if g.metric == "perplexity" else "at least"
+    lines.append(f"  gate    learned = {word} {unit(g.line)} ({g.baseline} {g.margin})")
+    return "\n".join(lines)
