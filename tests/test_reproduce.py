@@ -13,10 +13,12 @@ import pandas as pd
 import pytest
 from browser import bad_responses, browse, outside_requests, serve
 
+from companion import claims
 from companion import config as C
 from companion.config import book_runs
 from companion.reproduce import reproduce, reproduce_runs, section_notebooks
 from companion.runs import RunDir
+from companion.tasks import TASKS
 
 BOOK = Path(__file__).resolve().parents[1] / "book"
 
@@ -83,6 +85,18 @@ def test_the_book_is_built_from_the_executed_notebooks(smoke):
     assert "`smoke`" in (book / "_generated" / "profile.md").read_text()
     claims = (html / "notebooks" / "07_claims.html").read_text()
     assert all(f"C{i}" in claims for i in range(1, 12))
+
+
+def test_no_smoke_model_learns_so_no_claim_is_decided(smoke):
+    """At smoke no model passes its task's competence line: the measures behind the book give
+    no "holds" and no "does not hold", and parts read "untestable at this scale"."""
+    _, book, _, _ = smoke
+    measures = pd.read_csv(book / "_generated" / "measures.csv")
+    verdicts, parts = claims.evaluate(measures)
+    assert not set(verdicts["verdict"]) & {"holds", "does not hold"}, verdicts.to_string()
+    assert "untestable at this scale" in set(verdicts["verdict"])
+    assert "untestable" in set(parts["state"])
+    assert set(claims.untestable_tasks(claims.summary(measures))) == set(TASKS)
 
 
 def test_nbval_reruns_the_executed_notebooks(smoke):
