@@ -74,10 +74,10 @@ PROFILE_NOTES = {
         "the **quick** profile, which runs on two CPU cores: real offline data (Rotten-Tomatoes "
         "sentences as bytes instead of IMDb, 5,000 MNIST digits at 14×14 instead of CIFAR-10, "
         "Wikipedia articles as bytes instead of WikiText-103 with GPT-2 BPE), generated ListOps "
-        "with lengths 30–120 instead of up to 2,000, MQAR with vocabulary 256, length 64 and 8 "
-        "pairs instead of 8,192, 512 and 64, and models of two layers and width 64 instead of "
-        "the public configurations. Spectral shapes can be compared with the paper's; "
-        "accuracies cannot."
+        "with lengths 10–60 and nesting depth 3 instead of up to 2,000 and 10, MQAR with "
+        "vocabulary 256, length 64 and 8 pairs instead of 8,192, 512 and 64, and models of two "
+        "layers and width 64 instead of the public configurations. Spectral shapes can be "
+        "compared with the paper's; accuracies cannot."
     ),
     "paper": (
         "the **paper** profile: the public configurations' hyperparameters and the paper's "
