@@ -276,9 +276,10 @@ def load(task: Task) -> list[Baseline]:
     return table
 
 
-def for_task(name: str, profile: str) -> tuple[list[Baseline], Gate]:
-    """The baselines and the gate of task ``name`` at ``profile`` (its preset data)."""
-    table = load(get_task(name, profile))
+def for_task(name: str, profile: str, **options) -> tuple[list[Baseline], Gate]:
+    """The baselines and the gate of task ``name`` at ``profile`` (its preset data, with
+    ``options`` replacing some of its settings)."""
+    table = load(get_task(name, profile, **options))
     return table, gate(table)
 
 

@@ -165,19 +165,20 @@ class Evidence:
         self.final = self.final.reset_index(drop=True)
         self.analysis = analysis
         self._noise: dict = {}
+        self._conditions = {
+            name: dict(tuple(table.groupby(ev.CONDITION, sort=False)))
+            for name, table in (("final", self.final), ("init", self.init))
+        }
 
     # -- the seeds of a condition ----------------------------------------------------------
-    def all_rows(self, task, model, variant="") -> pd.DataFrame:
-        """Every seed of a condition (final stage), learned or not."""
-        t = self.final
-        return t[(t["task"] == task) & (t["model"] == model) & (t["variant"] == variant)]
+    def all_rows(self, task, model, variant="", stage="final") -> pd.DataFrame:
+        """Every seed of a condition, learned or not, at ``stage``."""
+        table = self.final if stage == "final" else self.init
+        return self._conditions[stage].get((task, model, variant), table.iloc[:0])
 
     def rows(self, task, model, variant="", stage="final") -> pd.DataFrame:
         """The seeds of a condition that learned their task, at ``stage``."""
-        table = self.final if stage == "final" else self.init
-        t = table[
-            (table["task"] == task) & (table["model"] == model) & (table["variant"] == variant)
-        ]
+        t = self.all_rows(task, model, variant, stage)
         return t[t["learned"].astype(bool)]
 
     def learned(self, task, model, variant="") -> tuple[int, int]:
@@ -485,6 +486,12 @@ def _top(e: Evidence, task: str) -> list[str]:
     conds = _main(task, e.models(task))
     table = ranks(e, conds, lambda c: e.accuracy(*c), learned_only=True)
     return [c[1] for c, r in table.items() if r.low == 1]
+
+
+def most_accurate(measures: pd.DataFrame, task: str, analysis: str = "exact") -> list[str]:
+    """The main-grid models of ``task`` that no model that learned the task is clearly more
+    accurate than (their rank interval starts at 1; no winner picked from noisy means)."""
+    return _top(Evidence(measures, analysis), task)
 
 
 # ---------------------------------------------------------------------------------------------

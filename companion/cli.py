@@ -31,7 +31,7 @@ from pathlib import Path
 # and `companion data ...` start without torch (tests/test_imports.py allows these imports and
 # checks that --help loads no torch)
 from companion import baselines
-from companion.tasks import PROFILES, TASKS, DataError, get_task
+from companion.tasks import LADDER, PROFILES, REPRODUCE_PROFILES, TASKS, DataError, Task, get_task
 from companion.tasks.cache import data_root
 
 
@@ -63,18 +63,32 @@ def writable_folder(path: str, flag: str) -> None:
 # data
 
 
+def data_tasks(profile: str, names: Sequence[str]) -> list[tuple[str, Task]]:
+    """``(label, task)`` for every data cache that ``profile`` trains on; at ``ladder``, the
+    quick data and the data of every ladder rung that changes it."""
+    if profile != LADDER:
+        return [(name, get_task(name, profile)) for name in names]
+    from companion.config import ladder_rungs
+
+    out = [(name, get_task(name, "quick")) for name in names]
+    for name in names:
+        for rung, settings in ladder_rungs(name).items():
+            if settings.get("data"):
+                out.append((f"{name} {rung}", get_task(name, "quick", **settings["data"])))
+    return out
+
+
 def _data_prepare(args) -> int:
     if args.lra_release:
         os.environ["COMPANION_LRA_RELEASE"] = args.lra_release
-    names = args.task or list(TASKS)
+    tasks = data_tasks(args.profile, args.task or list(TASKS))
     root = data_root()
-    print(f"companion data prepare --profile {args.profile}: {len(names)} task(s) into {root}")
+    print(f"companion data prepare --profile {args.profile}: {len(tasks)} cache(s) into {root}")
     t_all = time.perf_counter()
     built, failed = [], []
-    for i, name in enumerate(names, 1):
-        task = get_task(name, args.profile)
+    for i, (name, task) in enumerate(tasks, 1):
         t0 = time.perf_counter()
-        print(f"[{i}/{len(names)}] {name}: {task.source}", flush=True)
+        print(f"[{i}/{len(tasks)}] {name}: {task.source}", flush=True)
         try:
             status = task.prepare(root, force=args.force, log=lambda msg: print(msg, flush=True))
         except (DataError, ValueError) as e:
@@ -101,7 +115,7 @@ def _data_prepare(args) -> int:
         print(f"done in {total:.1f} s: built {', '.join(built)}; the cache is verified")
     else:
         print(
-            f"nothing to do: all {len(names)} task(s) of profile {args.profile} "
+            f"nothing to do: all {len(tasks)} cache(s) of profile {args.profile} "
             "are prepared and verified"
         )
     return 0
@@ -161,7 +175,7 @@ def _add_data(sub) -> None:
     data_sub = data.add_subparsers(dest="data_command", metavar="{prepare,info}", required=True)
 
     prep = data_sub.add_parser("prepare", help="fetch or generate, convert and verify the data")
-    prep.add_argument("--profile", choices=PROFILES, default="quick")
+    prep.add_argument("--profile", choices=REPRODUCE_PROFILES, default="quick")
     prep.add_argument("--task", action="append", choices=TASKS, help="only this task (repeatable)")
     prep.add_argument(
         "--force", action="store_true", help="rebuild even if a verified cache exists"
@@ -280,7 +294,7 @@ def _add_train(sub) -> None:
     rep = sub.add_parser(
         "reproduce", help="every run of the book (skips complete ones), its notebooks, the book"
     )
-    rep.add_argument("--profile", choices=PROFILES, default="quick")
+    rep.add_argument("--profile", choices=REPRODUCE_PROFILES, default="quick")
     rep.add_argument(
         "--workers",
         type=int,

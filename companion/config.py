@@ -8,11 +8,14 @@ Layout::
                                   configs' hyperparameters), its ``variants`` (ablations) and
                                   optional per-profile overrides of its own
     configs/book.yaml             the runs of the book (:func:`book_runs`): its seed, more
-                                  seeds for some experiments, what a profile leaves out
+                                  seeds for some experiments, what a profile leaves out, and
+                                  the scale ladder's rungs (:func:`ladder_runs`)
 
 A run is resolved by deep-merging, in order: ``task.yaml``, ``<model>.yaml``, the task's
 overlay for the profile, the model file's overlay for the profile, the variant, and finally
-``--set key=value`` overrides. The ``paper`` profile has no overlay: it is the files as written.
+``--set key=value`` overrides. A scale-ladder run (variant ``[<variant>-]ladder-<rung>``,
+quick profile only) merges its rung's settings after the variant. The ``paper`` profile has
+no overlay: it is the files as written.
 Variants come after the overlays so that an ablation's change (a gate, a depth, a learning rate)
 survives at every profile; ``--set`` comes last and wins.
 """
@@ -30,11 +33,12 @@ import yaml
 
 from companion.model import ModelConfig
 from companion.schema import ConfigError, Rule, check, setting, validate
-from companion.tasks import PROFILES, preset
+from companion.tasks import LADDER, PROFILES, preset
 from companion.tasks.base import replace_config
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 BOOK_RUNS = CONFIG_DIR / "book.yaml"
+RUNG = "ladder-"  # a rung's variant names: ladder-<rung> (main grid), <variant>-ladder-<rung>
 # ModelConfig fields that come from the task, never from a config file
 TASK_FACTS = ("vocab_size", "input_dim", "max_len", "head", "n_classes")
 
@@ -196,7 +200,9 @@ def book_runs(
 ) -> list[RunConfig]:
     """The resolved configurations of every run of the book at ``profile``, in a fixed order;
     ``only`` keeps the experiments matching a "task/model/variant" pattern (e.g. ``mqar/*``);
-    ``broken``: see :func:`experiments`."""
+    ``broken``: see :func:`experiments`. At ``ladder``: the quick runs, then the ladder's."""
+    if profile == LADDER:
+        return book_runs("quick", only, broken) + ladder_runs(only)
     spec = yaml.safe_load(BOOK_RUNS.read_text())
     skip = spec.get("skip", {}).get(profile) or []
     runs = []
@@ -211,6 +217,64 @@ def book_runs(
             if fnmatch.fnmatch(name, extra["runs"]) and profile in extra.get("profiles", PROFILES):
                 seeds += [seed for seed in extra["seeds"] if seed not in seeds]
         runs += [resolve(task, model, variant, profile, seed) for seed in seeds]
+    return runs
+
+
+def runs_profile(profile: str) -> str:
+    """The profile whose runs folder a reproduction at ``profile`` fills."""
+    return "quick" if profile == LADDER else profile
+
+
+def _ladder() -> dict:
+    return yaml.safe_load(BOOK_RUNS.read_text())["ladder"]
+
+
+def ladder_rungs(task: str) -> dict[str, dict]:
+    """The scale ladder's rungs of ``task`` (``configs/book.yaml``), easiest first: name ->
+    settings merged over the quick run's (``{}``: the quick run itself); ``{}`` for a task
+    without a ladder."""
+    return dict(_ladder()["rungs"].get(task) or {})
+
+
+def rung_variant(task: str, variant: str | None, rung: str) -> str | None:
+    """The variant name of experiment ``variant`` (``None``: the main grid) at ladder rung
+    ``rung`` of ``task``: the variant itself at the rung of the quick run."""
+    if not ladder_rungs(task)[rung]:
+        return variant
+    return f"{variant}-{RUNG}{rung}" if variant else f"{RUNG}{rung}"
+
+
+def split_rung(variant: str | None) -> tuple[str | None, str | None]:
+    """``(experiment variant, ladder rung)`` of a variant name; the rung is ``None`` outside the
+    ladder: ``"lti-ladder-depth4"`` -> ``("lti", "depth4")``, ``"ladder-L128x16"`` ->
+    ``(None, "L128x16")``."""
+    head, sep, rung = (variant or "").rpartition(RUNG)
+    if not sep or (head and not head.endswith("-")):
+        return variant, None
+    return head[:-1] or None, rung
+
+
+def ladder_experiments(task: str) -> list[tuple[str, str | None]]:
+    """``(model, variant)`` of every experiment the ladder runs on ``task`` at each rung: the
+    main grid (variant ``None``), then the variants it names."""
+    named = (_ladder().get("variants") or {}).get(task, [])
+    return [(m, None) for m in models(task)] + [tuple(n.split("/")) for n in named]
+
+
+def ladder_runs(only: str | None = None) -> list[RunConfig]:
+    """The runs of the scale ladder beyond the quick runs: at every rung with settings, its
+    task's :func:`ladder_experiments` with the ladder's seeds; ``only``: a
+    "task/model/variant" pattern, as for :func:`book_runs`."""
+    spec = _ladder()
+    runs = []
+    for task, rungs in spec["rungs"].items():
+        for rung, settings in rungs.items():
+            if not settings:
+                continue
+            for model, variant in ladder_experiments(task):
+                name = rung_variant(task, variant, rung)
+                if only is None or fnmatch.fnmatch(f"{task}/{model}/{name}", only):
+                    runs += [resolve(task, model, name, "quick", seed) for seed in spec["seeds"]]
     return runs
 
 
@@ -271,16 +335,28 @@ def resolve(
     base, exp = _load(CONFIG_DIR / task / "task.yaml"), _load(CONFIG_DIR / task / f"{model}.yaml")
     exp.pop("departures", None)  # documentation of the file, not part of the run
     all_variants = exp.pop("variants", None) or {}
-    if variant is not None and variant not in all_variants:
+    variant_of, rung = split_rung(variant)
+    if variant_of is not None and variant_of not in all_variants:
         valid = _choices(all_variants) or "none"
         raise ConfigError(f"unknown variant {variant!r} for {task}/{model}; choose one of: {valid}")
+    if rung is not None:
+        rungs = {name: v for name, v in ladder_rungs(task).items() if v}
+        if rung in ladder_rungs(task) and rung not in rungs:
+            raise ConfigError(f"the ladder rung {rung!r} of {task} is the quick run itself")
+        if rung not in rungs:
+            valid = _choices(rungs) or "none"
+            raise ConfigError(f"unknown ladder rung {rung!r} for {task}; choose one of: {valid}")
+        if profile != "quick":
+            raise ConfigError(f"the ladder rung {rung!r} is defined at the quick profile only")
     overlays = [(part.pop("profiles", None) or {}).get(profile, {}) for part in (base, exp)]
     cfg = merge(base, exp)
     if profile != "paper":
         for overlay in overlays:  # the task's, then the model file's
             cfg = merge(cfg, overlay)
-    if variant is not None:
-        cfg = merge(cfg, all_variants[variant])
+    if variant_of is not None:
+        cfg = merge(cfg, all_variants[variant_of])
+    if rung is not None:
+        cfg = merge(cfg, ladder_rungs(task)[rung])
     if overrides:
         model_fields = {f.name: None for f in fields(ModelConfig) if f.name not in TASK_FACTS}
         reference = {

@@ -41,6 +41,7 @@ import torch
 from scipy import stats
 
 from companion import baselines
+from companion.config import split_rung
 from companion.runs import RunDir, layer_spectra
 from companion.spectra import (
     MAGNITUDE_BINS,
@@ -118,12 +119,13 @@ def measures(index: pd.DataFrame) -> pd.DataFrame:
     run's ``task, model, variant, seed``, its test metric and its competence gate; see the
     module docstring."""
     runs = index.assign(variant=index["variant"].fillna("").astype(str))
-    gates: dict[tuple[str, str], baselines.Gate] = {}
+    gates: dict[tuple[str, str, str], baselines.Gate] = {}
     rows = []
     for _, run in runs.iterrows():
-        key = (run["task"], run.get("profile", "quick"))
-        if key not in gates:
-            gates[key] = baselines.for_task(*key)[1]
+        data = run.get("data")
+        key = (run["task"], run.get("profile", "quick"), data if isinstance(data, str) else "{}")
+        if key not in gates:  # the gate of the data the run trained on
+            gates[key] = baselines.for_task(*key[:2], **json.loads(key[2]))[1]
         identity = {k: run[k] for k in KEYS} | learned_columns(run, gates[key])
         rows += [{**identity, **row} for row in run_measures(run["path"])]
     return pd.DataFrame(rows)
@@ -188,8 +190,18 @@ def tv(p, q) -> float:
 RUN_COLUMNS = ("run_id", "task", "model", "variant", "seed", "profile", "config_hash", "commit")
 
 
-def open_index(runs_root: str | Path, profile: str) -> tuple[pd.DataFrame, str]:
-    """The runs index of ``profile`` under ``runs_root``, and the profile it belongs to. Where
+def without_ladder(index: pd.DataFrame) -> pd.DataFrame:
+    """The runs of ``index`` outside the scale ladder's harder rungs (whose data differ from
+    their profile's, so that no chapter but the ladder's compares them with the others)."""
+    keep = [split_rung(str(v))[1] is None for v in index["variant"].fillna("")]
+    return index[keep].reset_index(drop=True)
+
+
+def open_index(
+    runs_root: str | Path, profile: str, ladder: bool = False
+) -> tuple[pd.DataFrame, str]:
+    """The runs index of ``profile`` under ``runs_root`` (without the scale ladder's harder
+    rungs unless ``ladder``), and the profile it belongs to. Where
     that profile has no runs (a fresh Binder session has only the smoke runs its build
     trained), the index of another profile that has some, with one line saying so and how to
     get the asked one; where none has, a ``FileNotFoundError`` that says how to get runs."""
@@ -202,7 +214,8 @@ def open_index(runs_root: str | Path, profile: str) -> tuple[pd.DataFrame, str]:
                     f"No {profile} runs in {root}: showing the {candidate} runs instead "
                     f"(`companion reproduce --profile {profile}` trains the {profile} runs)."
                 )
-            return pd.read_csv(path).fillna({"variant": ""}), candidate
+            index = pd.read_csv(path).fillna({"variant": ""})
+            return (index if ladder else without_ladder(index)), candidate
     raise FileNotFoundError(
         f"no runs in {root}: `companion reproduce --profile smoke --no-book` trains the smoke "
         f"runs in about a minute, `--profile {profile}` the {profile} runs"

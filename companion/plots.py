@@ -28,6 +28,7 @@ import pandas as pd
 import seaborn as sns
 import torch
 from IPython.display import display
+from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
@@ -780,7 +781,7 @@ def accuracy_table(index: pd.DataFrame, variants: bool = False, digits: int = 1)
     runs = _labelled(read_index(index))
     if not variants:
         runs = runs[runs["variant"] == ""]
-    profile = runs["profile"].iloc[0] if "profile" in runs and len(runs) else "quick"
+    profile = _profile(runs)
     refs = {t: task_baselines(t, profile) for t in runs["task"].unique()}
     cells = {}
     for (task, label), group in runs.groupby(["task", "label"], observed=True):
@@ -806,6 +807,11 @@ def accuracy_table(index: pd.DataFrame, variants: bool = False, digits: int = 1)
     table.index = [f"{_name(t)} ({_metric(t)[1]})" for t in table.index]
     table.columns.name = None
     return table
+
+
+def _profile(runs: pd.DataFrame) -> str:
+    """The profile of ``runs`` (their first row's; ``quick`` for a table without one)."""
+    return runs["profile"].iloc[0] if "profile" in runs and len(runs) else "quick"
 
 
 def task_baselines(task: str, profile: str):
@@ -851,9 +857,7 @@ def learning_curves(
                 ls="--" if run["variant"].iloc[0] else "-",
                 label=label,
             )
-        _reference_lines(
-            ax, task, runs["profile"].iloc[0] if "profile" in runs else "quick", column
-        )
+        _reference_lines(ax, task, _profile(runs), column)
         ylabel = column.replace("val_", "validation ").replace("_", " ")
         ax.set(title=_name(task), xlabel="training step", ylabel=ylabel)
         if column.endswith("perplexity"):
@@ -983,9 +987,10 @@ def markdown_table(frame: pd.DataFrame) -> str:
 def best_models(summary: pd.DataFrame, tasks, profile: str) -> str:
     """The main grid of ``tasks`` in words, one Markdown item per task: how many models learned
     the task (passed its competence line in at least two seeds) against its strongest trivial
-    predictor and shallow reference, the models within noise of the most accurate one (no
-    winner picked from noisy means), where their |λ| sit, and which models put most of their
-    mass near 1. ``summary``: :func:`companion.claims.summary` rows."""
+    predictor and shallow reference, the highest mean with its 95 % interval (a description:
+    the claims pick "the most accurate" by rank intervals, :func:`companion.claims.most_accurate`),
+    where its |λ| sit, and which models put most of their mass near 1. ``summary``:
+    :func:`companion.claims.summary` rows."""
     main = summary[summary["variant"] == ""]
     lines = []
     for task in tasks:
@@ -1024,3 +1029,122 @@ def best_models(summary: pd.DataFrame, tasks, profile: str) -> str:
             + (f" ({', '.join(near1)})." if near1 else ".")
         )
     return "\n".join(lines) or "No runs of these tasks at this profile."
+
+
+# ----------------------------------------------------------------------------- the scale ladder
+
+VERDICT_COLORS = {
+    "holds": "#4daf4a",
+    "does not hold": "#e41a1c",
+    "inconclusive": "#bdbdbd",
+    "untestable at this scale": "#fee8a0",
+    "incomplete": "#ffffff",
+}
+
+
+def ladder_figure(
+    competence: pd.DataFrame, verdicts: pd.DataFrame, caption: bool | str = True
+) -> Figure:
+    """The scale ladder at a glance. Top, one panel per task: the test accuracy of every main
+    model at each rung (the mean over seeds, a dot per seed), the strongest trivial predictor
+    (dotted) and the competence line (solid grey) of each rung's data, and under each rung how
+    many experiments are competent. Bottom: the verdict of each claim at each rung of the
+    tasks it has parts on. ``competence``, ``verdicts``: :func:`companion.ladder.competence`
+    and :func:`companion.ladder.verdicts`."""
+    tasks = sorted(set(competence["task"]) | set(verdicts["task"]), key=_task_key)
+    fig = plt.figure(figsize=(PAGE_WIDTH, 6.2), layout="constrained")
+    top, bottom = fig.subfigures(2, 1, height_ratios=[1.25, 1.0])
+    axes = top.subplots(1, max(1, len(tasks)), squeeze=False)[0]
+    for ax, task in zip(axes, tasks, strict=False):
+        rows = competence[competence["task"] == task]
+        if rows.empty:
+            ax.text(0.5, 0.5, "no runs", ha="center", va="center", transform=ax.transAxes)
+            ax.set(title=_name(task), xticks=[], yticks=[])
+            continue
+        steps = rows.drop_duplicates("step").sort_values("step")
+        for model, group in rows[rows["variant"] == ""].groupby("model", sort=False):
+            group = group.sort_values("step")
+            color = MODEL_COLORS.get(model, "0.3")
+            ax.plot(
+                group["step"],
+                100 * group["accuracy"],
+                "-o",
+                color=color,
+                ms=3.5,
+                lw=1.3,
+                label=_name(model),
+            )
+            for step, accs in zip(group["step"], group["accuracies"], strict=True):
+                ax.scatter(
+                    [step] * len(accs), [100 * a for a in accs], s=7, color=color, alpha=0.45, lw=0
+                )
+        for _, r in steps.iterrows():
+            span = [r["step"] - 0.35, r["step"] + 0.35]
+            ax.plot(span, [100 * r["baseline_value"]] * 2, ":", color="0.25", lw=1.2)
+            ax.plot(span, [100 * r["gate_line"]] * 2, "-", color="0.55", lw=1.2)
+        share = rows.groupby("step")["competent"].agg(["sum", "size"])
+        ax.set_xticks(
+            steps["step"],
+            [
+                f"{r}\n{share.loc[s, 'sum']}/{share.loc[s, 'size']} competent"
+                for s, r in zip(steps["step"], steps["rung"], strict=True)
+            ],
+            fontsize=7,
+        )
+        ax.set(
+            title=_name(task),
+            ylim=(0, 102),
+            xlim=(-0.5, len(steps) - 0.5),
+            ylabel="test accuracy (%)" if ax is axes[0] else "",
+        )
+    handles = [
+        Line2D([], [], color=MODEL_COLORS.get(m, "0.3"), marker="o", ms=3.5, label=_name(m))
+        for m in MODEL_ORDER
+        if m in set(competence["model"])
+    ]
+    handles += [
+        Line2D([], [], ls=":", color="0.25", label="strongest trivial predictor"),
+        Line2D([], [], color="0.55", label="competence line"),
+    ]
+    top.legend(handles=handles, loc="outside upper center", ncols=4, fontsize=7, frameon=False)
+    top.suptitle(
+        "The scale ladder: harder rungs of MQAR and ListOps, three seeds each", fontsize=10
+    )
+    ax = bottom.subplots()
+    columns = [
+        (t, r)
+        for t in tasks
+        for r in verdicts[verdicts["task"] == t].sort_values("step")["rung"].unique()
+    ]
+    claims_ = sorted(verdicts["claim"].unique(), key=lambda c: int(c[1:]))
+    words = list(VERDICT_COLORS)
+    grid = np.full((len(claims_), len(columns)), np.nan)
+    for r in verdicts.itertuples():
+        grid[claims_.index(r.claim), columns.index((r.task, r.rung))] = words.index(r.verdict)
+    cmap = ListedColormap(list(VERDICT_COLORS.values())).with_extremes(bad="#f4f4f4")
+    ax.imshow(
+        np.ma.masked_invalid(grid), cmap=cmap, vmin=-0.5, vmax=len(words) - 0.5, aspect="auto"
+    )
+    for (i, j), code in np.ndenumerate(grid):
+        text = "not read" if np.isnan(code) else words[int(code)].replace(" at this scale", "")
+        ax.text(
+            j,
+            i,
+            text,
+            ha="center",
+            va="center",
+            fontsize=6.5,
+            color="0.6" if np.isnan(code) else "black",
+        )
+    ax.set_xticks(range(len(columns)), [f"{_name(t)}\n{r}" for t, r in columns], fontsize=7)
+    ax.set_yticks(range(len(claims_)), claims_, fontsize=7)
+    ax.set_xticks(np.arange(len(columns) + 1) - 0.5, minor=True)
+    ax.set_yticks(np.arange(len(claims_) + 1) - 0.5, minor=True)
+    ax.grid(which="minor", color="white", lw=1.5)
+    ax.grid(which="major", visible=False)
+    ax.tick_params(which="both", length=0)
+    ax.set_title(
+        "verdict of each claim with the rung in place of the quick runs (exact analysis)",
+        fontsize=8,
+    )
+    return _finish(fig, None, caption)

@@ -1,7 +1,8 @@
 """``companion reproduce``: every run of the book, the section notebooks, the book.
 
 1. The runs listed by ``configs/book.yaml`` (``companion.config.book_runs``: every experiment
-   of the configs, more seeds for some, a few left out at some profiles), in a pool of worker
+   of the configs, more seeds for some, a few left out at some profiles; at ``ladder``, the
+   quick runs and the scale ladder's, all kept with the quick runs), in a pool of worker
    processes (``companion.executors``), or as one Slurm job array (``companion.slurm``), both
    through the same worker function ``companion.executors.run_logged``. A complete run is
    skipped, an interrupted one resumes. Each run's output goes to
@@ -28,7 +29,7 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 from companion import book as book_mod
-from companion.config import book_runs
+from companion.config import book_runs, runs_profile
 from companion.executors import is_current, run_local, skipped
 from companion.io import atomic_write_text
 from companion.runs import git_commit, write_index
@@ -77,7 +78,7 @@ def reproduce_runs(
     if not configs and not broken:
         raise ValueError(f"no run of the book matches {only!r}; patterns look like mqar/*/*")
     if failed:
-        retry = last_failed(profile, root)
+        retry = last_failed(runs_profile(profile), root)
         configs = [c for c in configs if c.run_id in retry]
     todo = [c for c in configs if not is_current(c, root)]
     where = f"Slurm ({slurm.cpus_per_run} CPU(s) per run)" if slurm else f"{workers} worker(s)"
@@ -91,10 +92,11 @@ def reproduce_runs(
         outcomes += run_slurm(todo, root, slurm, report)
     elif todo:
         outcomes += run_local(todo, root, workers, report)
-    index = write_index(Path(root) / profile)
+    index = write_index(Path(root) / runs_profile(profile))
     failures = [o for o in outcomes if o.status == "failed"]
     atomic_write_text(
-        failed_file(profile, root), json.dumps({o.run_id: o.log for o in failures}, indent=1)
+        failed_file(runs_profile(profile), root),
+        json.dumps({o.run_id: o.log for o in failures}, indent=1),
     )
     ran = sum(o.status == "ran" for o in outcomes)
     report(
@@ -215,7 +217,7 @@ def reproduce(
     summary = {"runs": len(outcomes), "trained": sum(o.status == "ran" for o in outcomes)}
     if book:
         t = time.perf_counter()
-        executed = execute_sections(profile, root, book_dir, workers, report)
+        executed = execute_sections(runs_profile(profile), root, book_dir, workers, report)
         timings["notebooks"] = time.perf_counter() - t
         html = book_dir / "_build" / "html"
         t = time.perf_counter()
@@ -236,7 +238,7 @@ def reproduce(
                 book_dir / "_generated" / "profile.md",
             )
             book_mod.write_config_appendix(book_dir / "_generated" / "configs.md")
-            book_mod.write_findings_page(profile, root, book_dir / "_generated")
+            book_mod.write_findings_page(runs_profile(profile), root, book_dir / "_generated")
             html = book_mod.build(book_dir, strict=True, quiet=True)
             timings["book"] = time.perf_counter() - t
         else:

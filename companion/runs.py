@@ -239,6 +239,7 @@ def index_row(run: RunDir) -> dict:
         "seed": cfg["seed"],
         "profile": cfg["profile"],
         "mixer": cfg["model"]["mixer"],
+        "data": json.dumps(cfg["data"], sort_keys=True),  # settings that replace the preset's
         "config_hash": cfg["config_hash"],
         "commit": cfg["commit"],
         **run.read_json("metrics.json"),

@@ -1,8 +1,11 @@
 """Small objects the tests share."""
 
+import numpy as np
+import pandas as pd
 import torch
 
 from companion.model import build_model
+from companion.spectra import MAGNITUDE_BINS
 
 
 def tiny(mixer: str, **overrides):
@@ -23,3 +26,54 @@ def exit_code(argv: list[str]) -> int:
         return main(argv)
     except SystemExit as e:  # argparse's own errors
         return e.code
+
+
+SHORT = dict(zip(("near0", "small", "mid", "near1", "above"), MAGNITUDE_BINS, strict=False))
+
+
+def cond(
+    task, model, variant="", *, acc=0.5, final=None, init=None, jitter=0.0, seeds=3, learned=True
+):
+    """Rows of ``measures`` for one condition: ``seeds`` seeds, both stages, both analyses.
+    ``final``/``init``: shares by short name (near0, small, mid, near1, above; ``band``
+    defaults to near1); ``jitter``: the seed-to-seed spread of the final accuracy and shares
+    (added to near0, small and near1, taken from mid and above)."""
+    final = final or {"near1": 1.0}
+    init = init or final
+    out = []
+    for i in range(seeds):
+        spread = jitter * (i - (seeds - 1) / 2)
+        for stage, shares in (("init", init), ("final", final)):
+            d = spread if stage == "final" else 0.0
+            for analysis in ("exact", "published"):
+                row = dict(
+                    task=task,
+                    model=model,
+                    variant=variant,
+                    seed=1000 + i,
+                    stage=stage,
+                    analysis=analysis,
+                    test_accuracy=acc + d,
+                    test_perplexity=float("nan"),
+                    learned=learned if isinstance(learned, bool) else learned[i],
+                    baseline="majority class",
+                    baseline_value=0.1,
+                    gate_line=0.13,
+                    dead_heads=0,
+                    quantiles=np.zeros(101),
+                )
+                for short, name in SHORT.items():
+                    sign = -1 if short in ("mid", "above") else 1
+                    row[name] = shares.get(short, 0.0) + (sign * d if shares.get(short) else 0.0)
+                for name in MAGNITUDE_BINS:
+                    row.setdefault(name, 0.0)
+                    row[f"{name}_se"] = 0.0
+                row["band"] = shares.get("band", shares.get("near1", 0.0)) + d
+                row["band_se"] = 0.0
+                row["near0_live"], row["band_live"] = row[SHORT["near0"]], row["band"]
+                out.append(row)
+    return out
+
+
+def table(*conds) -> pd.DataFrame:
+    return pd.DataFrame([row for c in conds for row in c])

@@ -16,7 +16,7 @@ def test_paper_profile_is_the_file_as_written():
 def test_overlays_then_variant_then_set():
     quick = C.resolve("mqar", "softmax", None, "quick")
     assert quick.model["d_model"] == 64  # the task's quick overlay
-    assert quick.train.lr == 1e-3  # the model file's own quick overlay wins over the file
+    assert quick.train.lr == 2e-3  # the model file's own quick overlay wins over the file
     variant = C.resolve("mqar", "softmax", "layers4-lr1e-2", "quick")
     assert variant.model["n_layers"] == 4 and variant.train.lr == 1e-2  # after the overlays
     both = C.resolve(

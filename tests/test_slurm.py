@@ -258,3 +258,32 @@ def test_data_not_prepared_is_one_line_before_submitting(cluster, tmp_path, monk
     assert err.startswith("companion: error: the runs need their data first: no prepared data")
     assert "run `companion data prepare --profile smoke`" in err and err.count("\n") == 1
     assert not (tmp_path / "runs").exists() and not (tmp_path / "data").exists()
+
+
+def test_the_ladder_runs_take_the_same_job_array(cluster, tmp_path, monkeypatch):
+    """``reproduce --profile ladder`` on Slurm: a rung's runs (here a tiny rung of ListOps, so
+    that they take seconds) are submitted as they are locally and land with the quick runs."""
+    import yaml
+
+    from companion import config as C
+    from companion.tasks import get_task
+
+    spec = yaml.safe_load(C.BOOK_RUNS.read_text())
+    tiny = {
+        "data": {"max_depth": 2, "min_length": 1},
+        "model": {"d_model": 8, "n_layers": 1, "state_dim": 4},
+        "train": {"steps": 2, "eval_every": 1, "checkpoint_every": 2, "eval_examples": 8,
+                  "analysis_examples": 2, "spectra_points": 0},
+    }  # fmt: skip
+    spec["ladder"]["rungs"] = {"listops": {"depth2": tiny, "depth3": {}}}
+    book = tmp_path / "book.yaml"
+    book.write_text(yaml.safe_dump(spec))
+    monkeypatch.setattr(C, "BOOK_RUNS", book)
+    get_task("listops", "quick", **tiny["data"]).prepare(log=quiet)  # the rung's data
+    outcomes = reproduce_runs(
+        "ladder", root=tmp_path / "runs", only="listops/lru/ladder-*", report=quiet, slurm=FAST
+    )
+    assert [o.status for o in outcomes] == ["ran"] * 3  # the ladder's three seeds
+    index = pd.read_csv(tmp_path / "runs" / "quick" / "index.csv")
+    assert set(index["variant"]) == {"ladder-depth2"}
+    assert {json.loads(d)["max_depth"] for d in index["data"]} == {2}

@@ -1,5 +1,6 @@
 """ListOps: evaluator, generator properties, LRA TSV reader and tokenisation."""
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -67,6 +68,17 @@ def test_generator_window_labels_and_determinism():
         for s, _ in rows
     )
     assert depth > 2  # nested, not flat
+
+
+def test_generator_rejects_a_window_no_tree_reaches_before_drawing():
+    # depth 2 with at most 5 arguments: the longest tree is "[OP d d d d d ]", 7 tokens
+    assert listops.longest(2, 5) == 7 and listops.longest(3, 2) == 10
+    cfg = listops.ListOpsConfig(min_length=7, max_length=60, max_depth=2, max_args=5)
+    with pytest.raises(ValueError, match="longest has 7 tokens"):
+        listops.generate(10, cfg, seed=0)
+    # one token shorter, only the longest trees are kept, and they are exactly that long
+    rows = listops.generate(20, replace(cfg, min_length=6), seed=0)
+    assert {len(listops.tokenize(s)) for s, _ in rows} == {7}
 
 
 def test_generator_respects_max_depth_and_args():

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from importlib import import_module
 
-from companion.tasks.base import PROFILES, Task, replace_config
+from companion.tasks.base import LADDER, PROFILES, REPRODUCE_PROFILES, Task, replace_config
 from companion.tasks.common import SPLITS, CacheError, DataError, HubUnavailableError
 
 # name -> (module, class)
@@ -53,7 +53,9 @@ def get_task(name: str, profile: str = "quick", **options) -> Task:
 
 
 __all__ = [
+    "LADDER",
     "PROFILES",
+    "REPRODUCE_PROFILES",
     "SPLITS",
     "TASKS",
     "CacheError",

@@ -35,6 +35,10 @@ from companion.tasks import cache
 from companion.tasks.common import IGNORE_INDEX, SPLITS, DataError
 
 PROFILES: tuple[str, ...] = ("smoke", "quick", "paper")
+# `make reproduce PROFILE=ladder`: the quick data and runs, and the harder rungs of the scale
+# ladder (companion.config.ladder_runs); a profile of reproductions, not of data
+LADDER = "ladder"
+REPRODUCE_PROFILES: tuple[str, ...] = (*PROFILES, LADDER)
 
 
 def silent(*args, **kwargs) -> None:

@@ -178,6 +178,15 @@ def _draw_shape(rand, cfg: ListOpsConfig) -> tuple[list[float] | None, int]:
     return draws, length
 
 
+def longest(max_depth: int, max_args: int) -> int:
+    """Tokens of the longest tree: every node above ``max_depth`` an operator with
+    ``max_args`` children (the operator, its children and its closing bracket)."""
+    length = 1  # a leaf at depth max_depth
+    for _ in range(max_depth - 1):
+        length = 2 + max_args * length
+    return length
+
+
 def _replay(draws, depth: int, cfg: ListOpsConfig):
     """The shape behind ``draws`` (an iterator): None for a leaf, a list of child shapes."""
     if depth >= cfg.max_depth or next(draws) > 1 - LEAF_P:
@@ -226,6 +235,12 @@ def generate(
         raise ValueError(f"empty ListOps length window ({cfg.min_length}, {cfg.max_length})")
     if cfg.max_depth < 1 or cfg.max_args < 2:
         raise ValueError("ListOps needs max_depth >= 1 and max_args >= 2")
+    if longest(cfg.max_depth, cfg.max_args) <= cfg.min_length:
+        raise ValueError(
+            f"no ListOps tree of depth <= {cfg.max_depth} with <= {cfg.max_args} arguments is "
+            f"longer than min_length = {cfg.min_length} (the longest has "
+            f"{longest(cfg.max_depth, cfg.max_args)} tokens)"
+        )
     rng = random.Random(seed)
     seen = set(exclude or ())
     out: list[tuple[str, int]] = []

@@ -1,0 +1,232 @@
+"""The scale ladder: its runs (configs/book.yaml), its data, and the analysis that puts a rung's
+runs in the place of the quick runs before the claims read them."""
+
+import json
+from dataclasses import replace
+
+import pandas as pd
+import pytest
+from builders import cond, exit_code, table
+
+from companion import claims, ladder, plots
+from companion import config as C
+from companion import evidence as ev
+from companion.cli import data_tasks
+from companion.tasks import listops, preset
+
+
+def test_the_ladder_profile_is_the_quick_runs_then_each_harder_rung():
+    quick, runs = C.book_runs("quick"), C.book_runs("ladder")
+    assert runs[: len(quick)] == quick
+    extra = runs[len(quick) :]
+    assert extra == C.ladder_runs() and len({c.run_id for c in runs}) == len(runs)
+    assert {c.profile for c in extra} == {"quick"}  # kept with the quick runs
+    for task in ladder.tasks():
+        harder = [r for r, s in C.ladder_rungs(task).items() if s]
+        assert len(harder) == len(ladder.rungs(task)) - 1  # one rung is the quick run itself
+        for rung in harder:
+            mine = [c for c in extra if c.task == task and C.split_rung(c.variant)[1] == rung]
+            experiments = {(c.model_name, C.split_rung(c.variant)[0]) for c in mine}
+            assert experiments == set(C.ladder_experiments(task))
+            assert len(mine) == 3 * len(experiments)  # three seeds each
+            for c in mine:
+                assert c.data == C.ladder_rungs(task)[rung].get("data", {})
+
+
+def test_mqar_rungs_keep_the_tokens_and_queries_of_a_quick_step():
+    base = preset("mqar", "quick")
+    for c in (c for c in C.ladder_runs() if c.task == "mqar"):
+        quick = C.resolve("mqar", c.model_name, C.split_rung(c.variant)[0], "quick", c.seed)
+        data = replace(base, **c.data)
+        assert data.seq_len * c.train.batch_size == base.seq_len * quick.train.batch_size
+        assert data.n_pairs * c.train.batch_size == base.n_pairs * quick.train.batch_size
+        assert c.train.steps == quick.train.steps
+
+
+def test_a_rung_run_is_its_experiment_with_the_rung_settings_on_top():
+    conv = C.resolve("mqar", "softmax", "layers1-conv-ladder-L256x32", "quick")
+    plain = C.resolve("mqar", "softmax", "layers1-conv", "quick")
+    assert conv.model == plain.model and conv.train.lr == plain.train.lr
+    assert conv.data == {"seq_len": 256, "n_pairs": 32} and conv.train.batch_size == 8
+    assert C.split_rung(conv.variant) == ("layers1-conv", "L256x32")
+    assert C.split_rung("ladder-depth4") == (None, "depth4")
+    assert C.split_rung("layers1-conv") == ("layers1-conv", None)
+    assert C.split_rung(None) == (None, None)
+
+
+@pytest.mark.parametrize(
+    ("variant", "profile", "message"),
+    [
+        ("ladder-depth9", "quick", "unknown ladder rung 'depth9' for listops; choose one of"),
+        ("ladder-depth3", "quick", "'depth3' of listops is the quick run itself"),
+        ("ladder-depth4", "paper", "defined at the quick profile only"),
+        ("nope-ladder-depth4", "quick", "unknown variant 'nope-ladder-depth4'"),
+    ],
+)
+def test_a_bad_rung_is_refused_in_one_line(variant, profile, message):
+    with pytest.raises(C.ConfigError, match=message):
+        C.resolve("listops", "lru", variant, profile)
+
+
+def test_every_listops_rung_can_be_generated():
+    # a length window no tree of the rung's depth reaches would never finish generating
+    for settings in C.ladder_rungs("listops").values():
+        cfg = replace(preset("listops", "quick"), **settings.get("data", {}))
+        rows = listops.generate(20, cfg, seed=0)
+        assert all(cfg.min_length < len(listops.tokenize(s)) < cfg.max_length for s, _ in rows)
+
+
+def test_data_prepare_at_ladder_prepares_the_quick_data_and_every_rung_that_changes_it():
+    labels = [label for label, _ in data_tasks("ladder", ["mqar", "text"])]
+    assert labels == ["mqar", "text", "mqar L128x16", "mqar L256x32"]
+    task = dict(data_tasks("ladder", ["mqar"]))["mqar L256x32"]
+    assert (task.config.seq_len, task.config.n_pairs) == (256, 32)
+    assert exit_code(["data", "prepare", "--profile", "ladders"]) == 2
+
+
+def test_each_run_is_gated_against_the_baselines_of_its_own_data(monkeypatch):
+    asked = []
+
+    def for_task(name, profile, **options):
+        asked.append((name, profile, options))
+        line = 0.5 if options else 0.2
+        return [], ev.baselines.Gate("accuracy", line, "guess", line - 0.03, "3 points")
+
+    monkeypatch.setattr(ev.baselines, "for_task", for_task)
+    monkeypatch.setattr(ev, "run_measures", lambda path: [{"analysis": "exact"}])
+    index = pd.DataFrame(
+        {
+            "task": ["mqar", "mqar"],
+            "model": ["lru", "lru"],
+            "variant": ["", "ladder-L256x32"],
+            "seed": [1, 1],
+            "profile": ["quick", "quick"],
+            "data": ["{}", json.dumps({"n_pairs": 32, "seq_len": 256})],
+            "test_accuracy": [0.4, 0.4],
+            "path": ["a", "b"],
+        }
+    )
+    m = ev.measures(index)
+    assert list(m["learned"]) == [True, False]  # 0.4 passes 0.2 but not the harder rung's 0.5
+    assert asked[1] == ("mqar", "quick", {"n_pairs": 32, "seq_len": 256})
+
+
+def test_only_the_ladder_chapter_sees_the_harder_rungs():
+    index = pd.DataFrame({"variant": ["", "lti", "ladder-depth4", "lti-ladder-depth2"]})
+    assert list(ev.without_ladder(index)["variant"]) == ["", "lti"]
+    assert ladder.has_runs(index) and not ladder.has_runs(ev.without_ladder(index))
+
+
+# ---------------------------------------------------------------------------------------------
+# the analysis, on measures built by hand
+
+
+def world(hard_learns: bool) -> pd.DataFrame:
+    """C8's world (image parts that hold, one softmax layer with a convolution on MQAR) at the
+    quick rung, where it solves MQAR, and at L256x32, where it solves it or does not learn."""
+    rows = []
+    for model, base, conv in (("softmax", "", "conv"), ("linear", "", "conv")):
+        rows.append(cond("image", model, base, final={"near1": 0.7, "near0": 0.3}))
+        rows.append(cond("image", model, conv, final={"near1": 0.2, "near0": 0.8}))
+    rows.append(cond("image", "norm", "noconv", final={"near1": 0.7, "near0": 0.3}))
+    rows.append(cond("image", "norm", "", final={"near1": 0.2, "near0": 0.8}))
+    rows.append(cond("mqar", "softmax", "layers1-conv", acc=0.99))
+    rows.append(
+        cond(
+            "mqar",
+            "softmax",
+            "layers1-conv-ladder-L256x32",
+            acc=0.99 if hard_learns else 0.05,
+            learned=hard_learns,
+        )
+    )
+    rows.append(cond("mqar", "lru", "ladder-L256x32", acc=0.3))
+    return table(*rows)
+
+
+def test_a_rung_takes_the_place_of_the_quick_runs_of_its_task_only():
+    m = world(hard_learns=False)
+    hard = ladder.at_rung(m, "mqar", "L256x32")
+    mqar = hard[hard["task"] == "mqar"]
+    assert set(mqar["variant"]) == {"layers1-conv", ""}  # under the experiments' own names
+    assert (mqar["test_accuracy"] == 0.05).sum() + (mqar["test_accuracy"] == 0.3).sum() == len(mqar)
+    assert hard[hard["task"] == "image"].equals(m[m["task"] == "image"].reset_index(drop=True))
+    quick = ladder.at_rung(m, "mqar", "L64x8")
+    assert set(quick.loc[quick["task"] == "mqar", "variant"]) == {"layers1-conv"}
+    assert (quick.loc[quick["task"] == "mqar", "test_accuracy"] == 0.99).all()
+
+
+@pytest.fixture(scope="module")
+def verdicts():
+    """``ladder.verdicts`` of both worlds (each evaluates every claim at every rung)."""
+    return {learns: ladder.verdicts(world(learns)) for learns in (True, False)}
+
+
+@pytest.mark.parametrize(("hard_learns", "hard"), [(True, "holds"), (False, "untestable")])
+def test_a_verdict_moves_along_the_rungs_only_through_the_rung(verdicts, hard_learns, hard):
+    v = verdicts[hard_learns]
+    c8 = v[v["claim"] == "C8"].set_index("rung")
+    assert c8.loc["L64x8", "verdict"] == "holds"
+    assert c8.loc["L256x32", "verdict"].startswith(hard)
+    assert c8.loc["L128x16", "verdict"] == "incomplete"  # no runs at that rung
+    assert set(c8["task"]) == {"mqar"}  # C8 has no part on ListOps
+    assert set(v["claim"]) <= set(ladder.CLAIMS)
+    # the quick rung's verdict is the claims board's
+    board, _ = claims.evaluate(ev.without_ladder(world(hard_learns)), ("exact",))
+    assert board.set_index("claim").loc["C8", "verdict"] == "holds"
+
+
+def test_competence_counts_seeds_past_each_rung_line(verdicts):
+    m = world(hard_learns=False)
+    comp = ladder.competence(m).set_index(["rung", "model", "variant"])
+    assert comp.loc[("L64x8", "softmax", "layers1-conv"), "learned"] == 3
+    hard = comp.loc[("L256x32", "softmax", "layers1-conv")]
+    assert hard["learned"] == 0 and not hard["competent"] and hard["passed"] == (False,) * 3
+    assert comp.loc[("L256x32", "lru", ""), "competent"]
+    rungs = ladder.rung_table(ladder.competence(m)).set_index(["task", "rung"])
+    assert rungs.loc[("mqar", "L256x32"), "competent"] == "1 of 2"
+    assert rungs.loc[("mqar", "L128x16"), "competent"] == "no runs"
+    text = ladder.describe(ladder.competence(m), verdicts[False])
+    assert "C8 (holds → incomplete → untestable at this scale)" in text
+
+
+def test_the_ladder_figure_shows_every_verdict_cell(verdicts):
+    comp, verd = ladder.competence(world(hard_learns=False)), verdicts[False]
+    fig = plots.ladder_figure(comp, verd, caption="test")
+    grid = fig.subfigs[1].axes[0]
+    cells = [t.get_text() for t in grid.texts]
+    columns = sum(len(ladder.rungs(t)) for t in verd["task"].unique())
+    assert len(cells) == verd["claim"].nunique() * columns
+    assert "untestable" in cells and "holds" in cells
+    table = ladder.verdict_table(verd).set_index("claim")
+    assert table.loc["C8", "mqar L256x32"].startswith("untestable at this scale")
+    assert table.loc["C8", "listops depth4"] == "not read"
+
+
+def test_a_ladder_run_trains_on_its_rung_data_and_is_gated_against_it(tmp_path, monkeypatch):
+    from companion.runs import index as runs_index
+    from companion.train import run
+
+    monkeypatch.setenv("COMPANION_DATA", str(tmp_path / "data"))
+    tiny = {
+        "model": {"d_model": 8, "n_layers": 1, "state_dim": 4},
+        "train": {
+            "steps": 2,
+            "eval_every": 1,
+            "checkpoint_every": 2,
+            "eval_examples": 8,
+            "analysis_examples": 2,
+            "spectra_points": 0,
+        },
+    }
+    cfg = C.resolve("listops", "lru", "ladder-depth2", "quick", 1919, tiny)
+    run(cfg, root=tmp_path / "runs", progress=False)
+    index = runs_index(tmp_path / "runs")
+    assert json.loads(index.loc[0, "data"]) == {"max_depth": 2, "min_length": 1}
+    m = ev.measures(index)
+    depth2 = ev.baselines.for_task("listops", "quick", max_depth=2, min_length=1)[1]
+    assert (m["gate_line"] == depth2.line).all()  # the rung's own line, not the quick data's
+    comp = ladder.competence(m)
+    assert list(comp[["rung", "model", "seeds"]].itertuples(index=False, name=None)) == [
+        ("depth2", "lru", 1)
+    ]
