@@ -278,7 +278,10 @@ def load(task: Task) -> list[Baseline]:
 
 def for_task(name: str, profile: str, **options) -> tuple[list[Baseline], Gate]:
     """The baselines and the gate of task ``name`` at ``profile`` (its preset data, with
-    ``options`` replacing some of its settings)."""
+    ``options`` replacing some of its settings). Image baselines read the pixel tokens: the
+    float encoding changes how the pixels reach a model, not the images."""
+    if name == "image":
+        options = {**options, "encoding": "tokens"}
     table = load(get_task(name, profile, **options))
     return table, gate(table)
 

@@ -104,3 +104,16 @@ def test_the_table_is_stored_beside_the_cache_and_refitted_when_the_data_change(
     table = B.load(get_task("mqar", "smoke"))
     assert json.loads(stored.read_text()) == first
     assert table == [B.Baseline(**b) for b in first["baselines"]]
+
+
+def test_image_runs_of_either_encoding_are_gated_by_the_same_images(monkeypatch):
+    # the float encoding has no token column to read, and holds the same images
+    read = []
+
+    def load(task):
+        read.append(task.config.encoding)
+        return [B.Baseline("majority class", "trivial", "accuracy", 0.1, 500)]
+
+    monkeypatch.setattr(B, "load", load)
+    assert B.for_task("image", "smoke", encoding="floats")[1].value == 0.1
+    assert read == ["tokens"]
