@@ -70,7 +70,7 @@ def test_a_second_call_does_nothing(smoke):
     lines = []
     again = reproduce("smoke", workers=2, root=root, book_dir=book, report=lines.append)
     assert again["trained"] == 0 and again["runs"] == first["runs"]
-    assert "notebooks: 0 executed, 9 up to date" in lines
+    assert f"notebooks: 0 executed, {len(section_notebooks())} up to date" in lines
     assert "book: nothing changed, not rebuilt" in lines
     assert time.perf_counter() - start < 60
 
