@@ -59,7 +59,7 @@ def label(table: pd.DataFrame) -> pd.DataFrame:
 
 def has_runs(index: pd.DataFrame) -> bool:
     """Whether ``index`` holds any run of a harder rung."""
-    return any(C.split_rung(str(v))[1] for v in index["variant"].fillna(""))
+    return len(ev.without_ladder(index)) < len(index)
 
 
 def at_rung(measures: pd.DataFrame, task: str, rung: str) -> pd.DataFrame:
