@@ -239,11 +239,11 @@ def _lm(task: Task, train, val, test) -> list[Baseline]:
 
 def compute(task: Task) -> list[Baseline]:
     """Every baseline of ``task`` (fitted on its train split, scored on its test split)."""
-    train, test = task.split("train"), task.split("test")
+    train, test = task.stored("train"), task.stored("test")
     if task.name == "mqar":
         return _mqar(task, train, test)
     if task.name == "lm":
-        return _lm(task, train, task.split("val"), test)
+        return _lm(task, train, task.stored("val"), test)
     return _classification(task, train, test)
 
 
@@ -278,10 +278,8 @@ def load(task: Task) -> list[Baseline]:
 
 def for_task(name: str, profile: str, **options) -> tuple[list[Baseline], Gate]:
     """The baselines and the gate of task ``name`` at ``profile`` (its preset data, with
-    ``options`` replacing some of its settings). Image baselines read the pixel tokens: the
-    float encoding changes how the pixels reach a model, not the images."""
-    if name == "image":
-        options = {**options, "encoding": "tokens"}
+    ``options`` replacing some of its settings). The predictors read the stored columns, so
+    a float-encoded image cache is scored on its pixel tokens, like the token-encoded one."""
     table = load(get_task(name, profile, **options))
     return table, gate(table)
 

@@ -31,7 +31,7 @@ from pathlib import Path
 # and `companion data ...` start without torch (tests/test_imports.py allows these imports and
 # checks that --help loads no torch)
 from companion import baselines
-from companion.tasks import LADDER, PROFILES, REPRODUCE_PROFILES, TASKS, DataError, Task, get_task
+from companion.tasks import PROFILES, REPRODUCE_PROFILES, TASKS, DataError, get_task
 from companion.tasks.cache import data_root
 
 
@@ -63,24 +63,11 @@ def writable_folder(path: str, flag: str) -> None:
 # data
 
 
-def data_tasks(profile: str, names: Sequence[str]) -> list[tuple[str, Task]]:
-    """``(label, task)`` for every data cache that ``profile`` trains on; at ``ladder``, the
-    quick data and the data of every ladder rung that changes it."""
-    if profile != LADDER:
-        return [(name, get_task(name, profile)) for name in names]
-    from companion.config import ladder_rungs
-
-    out = [(name, get_task(name, "quick")) for name in names]
-    for name in names:
-        for rung, settings in ladder_rungs(name).items():
-            if settings.get("data"):
-                out.append((f"{name} {rung}", get_task(name, "quick", **settings["data"])))
-    return out
-
-
 def _data_prepare(args) -> int:
     if args.lra_release:
         os.environ["COMPANION_LRA_RELEASE"] = args.lra_release
+    from companion.config import data_tasks
+
     tasks = data_tasks(args.profile, args.task or list(TASKS))
     root = data_root()
     print(f"companion data prepare --profile {args.profile}: {len(tasks)} cache(s) into {root}")

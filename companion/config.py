@@ -26,6 +26,7 @@ import copy
 import fnmatch
 import hashlib
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -33,7 +34,7 @@ import yaml
 
 from companion.model import ModelConfig
 from companion.schema import ConfigError, Rule, check, setting, validate
-from companion.tasks import LADDER, PROFILES, preset
+from companion.tasks import LADDER, PROFILES, Task, get_task, preset
 from companion.tasks.base import replace_config
 
 CONFIG_DIR = Path(__file__).parent / "configs"
@@ -276,6 +277,18 @@ def ladder_runs(only: str | None = None) -> list[RunConfig]:
                 if only is None or fnmatch.fnmatch(f"{task}/{model}/{name}", only):
                     runs += [resolve(task, model, name, "quick", seed) for seed in spec["seeds"]]
     return runs
+
+
+def data_tasks(profile: str, names: Sequence[str]) -> list[tuple[str, Task]]:
+    """``(label, task)`` for every data cache that ``profile`` trains on; at ``ladder``, the
+    quick data and the data of every ladder rung that changes it (label "<task> <rung>")."""
+    out = [(name, get_task(name, runs_profile(profile))) for name in names]
+    if profile == LADDER:
+        for name in names:
+            for rung, settings in ladder_rungs(name).items():
+                if settings.get("data"):
+                    out.append((f"{name} {rung}", get_task(name, "quick", **settings["data"])))
+    return out
 
 
 def parse_set(items: list[str] | None) -> dict:

@@ -6,6 +6,7 @@ import math
 
 import numpy as np
 import pytest
+from fixtures.sources import install_fixture_sources
 
 from companion import baselines as B
 from companion import cli
@@ -106,14 +107,14 @@ def test_the_table_is_stored_beside_the_cache_and_refitted_when_the_data_change(
     assert table == [B.Baseline(**b) for b in first["baselines"]]
 
 
-def test_image_runs_of_either_encoding_are_gated_by_the_same_images(monkeypatch):
-    # the float encoding has no token column to read, and holds the same images
-    read = []
-
-    def load(task):
-        read.append(task.config.encoding)
-        return [B.Baseline("majority class", "trivial", "accuracy", 0.1, 500)]
-
-    monkeypatch.setattr(B, "load", load)
-    assert B.for_task("image", "smoke", encoding="floats")[1].value == 0.1
-    assert read == ["tokens"]
+def test_image_runs_of_either_encoding_are_gated_by_the_same_images(tmp_path, monkeypatch):
+    # a float-encoded cache serves no token column, yet stores the same pixel tokens
+    install_fixture_sources(monkeypatch, tmp_path / "pkgs")
+    monkeypatch.setenv("COMPANION_DATA", str(tmp_path / "data"))
+    tokens, floats = get_task("image", "quick"), get_task("image", "quick", encoding="floats")
+    for task in (tokens, floats):
+        task.prepare(log=lambda *a: None)
+    assert "input_ids" not in floats.split("test").column_names
+    assert B.load(floats) == B.load(tokens)
+    assert B.for_task("image", "quick", encoding="floats") == B.for_task("image", "quick")
+    assert (tmp_path / "data" / "image" / floats.cache_key / B.FILE).is_file()

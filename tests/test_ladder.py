@@ -11,7 +11,6 @@ from builders import cond, exit_code, table
 from companion import claims, ladder, plots
 from companion import config as C
 from companion import evidence as ev
-from companion.cli import data_tasks
 from companion.tasks import listops, preset
 
 
@@ -77,9 +76,9 @@ def test_every_listops_rung_can_be_generated():
 
 
 def test_data_prepare_at_ladder_prepares_the_quick_data_and_every_rung_that_changes_it():
-    labels = [label for label, _ in data_tasks("ladder", ["mqar", "text"])]
+    labels = [label for label, _ in C.data_tasks("ladder", ["mqar", "text"])]
     assert labels == ["mqar", "text", "mqar L128x16", "mqar L256x32"]
-    task = dict(data_tasks("ladder", ["mqar"]))["mqar L256x32"]
+    task = dict(C.data_tasks("ladder", ["mqar"]))["mqar L256x32"]
     assert (task.config.seq_len, task.config.n_pairs) == (256, 32)
     assert exit_code(["data", "prepare", "--profile", "ladders"]) == 2
 

@@ -166,7 +166,8 @@ class Task:
         self.profile = check_profile(profile)
         self.config = config
         self.preset = preset  # False when the caller overrode preset options
-        self._splits: dict[tuple[str, str], Any] = {}
+        self._stored: dict[tuple[str, str], Any] = {}  # (split, cache dir) -> stored columns
+        self._splits: dict[tuple[str, str], Any] = {}  # ... -> served columns
         self._manifests: dict[str, dict[str, Any]] = {}
         self._root: Path | None = None
         self.setup()
@@ -215,6 +216,7 @@ class Task:
         tables, extra = self.build(self.root(root), log)
         seconds = time.perf_counter() - t0
         cache.write(target, tables, self.manifest_facts(extra, seconds))
+        self._stored.clear()
         self._splits.clear()
         self._manifests.clear()
         return "built"
@@ -252,21 +254,29 @@ class Task:
             self._manifests[str(target)] = cache.verify(target, self.config, self.prepare_hint())
         return self._manifests[str(target)]
 
-    def split(self, split: str, root: str | Path | None = None):
-        """The split as a ``datasets.Dataset`` (cached tables are verified before use)."""
+    def stored(self, split: str, root: str | Path | None = None):
+        """The split as the cache holds it, before :meth:`finish` (for Image, the pixel
+        tokens whatever the encoding); verified before use."""
         check_split(split)
         target = self.cache_dir(root)
         key = (split, str(target))
-        if key not in self._splits:
+        if key not in self._stored:
             if self.generated and not cache.exists(target):
                 # our own generators need no download: build in memory, write nothing
                 tables, _ = self.build(self.root(), silent)
                 for s, t in tables.items():
-                    self._splits[(s, str(target))] = self.finish(cache.to_dataset(t, s))
+                    self._stored[(s, str(target))] = cache.to_dataset(t, s)
             else:
                 self.manifest()
                 table = cache.read_split(target, split, self.prepare_hint())
-                self._splits[key] = self.finish(cache.to_dataset(table, split))
+                self._stored[key] = cache.to_dataset(table, split)
+        return self._stored[key]
+
+    def split(self, split: str, root: str | Path | None = None):
+        """The split as a ``datasets.Dataset``, as the models read it."""
+        key = (split, str(self.cache_dir(root)))
+        if key not in self._splits:
+            self._splits[key] = self.finish(self.stored(split, root))
         return self._splits[key]
 
     def finish(self, dataset):
