@@ -158,7 +158,7 @@ def export(measures: pd.DataFrame) -> pd.DataFrame:
 def normalise(measures: pd.DataFrame) -> pd.DataFrame:
     """``measures`` as :func:`measures` makes it, also when read back from a CSV file
     (:func:`export`): the main grid's variant as ``""`` (not NaN), the quantiles as arrays,
-    ``learned`` as booleans."""
+    ``learned`` as booleans (never empty: a run without a metric has not learned)."""
     out = measures.copy()
     if "variant" in out:
         out["variant"] = out["variant"].fillna("").astype(str)
@@ -167,9 +167,9 @@ def normalise(measures: pd.DataFrame) -> pd.DataFrame:
             np.asarray(json.loads(q) if isinstance(q, str) else q, float) for q in out["quantiles"]
         ]
     if "learned" in out:
-        out["learned"] = out["learned"].map(
-            lambda v: str(v).lower() == "true" if isinstance(v, str) else bool(v)
-        )
+        if out["learned"].isna().any():
+            raise ValueError("measures: the 'learned' column has empty cells")
+        out["learned"] = out["learned"].astype(bool)  # read_csv already parses True/False
     return out
 
 

@@ -616,9 +616,15 @@ def test_the_gate_table_counts_conditions_at_each_margin():
 def test_the_exported_measures_reproduce_the_verdicts(tmp_path):
     world = pd.concat([c1_world(), c3_world(), c6_world(), c9_world()])
     world["quantiles"] = [np.linspace(-1, 0, 101) * (i % 3) for i in range(len(world))]
+    world["learned"] = np.arange(len(world)) % 7 != 0  # some seeds below their line
     path = tmp_path / "measures.csv"
     ev.export(world).to_csv(path, index=False)
     read = pd.read_csv(path)
     assert read["variant"].isna().any()  # what a reader gets: the main grid's variant is NaN
     for a, b in zip(claims.evaluate(world), claims.evaluate(read), strict=True):
         pd.testing.assert_frame_equal(a, b)
+    assert read["learned"].dtype == bool
+    read["learned"] = read["learned"].astype(object)
+    read.loc[0, "learned"] = np.nan
+    with pytest.raises(ValueError, match="'learned' column has empty cells"):
+        claims.evaluate(read)
