@@ -50,11 +50,11 @@ reproduce: setup
 THREADS ?=
 BASELINE ?=
 throughput: setup
-	$(BIN)/python -m companion.throughput --profile $(PROFILE) $(if $(THREADS),--threads $(THREADS)) \
+	$(BIN)/companion throughput --profile $(PROFILE) $(if $(THREADS),--threads $(THREADS)) \
 		$(if $(BASELINE),--baseline $(BASELINE))
 
 bench: setup
-	$(BIN)/python -m companion.bench
+	$(BIN)/companion bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache *.egg-info bench/results
@@ -65,7 +65,7 @@ clean:
 BOOK_REPOSITORY_URL ?=
 
 mathjax: setup
-	$(BIN)/python -m companion.book mathjax book/_mathjax
+	$(BIN)/companion book mathjax book/_mathjax
 
 book: setup mathjax
-	$(if $(BOOK_REPOSITORY_URL),BOOK_REPOSITORY_URL=$(BOOK_REPOSITORY_URL)) $(BIN)/python -m companion.book build book
+	$(if $(BOOK_REPOSITORY_URL),BOOK_REPOSITORY_URL=$(BOOK_REPOSITORY_URL)) $(BIN)/companion book build book

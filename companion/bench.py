@@ -3,12 +3,11 @@ the exact spectral analysis costs against a plain forward pass.
 
 Times are medians of a few repetitions of forward + backward at ``B=8, d_model=128`` (4 heads,
 state 64), float32, on however many threads torch uses here. Results print as a table and are
-written to ``bench/results/bench.csv``.
+written to ``bench/results/mixers.csv`` and ``spectra.csv`` (``companion bench --out``).
 """
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import time
 from pathlib import Path
@@ -106,25 +105,17 @@ def _fmt(row: dict) -> str:
     return "  ".join(f"{k}={v:.1f}" if isinstance(v, float) else f"{k}={v}" for k, v in row.items())
 
 
-def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--lengths", type=int, nargs="+", default=[256, 1024, 4096])
-    parser.add_argument("--recurrent-max-len", type=int, default=4096)
-    parser.add_argument("--spectra-len", type=int, default=1024)
-    parser.add_argument("--out", type=Path, default=Path("bench/results"))
-    args = parser.parse_args(argv)
+def run(lengths: list[int], recurrent_max_len: int, spectra_len: int, out: Path) -> None:
+    """Time the mixers at ``lengths`` (the literal recurrence up to ``recurrent_max_len``) and
+    the spectra at ``spectra_len``; print both tables and write them to ``out`` as CSV."""
     torch.set_grad_enabled(True)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, B={B}, d={D_MODEL}")
-    mixers = pd.DataFrame(bench_mixers(args.lengths, args.recurrent_max_len))
-    spectra = pd.DataFrame(bench_spectra(args.spectra_len))
+    mixers = pd.DataFrame(bench_mixers(lengths, recurrent_max_len))
+    spectra = pd.DataFrame(bench_spectra(spectra_len))
     print("\nfwd+bwd, fast path against the literal recurrence (ms)")
     print(mixers.to_string(index=False, float_format="%.1f"))
     print("\nspectra.collect against one forward pass (ms)")
     print(spectra.to_string(index=False, float_format="%.2f"))
-    atomic_write_text(args.out / "mixers.csv", mixers.to_csv(index=False))
-    atomic_write_text(args.out / "spectra.csv", spectra.to_csv(index=False))
-    print(f"\nwritten: {args.out / 'mixers.csv'}, {args.out / 'spectra.csv'}")
-
-
-if __name__ == "__main__":
-    main()
+    atomic_write_text(out / "mixers.csv", mixers.to_csv(index=False))
+    atomic_write_text(out / "spectra.csv", spectra.to_csv(index=False))
+    print(f"\nwritten: {out / 'mixers.csv'}, {out / 'spectra.csv'}")

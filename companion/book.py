@@ -32,8 +32,6 @@ builds the book with no repository or launch buttons rather than links to a plac
 
 from __future__ import annotations
 
-import argparse
-import datetime as dt
 import hashlib
 import json
 import os
@@ -48,13 +46,10 @@ from pathlib import Path
 
 import pandas as pd
 import yaml
-from docutils.nodes import make_id
 
-from companion import claims, evidence, plots
+from companion import claims, evidence, plots, report, style
 from companion import config as C
 from companion.io import atomic_path, atomic_write_text, git
-from companion.model import describe
-from companion.train import model_config, task_of
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
@@ -63,34 +58,20 @@ MATHJAX_VERSION = "3.2.2"
 MATHJAX_SHA256 = "1b9c0a1c44df864e915690558e72adb9cc5203360daefd385084ced3b6c64c09"
 MATHJAX_ENTRY = "tex-mml-chtml.js"  # the component Sphinx loads by default, here served locally
 
-# What each profile is, against the paper's scale (the landing page quotes it).
-PROFILE_NOTES = {
-    "smoke": (
-        "the **smoke** profile: a few hundred examples per task, short sequences, models of two "
-        "layers and width 16 trained for a handful of steps. It checks that every part of the "
-        "pipeline runs; its numbers say nothing about the paper's claims."
-    ),
-    "quick": (
-        "the **quick** profile, which runs on two CPU cores: real offline data (Rotten-Tomatoes "
-        "sentences as bytes instead of IMDb, 5,000 MNIST digits at 14×14 instead of CIFAR-10, "
-        "Wikipedia articles as bytes instead of WikiText-103 with GPT-2 BPE), generated ListOps "
-        "with lengths 10–60 and nesting depth 3 instead of up to 2,000 and 10, MQAR with "
-        "vocabulary 256, length 64 and 8 pairs instead of 8,192, 512 and 64, and models of two "
-        "layers and width 64 instead of the public configurations. Spectral shapes can be "
-        "compared with the paper's; accuracies cannot."
-    ),
-    "ladder": (
-        "the **quick** profile's runs and the **scale ladder**'s: the main models, three seeds "
-        "each, also on MQAR at length 128 with 16 pairs and at 256 with 32, and on ListOps at "
-        "nesting depth 2 and 4 (see the scale ladder chapter). Every chapter but that one reads "
-        "the quick runs alone."
-    ),
-    "paper": (
-        "the **paper** profile: the public configurations' hyperparameters and the paper's "
-        "data (LRA ListOps, IMDb, CIFAR-10, MQAR with vocabulary 8,192, WikiText-103), trained "
-        "on a GPU."
-    ),
+GENERATED = "_generated"  # the pages and files reproduce writes, beside the book's sources
+GENERATED_FILES = {
+    "profile": "profile.md",  # which profile produced the numbers (intro.md includes it)
+    "findings": "findings.md",  # the claims scoreboard, summary figure, chapter map
+    "summary": "summary.png",  # the findings' figure
+    "configs": "configs.md",  # the appendix of configurations
+    "runs": "runs_index.csv",  # download: one row per run
+    "measures": "measures.csv",  # download: what the claims read
 }
+
+
+def generated(book_dir: str | os.PathLike, role: str) -> Path:
+    """The path of the generated file with ``role`` (a key of :data:`GENERATED_FILES`)."""
+    return Path(book_dir) / GENERATED / GENERATED_FILES[role]
 
 
 class BookError(RuntimeError):
@@ -193,60 +174,11 @@ def install_notebooks(
     return out
 
 
-def write_profile_page(
-    profile: str,
-    summary: dict,
-    dest: str | os.PathLike = BOOK / "_generated" / "profile.md",
-) -> Path:
-    """Write the landing page's "which profile produced these numbers" part (atomically).
-
-    ``summary`` is the reproduce step's record; the keys used when present are ``commit``,
-    ``finished`` (ISO time; now when absent), ``runs`` (how many), ``wall_seconds``, ``executor``
-    and ``host``; any other scalar entries are listed as they are. The text has no headings:
-    ``book/intro.md`` includes it under its own."""
-    note = PROFILE_NOTES.get(
-        profile, f"the **{profile}** profile, a custom one: compare its configuration files."
-    )
-    summary = dict(summary)
-    finished = summary.pop("finished", None) or dt.datetime.now(dt.UTC).isoformat(
-        timespec="seconds"
-    )
-    rows = [("profile", f"`{profile}`"), ("finished", str(finished))]
-    labels = {
-        "commit": "commit",
-        "runs": "runs",
-        "wall_seconds": "wall time",
-        "executor": "runs trained by",
-        "host": "machine",
-    }
-    for key, label in labels.items():
-        if key in summary:
-            value = summary.pop(key)
-            if key == "wall_seconds":
-                value = f"{float(value) / 60:.1f} min"
-            elif key == "commit":
-                value = f"`{value}`"
-            rows.append((label, str(value)))
-    for key, value in summary.items():
-        if isinstance(value, str | int | float | bool):
-            rows.append((str(key).replace("_", " "), str(value)))
-
-    def cell(text: str) -> str:
-        return text.replace("|", "\\|").replace("\n", " ")
-
-    lines = [
-        f"The numbers in this book were produced by {note}",
-        "",
-        "Rerun them with `make reproduce PROFILE=" + profile + "`; `PROFILE=paper` runs the "
-        "paper's scale (see the limitations page).",
-        "",
-        "| record | value |",
-        "| --- | --- |",
-        *(f"| {cell(k)} | {cell(v)} |" for k, v in rows),
-        "",
-    ]
-    dest = Path(dest)
-    atomic_write_text(dest, "\n".join(lines))
+def write_profile_page(profile: str, record: dict, book_dir: str | os.PathLike = BOOK) -> Path:
+    """Write the landing page's record of the run that made the numbers (atomically; see
+    :func:`companion.report.profile_page`)."""
+    dest = generated(book_dir, "profile")
+    atomic_write_text(dest, report.profile_page(profile, record))
     return dest
 
 
@@ -280,101 +212,59 @@ def chapter_map(book_dir: str | os.PathLike) -> str:
     return "**Chapters.**\n\n" + "\n".join(rows) if rows else ""
 
 
-def claim_anchor(claim: str, statement: str) -> str:
-    """The id Sphinx gives chapter 7's heading of a claim (it names the claim and its
-    statement, never the verdict, so links survive a changed verdict)."""
-    return make_id(f"{claim}: {statement}")
-
-
 def write_findings_page(
-    profile: str, runs_root: str | os.PathLike, dest_dir: str | os.PathLike = BOOK / "_generated"
+    profile: str, runs_root: str | os.PathLike, book_dir: str | os.PathLike = BOOK
 ) -> Path:
-    """Write the landing page's findings (``findings.md``, with ``summary.png``): the claims
-    scoreboard under both analyses with a link to each claim, the summary figure, the most
-    accurate model of each task, and the chapter map. Without a runs index, a note."""
-    dest_dir = Path(dest_dir)
+    """Write the landing page's findings (:func:`companion.report.findings_page`) with its
+    summary figure and its downloads, the runs index and the measures the claims read.
+    Without a runs index, a note."""
     index_path = Path(runs_root) / profile / "index.csv"
-    chapters = [chapter_map(dest_dir.parent)]
-    dest = dest_dir / "findings.md"
+    chapters = chapter_map(book_dir)
+    dest = generated(book_dir, "findings")
     if not index_path.is_file():
-        atomic_write_text(dest, NO_FINDINGS + "\n" + "\n".join(chapters))
+        atomic_write_text(dest, NO_FINDINGS + "\n" + chapters)
         return dest
     index = evidence.without_ladder(pd.read_csv(index_path).fillna({"variant": ""}))
     measures = evidence.measures(index)
     verdicts, _ = claims.evaluate(measures)
     summary = claims.summary(measures)
-    plots.use_style()
+    style.use_style()
     figure = plots.summary_heatmap(summary, f"profile {profile}, {len(index)} runs, exact analysis")
-    dest_dir.mkdir(parents=True, exist_ok=True)
-    with atomic_path(dest_dir / "summary.png") as tmp:
+    with atomic_path(generated(book_dir, "summary")) as tmp:
         figure.savefig(tmp, dpi=200, format="png")
-    board = verdicts.pivot_table(
-        index=["claim", "statement"], columns="analysis", values="verdict", aggfunc="first"
-    ).reset_index()
-    order = {c: i for i, c in enumerate(verdicts["claim"].unique())}
-    board = board.sort_values("claim", key=lambda c: c.map(order))
-    counts = verdicts[verdicts["analysis"] == "exact"]["verdict"].value_counts()
-    flips = board[board["exact"] != board["published"]]["claim"].tolist()
-    best = [
-        f"{plots.TASK_NAMES[task]}: " + ", ".join(plots.MODEL_NAMES.get(m, m) for m in top)
-        for task in plots.TASK_ORDER
-        if (top := claims.most_accurate(measures, task))
-    ]
-    untestable = claims.untestable_tasks(summary)
-    if untestable:
-        untested = (
-            "- Untestable at this profile: "
-            + "; ".join(f"{plots.TASK_NAMES[t]} ({why})" for t, why in untestable.items())
-            + ": every claim that reads these tasks says so."
-        )
-    else:
-        untested = (
-            "- On every task at least one model learned beyond its strongest trivial predictor."
-        )
-    lines = [
-        f"**At a glance** ({claims.EVIDENCE.get(profile, profile)}):",
-        "",
-        "- Of the paper's claims, under our exact analysis: "
-        + ", ".join(f"{v}: {n}" for v, n in counts.items())
-        + ".",
-        "- The published analysis changes the verdict of "
-        + (", ".join(flips) if flips else "no claim")
-        + " (chapter 6 shows why).",
-        untested,
-        "- The most accurate models of each task (those that learned it and that no other "
-        "is clearly more accurate than, by 95 % intervals of the test accuracy over seeds): "
-        + ("; ".join(best) if best else "none")
-        + ".",
-        "",
-        "![Shares of the eigenvalues near 0 and near 1 after training, per task and model]"
-        "(summary.png)",
-        "",
-        "| claim | statement | exact analysis | published analysis |",
-        "| --- | --- | --- | --- |",
-    ]
-    for _, row in board.iterrows():
-        link = f"notebooks/07_claims.html#{claim_anchor(row['claim'], row['statement'])}"
-        lines.append(
-            f'| <a href="{link}">{row["claim"]}</a> | {row["statement"]} | {row["exact"]} '
-            f"| {row['published']} |"
-        )
     tables = {
-        "runs_index.csv": index.drop(columns="path", errors="ignore"),  # no local paths
-        "measures.csv": evidence.export(measures),  # claims.evaluate(pd.read_csv(...)) reruns it
+        "runs": index.drop(columns="path", errors="ignore"),  # no local paths
+        "measures": evidence.export(measures),  # claims.evaluate(pd.read_csv(...)) reruns it
     }
-    for name, table in tables.items():
-        atomic_write_text(dest_dir / name, table.to_csv(index=False))
-    lines += [
-        "",
-        "**The data behind the numbers**: the {download}`runs index <_generated/runs_index.csv>`"
-        " (one row per run, with its metrics) and the {download}`measures "
-        "<_generated/measures.csv>` the claims read (bin shares per run, analysis and stage).",
-        "",
-        *chapters,
-        "",
-    ]
-    atomic_write_text(dest, "\n".join(lines))
+    for role, table in tables.items():
+        atomic_write_text(generated(book_dir, role), table.to_csv(index=False))
+    files = {role: f"{GENERATED}/{GENERATED_FILES[role]}" for role in ("summary", *tables)}
+    text = report.findings_page(profile, measures, verdicts, summary, files, chapters)
+    atomic_write_text(dest, text)
     return dest
+
+
+def write_config_appendix(book_dir: str | os.PathLike = BOOK) -> Path:
+    """Write the appendix of configurations (:func:`companion.config.appendix`)."""
+    dest = generated(book_dir, "configs")
+    atomic_write_text(dest, C.appendix())
+    return dest
+
+
+def assemble(
+    profile: str,
+    runs_root: str | os.PathLike,
+    record: dict,
+    book_dir: str | os.PathLike = BOOK,
+    findings_profile: str | None = None,
+) -> Path:
+    """The book's generated pages, then the strict build: the profile page from the reproduce
+    step's ``record``, the configuration appendix and the findings of the runs of
+    ``findings_profile`` (default ``profile``) under ``runs_root``. Returns the HTML folder."""
+    write_profile_page(profile, record, book_dir)
+    write_config_appendix(book_dir)
+    write_findings_page(findings_profile or profile, runs_root, book_dir)
+    return build(book_dir, strict=True, quiet=True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -437,10 +327,10 @@ def build(
             "The section notebooks come from `companion reproduce` (or `make reproduce`)."
         )
     fetch_mathjax(book_dir / "_mathjax")
-    profile_page = book_dir / "_generated" / "profile.md"
+    profile_page = generated(book_dir, "profile")
     if not profile_page.is_file():
         atomic_write_text(profile_page, NO_PROFILE)
-    findings = book_dir / "_generated" / "findings.md"
+    findings = generated(book_dir, "findings")
     if not findings.is_file():
         atomic_write_text(findings, NO_FINDINGS + "\n" + chapter_map(book_dir))
 
@@ -500,95 +390,3 @@ def _dedupe_scripts(app, pagename, templatename, context, doctree) -> None:
 def setup(app) -> dict:
     app.connect("html-page-context", _dedupe_scripts)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m companion.book", description=__doc__.split("\n")[0]
-    )
-    sub = parser.add_subparsers(dest="command", required=True)
-    p = sub.add_parser("mathjax", help="fetch MathJax into book/_mathjax/es5")
-    p.add_argument("dest", nargs="?", default=str(BOOK / "_mathjax"))
-    p = sub.add_parser("build", help="build the HTML book strictly")
-    p.add_argument("book_dir", nargs="?", default=str(BOOK))
-    p.add_argument("--repository-url", default=None, help="public address for Binder buttons")
-    p.add_argument("--no-strict", action="store_true", help="let warnings pass")
-    args = parser.parse_args(argv)
-    try:
-        if args.command == "mathjax":
-            print(fetch_mathjax(args.dest))
-        else:
-            html = build(args.book_dir, strict=not args.no_strict, repository=args.repository_url)
-            print(f"book: {html / 'index.html'}")
-    except BookError as err:
-        print(f"error: {err}", file=sys.stderr)
-        return 1
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
-
-
-def write_config_appendix(dest: str | os.PathLike = BOOK / "_generated" / "configs.md") -> Path:
-    """The appendix of configurations, generated from ``companion/configs``: per task, every
-    model at the paper and quick profiles, and every ablation with what it changes."""
-
-    def arch(cfg) -> str:
-        m = cfg.model
-        opts = ", ".join(f"{k}={v}" for k, v in m.get("mixer_options", {}).items())
-        extra = "".join(f", {k}" for k in ("gate", "positional") if m.get(k))
-        return (
-            f"{m['n_layers']}×{m['d_model']}, state {m['state_dim']}, mlp {m.get('mlp', '—')}"
-            f"{extra}{', ' + opts if opts else ''}"
-        )
-
-    def length(cfg) -> str:
-        t = cfg.train
-        return f"{t.steps} steps" if t.steps else f"{t.epochs:g} epochs"
-
-    lines = ["Generated from the YAML files in `companion/configs/` by `make reproduce`.", ""]
-    for task in C.tasks():
-        lines += [
-            f"## {task}",
-            "",
-            "| model | profile | architecture | lr | weight decay | batch | length |",
-            "| --- | --- | --- | --- | --- | --- | --- |",
-        ]
-        for model in C.models(task):
-            for profile in ("paper", "quick"):
-                cfg = C.resolve(task, model, None, profile)
-                t = cfg.train
-                lines.append(
-                    f"| {model} | {profile} | {arch(cfg)} | {t.lr:g} | "
-                    f"{t.weight_decay:g} | {t.batch_size} | {length(cfg)} |"
-                )
-        lines += [
-            "",
-            "Structure, read from the modules each configuration builds (the same at every "
-            "profile; `LN`/`BN` layer or batch norm, `drop` dropout, `+` the residual sum):",
-            "",
-            "| model | encoder → blocks → head |",
-            "| --- | --- |",
-        ]
-        for model in C.models(task):
-            cfg = C.resolve(task, model, None, "quick")
-            lines.append(f"| {model} | {describe(model_config(cfg, task_of(cfg)))} |")
-        lines += ["", "Where each file departs from the public configuration it follows:", ""]
-        for model in C.models(task):
-            lines += [
-                f"- `{model}` ({d['part']}): {d['what']}. *Why:* {d['why']}."
-                for d in C.departures(task, model)
-            ]
-        variants = [(m, v) for m in C.models(task) for v in C.variants(task, m)]
-        if variants:
-            lines += ["", "Ablations (paper profile):", ""]
-            lines += [
-                f"- `{m}/{v}`: {arch(C.resolve(task, m, v, 'paper'))}, lr "
-                f"{C.resolve(task, m, v, 'paper').train.lr:g}"
-                for m, v in variants
-            ]
-        lines.append("")
-    dest = Path(dest)
-    atomic_write_text(dest, "\n".join(lines))
-    return dest

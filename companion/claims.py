@@ -53,6 +53,7 @@ import pandas as pd
 
 from companion import evidence as ev
 from companion.spectra import MAGNITUDE_BINS
+from companion.tasks import metric
 
 LRA = ("listops", "text", "image")
 SELECTIVE = ("mqar", "lm")
@@ -147,7 +148,7 @@ def _pct(x: float | None) -> str:
     return "—" if x is None or (isinstance(x, float) and math.isnan(x)) else f"{100 * x:.1f} %"
 
 
-class Evidence:
+class Conditions:
     """The measures of one analysis: per condition (task, model, variant) the seeds that
     learned their task, their means, and the noise of each (task, measure) pooled over the
     task's conditions with seeds. ``stage``: read the final spectra (``"final"``) or, as the
@@ -275,7 +276,7 @@ def _condition_name(task, model, variant) -> str:
 
 
 def _score(task: str, value: float) -> str:
-    return f"perplexity {value:.2f}" if task == "lm" else _pct(value)
+    return metric(task).words(value)
 
 
 def _side(row: pd.Series, suffix: str) -> pd.Series:
@@ -296,7 +297,7 @@ def _join(*notes: str) -> str:
 
 
 def part(
-    e: Evidence,
+    e: Conditions,
     name: str,
     measure: str,
     conditions: Sequence[Condition],
@@ -307,7 +308,7 @@ def part(
     reads: str = "spectra",
 ) -> Part:
     """A part resting on ``conditions``: missing or untestable by their gate (see
-    :meth:`Evidence.gate`), else the ``effect`` estimate, computed from the seeds that learned,
+    :meth:`Conditions.gate`), else the ``effect`` estimate, computed from the seeds that learned,
     against ``threshold``."""
     state, why = e.gate(conditions)
     if state:
@@ -321,7 +322,7 @@ def part(
 
 
 def accuracy_part(
-    e: Evidence,
+    e: Conditions,
     name: str,
     measure: str,
     a: Condition,
@@ -354,7 +355,7 @@ class Rank:
     high: int  # the conditions not clearly below it, itself included
 
 
-def ranks(e: Evidence, conditions: Sequence[Condition], value, learned_only: bool) -> dict:
+def ranks(e: Conditions, conditions: Sequence[Condition], value, learned_only: bool) -> dict:
     """The :class:`Rank` of each condition by ``value(condition) -> Estimate``; a difference is
     clear when its 95 % interval excludes 0. Conditions that did not learn (fewer than
     ``MIN_LEARNED`` seeds passed) rank below every condition that did and tie among
@@ -381,7 +382,7 @@ def ranks(e: Evidence, conditions: Sequence[Condition], value, learned_only: boo
 
 
 def rank_part(
-    e: Evidence,
+    e: Conditions,
     name: str,
     measure: str,
     subject: Condition,
@@ -431,7 +432,7 @@ def rank_part(
     )
 
 
-def shape_kept(e: Evidence, task: str, model: str, claim_note: str = "") -> Part:
+def shape_kept(e: Conditions, task: str, model: str, claim_note: str = "") -> Part:
     """``task/model`` stays near its initialisation (TV travelled < ``SHAPE_KEPT``), with the
     positive control: another main-grid model that learned ``task`` moved by more than that."""
     name = (
@@ -472,7 +473,7 @@ def shape_kept(e: Evidence, task: str, model: str, claim_note: str = "") -> Part
     return p
 
 
-def _w1_note(e: Evidence, task, model, variant="") -> str:
+def _w1_note(e: Conditions, task, model, variant="") -> str:
     qi, qf = e.mean_quantiles(task, model, variant, "init"), e.mean_quantiles(task, model, variant)
     return "" if qi is None or qf is None else f"W1 on log|λ| init → final {ev.w1(qi, qf):.3f}"
 
@@ -481,7 +482,7 @@ def _main(task: str, models: Sequence[str]) -> list[Condition]:
     return [(task, m, "") for m in models]
 
 
-def _top(e: Evidence, task: str) -> list[str]:
+def _top(e: Conditions, task: str) -> list[str]:
     """The most accurate models of ``task``: those whose rank interval starts at 1."""
     conds = _main(task, e.models(task))
     table = ranks(e, conds, lambda c: e.accuracy(*c), learned_only=True)
@@ -491,14 +492,14 @@ def _top(e: Evidence, task: str) -> list[str]:
 def most_accurate(measures: pd.DataFrame, task: str, analysis: str = "exact") -> list[str]:
     """The main-grid models of ``task`` that no model that learned the task is clearly more
     accurate than (their rank interval starts at 1; no winner picked from noisy means)."""
-    return _top(Evidence(measures, analysis), task)
+    return _top(Conditions(measures, analysis), task)
 
 
 # ---------------------------------------------------------------------------------------------
 # the claims
 
 
-def c1(e: Evidence) -> Claim:
+def c1(e: Conditions) -> Claim:
     parts = []
     for task in LRA:
         top = _top(e, task)
@@ -546,7 +547,7 @@ def c1(e: Evidence) -> Claim:
     )
 
 
-def c2(e: Evidence) -> Claim:
+def c2(e: Conditions) -> Claim:
     parts = []
     for task in LRA:
         soft = [(task, "softmax", "")]
@@ -589,12 +590,12 @@ def c2(e: Evidence) -> Claim:
     )
 
 
-def c3(e: Evidence) -> Claim:
+def c3(e: Conditions) -> Claim:
     parts = [shape_kept(e, task, "linear") for task in (*LRA, *SELECTIVE)]
     return Claim("C3", "Linear attention keeps the spectrum shape it had at initialisation.", parts)
 
 
-def _peak(e: Evidence, task, model, variant) -> ev.Estimate | None:
+def _peak(e: Conditions, task, model, variant) -> ev.Estimate | None:
     """Share near 0 minus the largest other bin, per seed (> 0: the spectrum peaks near 0)."""
     rows = e.rows(task, model, variant)
     if rows.empty:
@@ -603,23 +604,7 @@ def _peak(e: Evidence, task, model, variant) -> ev.Estimate | None:
     return ev.estimate(rows[NEAR0] - others, None)
 
 
-def _mean(estimates: list[ev.Estimate]) -> ev.Estimate:
-    """The mean of independent estimates."""
-    se = (
-        None
-        if any(v.se is None for v in estimates)
-        else (math.sqrt(sum(v.se**2 for v in estimates)) / len(estimates))
-    )
-    return ev.Estimate(
-        float(np.mean([v.mean for v in estimates])),
-        se,
-        min(v.df for v in estimates),
-        min(v.n for v in estimates),
-        SHARE,
-    )
-
-
-def c4(e: Evidence, variant: str = "") -> Claim:
+def c4(e: Conditions, variant: str = "") -> Claim:
     parts = []
     # the LRA reference: Mamba-2 of the same variant, on the LRA tasks where it learned
     lra = [(t, "mamba2", variant) for t in LRA if not e.gate([(t, "mamba2", variant)])[0]]
@@ -658,7 +643,8 @@ def c4(e: Evidence, variant: str = "") -> Claim:
                     measure,
                     [m2, *lra],
                     lambda m2=m2: (
-                        e.value(*m2, column=NEAR0) - _mean([e.value(*c, column=NEAR0) for c in lra])
+                        e.value(*m2, column=NEAR0)
+                        - ev.Estimate.average([e.value(*c, column=NEAR0) for c in lra])
                     ),
                     0.0,
                     note=f"LRA reference: Mamba-2{_context(variant)} on "
@@ -686,7 +672,7 @@ def _context(variant: str) -> str:
     return " (Λ without weight decay)" if variant == NO_DECAY else ""
 
 
-def c5(e: Evidence) -> Claim:
+def c5(e: Conditions) -> Claim:
     parts = []
     for task in (*LRA, "mqar"):
         parts.append(
@@ -719,7 +705,7 @@ def c5(e: Evidence) -> Claim:
     )
 
 
-def c6(e: Evidence, variant: str = "") -> Claim:
+def c6(e: Conditions, variant: str = "") -> Claim:
     def grew(i, f):
         return float(f[list(SMALL)].sum() - i[list(SMALL)].sum())
 
@@ -740,12 +726,12 @@ def c6(e: Evidence, variant: str = "") -> Claim:
     )
 
 
-def _diff(e: Evidence, task, model, variant, base, column) -> ev.Estimate | None:
+def _diff(e: Conditions, task, model, variant, base, column) -> ev.Estimate | None:
     a, b = e.value(task, model, base, column), e.value(task, model, variant, column)
     return None if a is None or b is None else b - a
 
 
-def c7(e: Evidence) -> Claim:
+def c7(e: Conditions) -> Claim:
     parts = []
     for model, base in (("linear", ""), ("norm", "noconv")):
         conds = [("image", model, base), ("image", model, "gate")]
@@ -788,7 +774,7 @@ def _neg(d: ev.Estimate | None) -> ev.Estimate | None:
     return None if d is None else -d
 
 
-def solves(e: Evidence, name: str, cond: Condition) -> Part:
+def solves(e: Conditions, name: str, cond: Condition) -> Part:
     """Every seed of ``cond`` reaches ``SOLVED`` (holds), none does (fails) or some do (within
     noise: a bimodal condition); gated like any part."""
     measure = f"share of seeds at or above {_pct(SOLVED)}"
@@ -806,7 +792,7 @@ def solves(e: Evidence, name: str, cond: Condition) -> Part:
     )
 
 
-def c8(e: Evidence) -> Claim:
+def c8(e: Conditions) -> Claim:
     parts = []
     for model, base, conv in (
         ("softmax", "", "conv"),
@@ -843,7 +829,7 @@ def c8(e: Evidence) -> Claim:
 NORM_FNS = {"softplus": "", "exp": "exp", "elu": "elu", "sigmoid": "sigmoid"}
 
 
-def c9(e: Evidence) -> Claim:
+def c9(e: Conditions) -> Claim:
     conds = [("image", "norm", v) for v in NORM_FNS.values()]
     parts = [
         rank_part(
@@ -887,7 +873,7 @@ def c9(e: Evidence) -> Claim:
     )
 
 
-def c10(e: Evidence) -> Claim:
+def c10(e: Conditions) -> Claim:
     parts = []
     for task in ("image", "listops"):
         s4, lti, sel = conds = [(task, "s4", ""), (task, "mamba2", "lti"), (task, "mamba2", "")]
@@ -942,7 +928,7 @@ DEPTH_PAIRS = [("image", "softmax", "layers1", "layers4")] + [
 ]
 
 
-def c11(e: Evidence) -> Claim:
+def c11(e: Conditions) -> Claim:
     parts = []
     for task, model, shallow, deep in DEPTH_PAIRS:
         a, b = (task, model, shallow), (task, model, deep)
@@ -971,18 +957,12 @@ def c11(e: Evidence) -> Claim:
     return Claim("C11", "Depth changes both the spectra and the accuracy.", parts)
 
 
-CLAIMS: tuple[Callable[[Evidence], Claim], ...] = (c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11)
+CLAIMS: tuple[Callable[[Conditions], Claim], ...] = (c1, c2, c3, c4, c5, c6, c7, c8, c9, c10, c11)
 # claims evaluated again with the transition exempt from weight decay (variant nowd-lambda)
-NO_DECAY_CLAIMS: tuple[Callable[[Evidence, str], Claim], ...] = (c4, c6)
-EVIDENCE = {
-    "smoke": "machinery only: smoke runs are too short for any model to learn its task",
-    "quick": "small-scale evidence: short runs of small models, three seeds each",
-    "ladder": "the quick models on harder MQAR and ListOps rungs, three seeds each",
-    "paper": "the paper's scale",
-}
+NO_DECAY_CLAIMS: tuple[Callable[[Conditions, str], Claim], ...] = (c4, c6)
 
 
-def _claims(e: Evidence) -> list[Claim]:
+def _claims(e: Conditions) -> list[Claim]:
     return [fn(e) for fn in CLAIMS] + [fn(e, NO_DECAY) for fn in NO_DECAY_CLAIMS]
 
 
@@ -996,10 +976,10 @@ def evaluate(
     other parts); ``settled``: initialisation alone already gives the part its state."""
     verdicts, parts = [], []
     for analysis in analyses:
-        e = Evidence(measures, analysis)
+        e = Conditions(measures, analysis)
         control = {
             (c.claim, p.name): p.state
-            for c in _claims(Evidence(measures, analysis, "init"))
+            for c in _claims(Conditions(measures, analysis, "init"))
             for p in c.parts
             if p.reads == "spectra"
         }
@@ -1070,8 +1050,8 @@ def gates(measures: pd.DataFrame, factors=(0.5, 1.0, 2.0)) -> pd.DataFrame:
     rows = []
     for task, group in m.groupby("task", sort=False):
         first = group.iloc[0]
-        lower = task == "lm"
-        score = group["test_perplexity" if lower else "test_accuracy"]
+        lower = metric(task).lower_is_better
+        score = group[metric(task).column()]
         margin = first["gate_line"] - first["baseline_value"]
         row = dict(
             task=task,
@@ -1095,7 +1075,7 @@ def summary(measures: pd.DataFrame, analysis: str = "exact") -> pd.DataFrame:
     (within [0, 1]; seed noise pooled over the task), the test perplexity's mean, and the mean
     shares near 0 (``[0, 0.1]``), near 1 (the symmetric band) and of ``|λ| ≤ 0.5``; the numbers
     behind the chapters' sentences and summary tables."""
-    e = Evidence(measures, analysis)
+    e = Conditions(measures, analysis)
     rows = []
     for (task, model, variant), group in e.final.groupby(ev.CONDITION):
         acc = ev.estimate(

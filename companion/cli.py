@@ -6,6 +6,9 @@
     companion reproduce --profile quick --workers 2   every run, the notebooks, the book
     companion reproduce --profile paper --executor slurm --gpus-per-run 1 --partition gpu
     companion runs index                       the table of complete runs (runs/index.csv)
+    companion book build                       the Jupyter Book (after reproduce), strictly
+    companion bench                            fast paths against the literal recurrences
+    companion throughput --profile paper       step times and GFLOP/s of the main experiments
 
 Bad input (a setting, a path, a damaged run file) prints one line on stderr that names it and
 what is valid, writes nothing, and exits with status 2. A run that cannot go on (a loss that is
@@ -33,6 +36,7 @@ from pathlib import Path
 from companion import baselines
 from companion.tasks import PROFILES, REPRODUCE_PROFILES, TASKS, DataError, get_task
 from companion.tasks.cache import data_root
+from companion.tasks.prepare import prepare
 
 
 class _Parser(argparse.ArgumentParser):
@@ -64,42 +68,31 @@ def writable_folder(path: str, flag: str) -> None:
 
 
 def _data_prepare(args) -> int:
-    if args.lra_release:
-        os.environ["COMPANION_LRA_RELEASE"] = args.lra_release
     from companion.config import data_tasks
 
     tasks = data_tasks(args.profile, args.task or list(TASKS))
     root = data_root()
     print(f"companion data prepare --profile {args.profile}: {len(tasks)} cache(s) into {root}")
-    t_all = time.perf_counter()
-    built, failed = [], []
-    for i, (name, task) in enumerate(tasks, 1):
-        t0 = time.perf_counter()
-        print(f"[{i}/{len(tasks)}] {name}: {task.source}", flush=True)
-        try:
-            status = task.prepare(root, force=args.force, log=lambda msg: print(msg, flush=True))
-        except (DataError, ValueError) as e:
-            failed.append(f"{name}: {e}")
-            print(f"  failed: {e}", flush=True)
-            continue
-        seconds = time.perf_counter() - t0
-        if status == "cached":
-            print("  already prepared and verified, nothing to do", flush=True)
-        else:
-            built.append(name)
-            rows = task.manifest(root)["files"]
-            sizes = "/".join(str(rows[s]["rows"]) for s in ("train", "val", "test"))
-            print(f"  built train/val/test = {sizes} in {seconds:.1f} s", flush=True)
+
+    def print_baselines(task) -> None:
         table = baselines.load(task)  # computed once per cache, stored beside it
         print(baselines.describe(table, baselines.gate(table)), flush=True)
-    total = time.perf_counter() - t_all
-    if len(failed) == 1:
-        raise CLIError(failed[0])
-    if failed:
-        names_failed = ", ".join(f.split(":", 1)[0] for f in failed)
-        raise CLIError(f"{len(failed)} tasks failed ({names_failed}); the reasons are above")
-    if built:
-        print(f"done in {total:.1f} s: built {', '.join(built)}; the cache is verified")
+
+    done = prepare(
+        tasks,
+        root,
+        force=args.force,
+        release=args.lra_release,
+        log=lambda line: print(line, flush=True),
+        then=print_baselines,
+    )
+    if len(done.failed) == 1:
+        raise CLIError(done.failed[0])
+    if done.failed:
+        names_failed = ", ".join(f.split(":", 1)[0] for f in done.failed)
+        raise CLIError(f"{len(done.failed)} tasks failed ({names_failed}); the reasons are above")
+    if done.built:
+        print(f"done in {done.seconds:.1f} s: built {', '.join(done.built)}; the cache is verified")
     else:
         print(
             f"nothing to do: all {len(tasks)} cache(s) of profile {args.profile} "
@@ -224,12 +217,12 @@ def slurm_options(args):
             flags = [FLAGS[name] for name in chosen]
             raise CLIError(f"{', '.join(flags)}: only for --executor slurm")
         return None
-    sbatch = {}
-    for item in chosen.pop("sbatch", []):
-        key, eq, value = item.partition("=")
-        if not eq or not key.strip("-"):
-            raise CLIError(f"malformed --sbatch {item!r}; expected OPTION=VALUE, e.g. account=abc")
-        sbatch[key.strip("-")] = value
+    from companion.config import key_value
+
+    sbatch = dict(
+        key_value(item, "--sbatch", "OPTION=VALUE, e.g. account=abc", strip="-")
+        for item in chosen.pop("sbatch", [])
+    )
     return SlurmOptions(**chosen, max_parallel=args.workers, sbatch=sbatch)
 
 
@@ -278,6 +271,8 @@ def _add_train(sub) -> None:
     train.add_argument("--quiet", action="store_true", help="no progress bar")
     train.set_defaults(func=_train)
 
+
+def _add_reproduce(sub) -> None:
     rep = sub.add_parser(
         "reproduce", help="every run of the book (skips complete ones), its notebooks, the book"
     )
@@ -323,11 +318,84 @@ def _add_train(sub) -> None:
     )
     rep.set_defaults(func=_reproduce)
 
+
+def _add_runs(sub) -> None:
     runs = sub.add_parser("runs", help="the table of all complete runs")
     runs_sub = runs.add_subparsers(dest="runs_command", metavar="{index}", required=True)
     idx = runs_sub.add_parser("index", help="write <root>/index.csv")
     idx.add_argument("--root", default="runs")
     idx.set_defaults(func=_runs_index)
+
+
+# ---------------------------------------------------------------------------------------------
+# the book and the benchmarks
+
+
+def _book(args) -> int:
+    from companion import book
+
+    try:
+        if args.book_command == "mathjax":
+            print(book.fetch_mathjax(args.dest or book.BOOK / "_mathjax"))
+        else:
+            html = book.build(
+                args.book_dir or book.BOOK,
+                strict=not args.no_strict,
+                repository=args.repository_url,
+            )
+            print(f"book: {html / 'index.html'}")
+    except book.BookError as err:
+        print(f"companion: error: {err}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _add_book(sub) -> None:
+    book = sub.add_parser("book", help="the Jupyter Book: offline MathJax and the strict build")
+    book_sub = book.add_subparsers(dest="book_command", metavar="{mathjax,build}", required=True)
+    mathjax = book_sub.add_parser("mathjax", help="fetch MathJax into book/_mathjax/es5")
+    mathjax.add_argument("dest", nargs="?", help="the folder (default: book/_mathjax)")
+    mathjax.set_defaults(func=_book)
+    build = book_sub.add_parser("build", help="build the HTML book, every warning an error")
+    build.add_argument("book_dir", nargs="?", help="the book's sources (default: book)")
+    build.add_argument("--repository-url", help="public address for the Binder buttons")
+    build.add_argument("--no-strict", action="store_true", help="let warnings pass")
+    build.set_defaults(func=_book)
+
+
+def _bench(args) -> int:
+    from companion.bench import run
+
+    if min(args.lengths) < 1 or args.recurrent_max_len < 1 or args.spectra_len < 1:
+        raise CLIError("--lengths, --recurrent-max-len and --spectra-len must be at least 1")
+    writable_folder(args.out, "--out")
+    run(args.lengths, args.recurrent_max_len, args.spectra_len, Path(args.out))
+    return 0
+
+
+def _throughput(args) -> int:
+    from companion.throughput import main as throughput
+
+    return throughput(args.rest)
+
+
+def _add_bench(sub) -> None:
+    bench = sub.add_parser(
+        "bench", help="time every mixer's fast path against its literal recurrence (make bench)"
+    )
+    bench.add_argument("--lengths", type=int, nargs="+", default=[256, 1024, 4096])
+    bench.add_argument("--recurrent-max-len", type=int, default=4096)
+    bench.add_argument("--spectra-len", type=int, default=1024)
+    bench.add_argument("--out", default="bench/results", help="folder for the CSVs")
+    bench.set_defaults(func=_bench)
+    # its own options (see `companion throughput --help`): the same parser also runs a copy
+    # of the module against another revision of the package, beside this one
+    thr = sub.add_parser(
+        "throughput",
+        add_help=False,
+        help="step times and GFLOP/s of the main experiments (make throughput)",
+    )
+    thr.set_defaults(func=_throughput, forwards=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -338,6 +406,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
     _add_data(sub)
     _add_train(sub)
+    _add_reproduce(sub)
+    _add_runs(sub)
+    _add_book(sub)
+    _add_bench(sub)
     sub.metavar = "{" + ",".join(sub.choices) + "}"  # named in "required" errors
     return parser
 
@@ -378,7 +450,10 @@ def failure_line(err: BaseException) -> tuple[str, int]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args, rest = parser.parse_known_args(argv)
+    if rest and not getattr(args, "forwards", False):
+        parser.error(f"unrecognized arguments: {' '.join(rest)}")
+    args.rest = rest  # the options of a command with a parser of its own
     try:
         return args.func(args)
     except (Exception, KeyboardInterrupt) as err:

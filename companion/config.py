@@ -32,7 +32,7 @@ from pathlib import Path
 
 import yaml
 
-from companion.model import ModelConfig
+from companion.model import ModelConfig, describe
 from companion.schema import ConfigError, Rule, check, setting, validate
 from companion.tasks import LADDER, PROFILES, Task, get_task, preset
 from companion.tasks.base import replace_config
@@ -291,15 +291,22 @@ def data_tasks(profile: str, names: Sequence[str]) -> list[tuple[str, Task]]:
     return out
 
 
+def key_value(item: str, flag: str, example: str, strip: str = "") -> tuple[str, str]:
+    """``"KEY=VALUE"`` of a repeatable command-line ``flag`` split at its first ``=``, the key
+    without leading and trailing ``strip`` characters; refused in one line naming ``example``
+    when there is no ``=`` or the key (or a dotted part of it) is empty."""
+    key, sep, value = item.partition("=")
+    key = key.strip(strip)
+    if not sep or any(not part for part in key.split(".")):
+        raise ConfigError(f"malformed {flag} {item!r}; expected {example}")
+    return key, value
+
+
 def parse_set(items: list[str] | None) -> dict:
     """``["train.lr=1e-3", "model.gate=true"]`` -> nested dict; values are parsed as YAML."""
     out: dict = {}
     for item in items or []:
-        key, sep, raw = item.partition("=")
-        if not sep or not key or any(not part for part in key.split(".")):
-            raise ConfigError(
-                f"malformed --set {item!r}; expected key.path=value, e.g. train.lr=1e-3"
-            )
+        key, raw = key_value(item, "--set", "key.path=value, e.g. train.lr=1e-3")
         try:
             value = yaml.safe_load(raw)
         except yaml.YAMLError:
@@ -414,3 +421,88 @@ def _build(task, model, variant, profile, seed, cfg: dict, overrides: dict) -> R
         train=train,
         overrides=overrides,
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# a run's task and architecture, and the book's appendix of every configuration
+
+
+def task_of(config: RunConfig) -> Task:
+    """The task of ``config``: its name and profile with the run's data options."""
+    return get_task(config.task, config.profile, **config.data)
+
+
+def model_config(config: RunConfig, task: Task, vocab_size: int | None = None) -> ModelConfig:
+    """The architecture of ``config`` completed with the facts of ``task`` (``vocab_size``
+    replaces the task's, for a task whose vocabulary is read from data not prepared here)."""
+    return ModelConfig(
+        **config.model,
+        vocab_size=task.vocab_size if vocab_size is None else vocab_size,
+        input_dim=task.input_dim,
+        n_classes=task.n_classes,
+        head="classify" if task.kind == "classification" else "token",
+        max_len=task.seq_len,
+    )
+
+
+def appendix() -> str:
+    """The book's appendix of configurations, in Markdown: per task, every model at the paper
+    and quick profiles, the structure each builds, where each departs from the public
+    configuration it follows, and every ablation with what it changes."""
+
+    def arch(cfg) -> str:
+        m = cfg.model
+        opts = ", ".join(f"{k}={v}" for k, v in m.get("mixer_options", {}).items())
+        extra = "".join(f", {k}" for k in ("gate", "positional") if m.get(k))
+        return (
+            f"{m['n_layers']}×{m['d_model']}, state {m['state_dim']}, mlp {m.get('mlp', '—')}"
+            f"{extra}{', ' + opts if opts else ''}"
+        )
+
+    def length(cfg) -> str:
+        t = cfg.train
+        return f"{t.steps} steps" if t.steps else f"{t.epochs:g} epochs"
+
+    lines = ["Generated from the YAML files in `companion/configs/` by `make reproduce`.", ""]
+    for task in tasks():
+        lines += [
+            f"## {task}",
+            "",
+            "| model | profile | architecture | lr | weight decay | batch | length |",
+            "| --- | --- | --- | --- | --- | --- | --- |",
+        ]
+        for model in models(task):
+            for profile in ("paper", "quick"):
+                cfg = resolve(task, model, None, profile)
+                t = cfg.train
+                lines.append(
+                    f"| {model} | {profile} | {arch(cfg)} | {t.lr:g} | "
+                    f"{t.weight_decay:g} | {t.batch_size} | {length(cfg)} |"
+                )
+        lines += [
+            "",
+            "Structure, read from the modules each configuration builds (the same at every "
+            "profile; `LN`/`BN` layer or batch norm, `drop` dropout, `+` the residual sum):",
+            "",
+            "| model | encoder → blocks → head |",
+            "| --- | --- |",
+        ]
+        for model in models(task):
+            cfg = resolve(task, model, None, "quick")
+            lines.append(f"| {model} | {describe(model_config(cfg, task_of(cfg)))} |")
+        lines += ["", "Where each file departs from the public configuration it follows:", ""]
+        for model in models(task):
+            lines += [
+                f"- `{model}` ({d['part']}): {d['what']}. *Why:* {d['why']}."
+                for d in departures(task, model)
+            ]
+        ablations = [(m, v) for m in models(task) for v in variants(task, m)]
+        if ablations:
+            lines += ["", "Ablations (paper profile):", ""]
+            lines += [
+                f"- `{m}/{v}`: {arch(resolve(task, m, v, 'paper'))}, lr "
+                f"{resolve(task, m, v, 'paper').train.lr:g}"
+                for m, v in ablations
+            ]
+        lines.append("")
+    return "\n".join(lines)

@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -336,6 +337,20 @@ class Estimate:
 
     def __neg__(self) -> Estimate:
         return Estimate(-self.mean, self.se, self.df, self.n, (-self.bounds[1], -self.bounds[0]))
+
+    @staticmethod
+    def average(estimates: Sequence[Estimate]) -> Estimate:
+        """The mean of independent estimates: its standard error is the root of the summed
+        variances over their number (None when one has none; ``df`` and ``n`` the smallest)."""
+        ses = [v.se for v in estimates]
+        se = None if None in ses else math.sqrt(sum(x**2 for x in ses)) / len(estimates)
+        return Estimate(
+            float(np.mean([v.mean for v in estimates])),
+            se,
+            min(v.df for v in estimates),
+            min(v.n for v in estimates),
+            (min(v.bounds[0] for v in estimates), max(v.bounds[1] for v in estimates)),
+        )
 
 
 def pooled_sd(values: pd.DataFrame, column: str, by=CONDITION) -> tuple[float, int] | None:

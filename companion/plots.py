@@ -1,19 +1,14 @@
-"""The figures and tables of the book, in one visual language.
+"""The figures of the book. Their names, colours and marks come from :mod:`companion.style`
+(call ``style.use_style()`` once per notebook); their tables from :mod:`companion.evidence`:
+``load_spectra`` (every run's ``spectra.csv`` with the run's identity, the long table most
+figures take), ``load_histories`` (the learning curves) and ``load_values`` (the raw
+eigenvalues of one step). Conventions every figure keeps:
 
-Call :func:`use_style` once per notebook. Conventions every figure keeps:
-
-* the 7 magnitude bins of ``spectra.MAGNITUDE_BINS`` in two ColorBrewer sequential ramps that
-  meet at ``|λ| = 1``: blues that darken as memory lengthens, from pale ``[0,0.1]`` (forgets) to
-  the darkest ``(0.9,1]`` (remembers), then orange to dark red for the bins that amplify; phase
-  bins in viridis (purple to green). Bars, areas and legends list bins in canonical order;
-* every model has a fixed colour (:data:`MODEL_COLORS`) and display name (:data:`MODEL_NAMES`),
-  keyed by mixer; a run of an ablation is labelled ``"<model> · <variant>"`` (:func:`run_label`);
-* figures are :data:`PAGE_WIDTH` inches wide and carry their provenance (profile, commit, run ids
-  and config hashes) in small print at the bottom (:func:`provenance`, :func:`add_provenance`).
-
-The tables come from :mod:`companion.evidence`: ``load_spectra`` (every run's ``spectra.csv``
-with the run's identity, the long table most figures take), ``load_histories`` (the learning
-curves) and ``load_values`` (the raw eigenvalues of one step).
+* bars, areas and legends list the bins in canonical order, in their colours;
+* a model keeps its colour in every figure, and a run is named by ``style.run_label``;
+* figures are ``style.PAGE_WIDTH`` inches wide and carry their provenance (profile, commit, run
+  ids and config hashes) in small print at the bottom (:func:`provenance`,
+  :func:`add_provenance`).
 """
 
 from __future__ import annotations
@@ -33,156 +28,23 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 from matplotlib.ticker import FuncFormatter
-from matplotlib_inline.backend_inline import set_matplotlib_formats
 
 from companion import baselines
-from companion.evidence import RUN_COLUMNS, read_index, rho_interval
+from companion import style as S
+from companion.evidence import RUN_COLUMNS, rho_interval
+from companion.report import profile_of, task_baselines
 from companion.spectra import MAGNITUDE_BINS, MAGNITUDE_EDGES, PHASE_BINS, PHASE_EDGES, bin_index
-from companion.tasks import DataError
-
-PAGE_WIDTH = 7.0  # inches: the text width of a book page
-MODEL_ORDER = (
-    "softmax",
-    "linear",
-    "linear_unnormalized",
-    "norm",
-    "s4",
-    "s4d",
-    "lru",
-    "mamba2",
-    "mamba2_lti",
-)
-MODEL_NAMES = {
-    "softmax": "Softmax attn.",
-    "linear": "Linear attn.",
-    "linear_unnormalized": "Linear attn. (unnorm.)",
-    "norm": "Norm attn.",
-    "s4": "S4",
-    "s4d": "S4D",
-    "lru": "LRU",
-    "mamba2": "Mamba-2",
-    "mamba2_lti": "Mamba-2 (pseudo-LTI)",
-}
-# Colour-blind-safe hues (Okabe–Ito and Paul Tol's muted set): attention warm (wine, orange,
-# purple), SSMs cool (indigo, light blue, cyan, green, teal) with distinct lightness within
-# each pair that is often compared; the unnormalised integrator is the grey reference
-MODEL_COLORS = {
-    "softmax": "#882255",
-    "linear": "#E69F00",
-    "linear_unnormalized": "#7F7F7F",
-    "norm": "#AA4499",
-    "s4": "#332288",
-    "s4d": "#6699CC",
-    "lru": "#88CCEE",
-    "mamba2": "#117733",
-    "mamba2_lti": "#44AA99",
-}
-TASK_ORDER = ("listops", "text", "image", "mqar", "lm")
-TASK_NAMES = {
-    "listops": "ListOps",
-    "text": "Text",
-    "image": "Image",
-    "mqar": "MQAR",
-    "lm": "Language model",
-}
-TASK_MARKERS = {"listops": "o", "text": "s", "image": "D", "mqar": "^", "lm": "v"}
-BINS = {"magnitude": MAGNITUDE_BINS, "phase": PHASE_BINS}
-MAGNITUDE_COLORS = (
-    "#c6dbef",  # forgets: pale, mid and deep blue of ColorBrewer's Blues, evenly spaced in
-    "#6baed6",  # lightness so that the near-0 bins stay apart
-    "#2171b5",
-    "#08306b",  # remembers: the darkest blue of the same ramp
-    *sns.color_palette("YlOrRd", 9).as_hex()[3:9:2],  # amplifies: orange to dark red
-)
-PHASE_COLORS = tuple(sns.color_palette("viridis", 6).as_hex()[:5])  # purple to green, no yellow
-BIN_COLORS = {
-    "magnitude": dict(zip(MAGNITUDE_BINS, MAGNITUDE_COLORS, strict=True)),
-    "phase": dict(zip(PHASE_BINS, PHASE_COLORS, strict=True)),
-}
-PLAIN = FuncFormatter(lambda v, _: f"{v:g}")  # log axes read 0.1, 1, 10 instead of 10^k
-BIN_TITLE = {"magnitude": "|λ| bin", "phase": "phase bin (degrees)"}
-SHARE = {"magnitude": "share of |λ|", "phase": "share of phases"}
-
-
-def use_style() -> None:
-    """Set the book's seaborn theme: white grid, paper context, readable fonts, an opaque white
-    background (legible in a dark page theme), and inline figures at twice their pixel size
-    (sharp on high-density screens)."""
-    sns.set_theme(
-        context="paper",
-        style="whitegrid",
-        font_scale=1.15,
-        rc={
-            "figure.dpi": 110,
-            "savefig.dpi": 200,
-            "savefig.bbox": "tight",
-            "figure.facecolor": "white",
-            "savefig.facecolor": "white",
-            "axes.titleweight": "bold",
-            "legend.frameon": False,
-            "legend.fontsize": 8,
-            "grid.linewidth": 0.5,
-        },
-    )
-    set_matplotlib_formats("retina")
-
+from companion.tasks import metric as task_metric
 
 # ----------------------------------------------------------------------------- labels, provenance
 
-
-def _model_key(mixer: str) -> tuple:
-    """Sort key of the book's model order; unknown mixers last, alphabetically."""
-    return (MODEL_ORDER.index(mixer) if mixer in MODEL_ORDER else len(MODEL_ORDER), str(mixer))
-
-
-def _task_key(task: str) -> tuple:
-    """Sort key of the book's task order; unknown tasks last, alphabetically."""
-    return (TASK_ORDER.index(task) if task in TASK_ORDER else len(TASK_ORDER), str(task))
-
-
-def _name(key) -> str:
-    """Display name of a model (mixer) or task key; other values as they are."""
-    return MODEL_NAMES.get(key) or TASK_NAMES.get(key) or str(key)
-
-
-def run_label(mixer: str, variant: str = "", model: str | None = None) -> str:
-    """Display name of a run: the mixer's name, with the variant unless the variant is what
-    swapped the mixer (``model="mamba2", variant="lti"`` runs mixer ``mamba2_lti``)."""
-    name = _name(mixer)
-    return f"{name} · {variant}" if variant and model in (None, mixer) else name
-
-
-def _labels(table: pd.DataFrame) -> list[str]:
-    """The labels of a labelled table that have rows, in the book's order."""
-    present = set(table["label"])
-    return [lab for lab in table["label"].cat.categories if lab in present]
+PLAIN = FuncFormatter(lambda v, _: f"{v:g}")  # log axes read 0.1, 1, 10 instead of 10^k
 
 
 def _paint(texts, colors: dict) -> None:
     """Colour tick labels that name a run with its model's colour."""
     for text in texts:
         text.set_color(colors.get(text.get_text(), "0.15"))
-
-
-def _labelled(table: pd.DataFrame) -> pd.DataFrame:
-    """``table`` with a ``label`` column (from mixer, variant and model) and labels sorted in the
-    book's model order (mixer order, then variant; main-grid runs first)."""
-    variants = table["variant"].fillna("") if "variant" in table else pd.Series("", table.index)
-    models = table["model"] if "model" in table else pd.Series(None, table.index)
-    labels = [run_label(m, v, o) for m, v, o in zip(table["mixer"], variants, models, strict=True)]
-    keys = [(_model_key(m), v) for m, v in zip(table["mixer"], variants, strict=True)]
-    order = [lab for _, lab in sorted(set(zip(keys, labels, strict=True)))]
-    out = table.assign(label=labels)
-    out["label"] = pd.Categorical(out["label"], categories=list(dict.fromkeys(order)), ordered=True)
-    return out
-
-
-def _label_colors(table: pd.DataFrame) -> dict[str, str]:
-    """Colour of each label of a labelled table: its mixer's fixed colour."""
-    pairs = table[["label", "mixer"]].drop_duplicates()
-    return {
-        lab: MODEL_COLORS.get(m, "0.3") for lab, m in zip(pairs.label, pairs.mixer, strict=True)
-    }
 
 
 def provenance(runs: pd.DataFrame) -> str:
@@ -231,14 +93,11 @@ def add_provenance(fig: Figure, text: str, fontsize: float = 6.5) -> Figure:
     return fig
 
 
-STAGE_WORDS = {"init": "at initialisation", "final": "after training"}
-
-
 def _headline(fig: Figure, table: pd.DataFrame, what: str) -> None:
     """The figure's title: the task(s) it shows and ``what`` (models, measure, stage), so that
     a figure says what it is wherever it lands."""
-    tasks = sorted(table["task"].unique(), key=_task_key) if "task" in table else []
-    where = ", ".join(_name(t) for t in tasks)
+    tasks = sorted(table["task"].unique(), key=S.task_key) if "task" in table else []
+    where = ", ".join(S.name(t) for t in tasks)
     fig.suptitle(f"{where}: {what}" if where else what, fontsize=10, fontweight="bold")
 
 
@@ -285,29 +144,12 @@ def _pooled(table: pd.DataFrame, by: list[str]) -> pd.DataFrame:
 def _matrix(table: pd.DataFrame, kind: str, by_layer: bool) -> pd.DataFrame:
     """Share per bin (columns, canonical order) per label (rows; ``label · L<layer>`` when
     ``by_layer``), layers weighted equally."""
-    shares = _pooled(_labelled(table), ["label", "layer"])["mean"].unstack("bin")
+    shares = _pooled(S.labelled(table), ["label", "layer"])["mean"].unstack("bin")
     if by_layer:
         shares.index = [f"{label} · L{layer + 1}" for label, layer in shares.index]
     else:
         shares = shares.groupby(level="label", observed=True).mean()
-    return shares.reindex(columns=list(BINS[kind]))
-
-
-def spectral_mass(
-    spectra: pd.DataFrame,
-    bins: tuple[str, ...] = ("(0.9,1]",),
-    stage: str = "final",
-    analysis: str = "exact",
-) -> pd.DataFrame:
-    """Per run: the share of ``|λ|`` in ``bins`` (pooled over heads, mean over layers), with the
-    run's identity; merge with the index to set it against accuracy."""
-    rows = _select(spectra, stage, analysis)
-    rows = rows[rows["bin"].isin(bins)]
-    per_layer = rows.groupby(["run_id", "layer"])["mean"].sum()
-    mass = per_layer.groupby("run_id").mean().rename("mass")
-    ids = rows.drop_duplicates("run_id").set_index("run_id")
-    columns = [c for c in (*RUN_COLUMNS, "mixer") if c in ids and c != "run_id"]
-    return ids[columns].join(mass).reset_index()
+    return shares.reindex(columns=list(S.BINS[kind]))
 
 
 # ----------------------------------------------------------------------------- layout helpers
@@ -320,7 +162,7 @@ def _panels(n: int, ncols: int = 3, height: float = 2.2, **kw) -> tuple[Figure, 
     fig, axes = plt.subplots(
         nrows,
         ncols,
-        figsize=(PAGE_WIDTH, height * nrows + 0.5),
+        figsize=(S.PAGE_WIDTH, height * nrows + 0.5),
         squeeze=False,
         layout="constrained",
         **kw,
@@ -347,9 +189,24 @@ def _top_legend(fig: Figure, handles, labels=None, **kw) -> None:
 def _bin_legend(fig: Figure, kind: str) -> None:
     """The bins of ``kind``, in order, as one legend row above the panels, led by what they
     bin."""
-    handles = [Patch(visible=False, label=f"{BIN_TITLE[kind]}:")]
-    handles += [Patch(color=c, label=b) for b, c in BIN_COLORS[kind].items()]
+    handles = [Patch(visible=False, label=f"{S.BIN_TITLE[kind]}:")]
+    handles += [Patch(color=c, label=b) for b, c in S.BIN_COLORS[kind].items()]
     _top_legend(fig, handles, ncol=len(handles), handlelength=1.2, columnspacing=1.0)
+
+
+def _close_bins(
+    fig: Figure,
+    table: pd.DataFrame,
+    what: str,
+    kind: str,
+    caption: bool | str,
+    runs: pd.DataFrame | None = None,
+) -> Figure:
+    """Finish a figure of bin shares: its headline (``what``), the legend of the bins of
+    ``kind`` above the panels, and the caption of ``runs`` (default: ``table``'s runs)."""
+    _headline(fig, table, what)
+    _bin_legend(fig, kind)
+    return _finish(fig, table if runs is None else runs, caption)
 
 
 def _line_legend(fig: Figure, axes: list, order: list[str]) -> None:
@@ -367,9 +224,9 @@ def _stacked(ax, shares: pd.DataFrame, kind: str, colors: dict | None = None) ->
     new_group = np.r_[False, groups[1:] != groups[:-1]]
     y = np.arange(len(shares)) + 0.6 * np.cumsum(new_group)
     left = np.zeros(len(shares))
-    for b in BINS[kind]:
+    for b in S.BINS[kind]:
         width = shares[b].fillna(0.0).to_numpy()
-        ax.barh(y, width, left=left, height=0.85, color=BIN_COLORS[kind][b], linewidth=0)
+        ax.barh(y, width, left=left, height=0.85, color=S.BIN_COLORS[kind][b], linewidth=0)
         left += width
     ax.yaxis.remove_overlapping_locs = False  # a row may sit at its group's centre
     ax.set_yticks(y, shares.index.get_level_values(1), minor=True)
@@ -395,10 +252,10 @@ def bin_bars(
 ) -> Figure:
     """The paper's plot form: one panel per layer, one group of bars per model, one bar per bin
     (share of ``|λ|``, mean ± std over the analysis batch; seeds of one model pooled)."""
-    table = _labelled(_select(table, stage, analysis, kind))
+    table = S.labelled(_select(table, stage, analysis, kind))
     stats = _pooled(table, ["layer", "label"])
-    labels = _labels(table)
-    bins = BINS[kind]
+    labels = S.labels(table)
+    bins = S.BINS[kind]
     layers = sorted(table["layer"].unique())
     fig, axes = _panels(len(layers), height=2.4, sharey=True)
     width = 0.85 / len(bins)
@@ -411,18 +268,22 @@ def bin_bars(
                 s["mean"],
                 width,
                 yerr=s["std"],
-                color=BIN_COLORS[kind][name],
+                color=S.BIN_COLORS[kind][name],
                 error_kw=dict(lw=0.6, ecolor="0.45", capsize=0),
             )
         ax.set_xticks(range(len(labels)), labels, rotation=40, ha="right")
         ax.tick_params(axis="x", labelsize=7)
-        _paint(ax.get_xticklabels(), _label_colors(table))
+        _paint(ax.get_xticklabels(), S.label_colors(table))
         ax.set_title(f"layer {layer + 1}")
         ax.grid(False, axis="x")
-    axes[0].set_ylabel(SHARE[kind])
-    _headline(fig, table, f"{SHARE[kind]} per bin and model, {STAGE_WORDS.get(stage, stage)}")
-    _bin_legend(fig, kind)
-    return _finish(fig, table, caption)
+    axes[0].set_ylabel(S.SHARE[kind])
+    return _close_bins(
+        fig,
+        table,
+        f"{S.SHARE[kind]} per bin and model, {S.STAGE_WORDS.get(stage, stage)}",
+        kind,
+        caption,
+    )
 
 
 def bin_grid(
@@ -436,7 +297,7 @@ def bin_grid(
     """Spectra of a task at a glance: one stacked bar of the bins per model × layer (mean share
     over the batch); with ``compare_init`` the initial spectra in a panel on the left."""
     stages = ["init", stage] if compare_init else [stage]
-    frames = [_labelled(_select(table, s, analysis, kind)) for s in stages]
+    frames = [S.labelled(_select(table, s, analysis, kind)) for s in stages]
     n_rows = len(frames[-1][["label", "layer"]].drop_duplicates())
     # 0.16 in per bar, and 1 in for the panel's title and axis (with less, a one-layer model's
     # labels overlapped its neighbour's)
@@ -446,12 +307,12 @@ def bin_grid(
         shares.index = shares.index.set_levels(
             [f"L{layer + 1}" for layer in shares.index.levels[1]], level=1
         )
-        _stacked(ax, shares, kind, _label_colors(frame))
-        ax.set_title(STAGE_WORDS.get(s, s))
-        ax.set_xlabel(SHARE[kind])
-    _headline(fig, frames[-1], "bins of every model and layer")
-    _bin_legend(fig, kind)
-    return _finish(fig, pd.concat(frames), caption)
+        _stacked(ax, shares, kind, S.label_colors(frame))
+        ax.set_title(S.STAGE_WORDS.get(s, s))
+        ax.set_xlabel(S.SHARE[kind])
+    return _close_bins(
+        fig, frames[-1], "bins of every model and layer", kind, caption, pd.concat(frames)
+    )
 
 
 def _heatmap(ax, matrix: pd.DataFrame, diverging: bool) -> None:
@@ -500,9 +361,9 @@ def init_vs_final(
     )
     delta = final - init
     fig, (ax,) = _panels(1, height=0.28 * len(delta) + 0.9)
-    fig.set_figwidth(0.75 * PAGE_WIDTH)
+    fig.set_figwidth(0.75 * S.PAGE_WIDTH)
     _heatmap(ax, delta, diverging=True)
-    ax.set_title(f"{SHARE[kind]} per bin (points): after training − at initialisation")
+    ax.set_title(f"{S.SHARE[kind]} per bin (points): after training − at initialisation")
     _headline(fig, table, "where training moved the eigenvalues")
     return _finish(fig, _select(table, None, analysis, kind), caption)
 
@@ -529,7 +390,7 @@ def exact_vs_published(
     for ax, (matrix, title, diverging) in zip(axes, panels, strict=True):
         _heatmap(ax, matrix, diverging)
         ax.set_title(title)
-    _headline(fig, table, f"exact and published analysis, {STAGE_WORDS.get(stage, stage)}")
+    _headline(fig, table, f"exact and published analysis, {S.STAGE_WORDS.get(stage, stage)}")
     return _finish(fig, _select(table, stage, None, kind), caption)
 
 
@@ -543,23 +404,21 @@ def spectra_over_training(
         rows = rows[rows["run_id"] == run]
     elif "run_id" in rows and rows["run_id"].nunique() > 1:
         raise ValueError(f"the table holds {rows['run_id'].nunique()} runs; choose one with run=")
-    rows = _labelled(rows)
+    rows = S.labelled(rows)
     layers = sorted(rows["layer"].unique())
     fig, axes = _panels(len(layers), height=2.0, sharey=True)
     for ax, layer in zip(axes, layers, strict=True):
         shares = rows[rows["layer"] == layer].pivot_table("mean", "step", "bin")
-        shares = shares.reindex(columns=list(BINS[kind])).fillna(0.0)
+        shares = shares.reindex(columns=list(S.BINS[kind])).fillna(0.0)
         ax.stackplot(
-            shares.index, shares.T.to_numpy(), colors=list(BIN_COLORS[kind].values()), linewidth=0
+            shares.index, shares.T.to_numpy(), colors=list(S.BIN_COLORS[kind].values()), linewidth=0
         )
         ax.plot(shares.index, np.zeros(len(shares)), "|", color="0.2", ms=6, clip_on=False)
         ax.set_title(f"layer {layer + 1}")  # the headline names the task and the model
         ax.set_xlabel("training step")
         ax.margins(x=0, y=0)
-    axes[0].set_ylabel(SHARE[kind])
-    _headline(fig, rows, f"bins of {rows['label'].iloc[0]} while it trains")
-    _bin_legend(fig, kind)
-    return _finish(fig, rows, caption)
+    axes[0].set_ylabel(S.SHARE[kind])
+    return _close_bins(fig, rows, f"bins of {rows['label'].iloc[0]} while it trains", kind, caption)
 
 
 def all_heads(
@@ -571,8 +430,8 @@ def all_heads(
 ) -> Figure:
     """Every head (group) of every layer, not only the pooled spectrum: one stacked bar of the
     bins per (layer, head), one panel per model. Time-invariant layers have one spectrum."""
-    rows = _labelled(_select(table, stage, analysis, kind, head=None))
-    labels = _labels(rows)
+    rows = S.labelled(_select(table, stage, analysis, kind, head=None))
+    labels = S.labels(rows)
     n_rows = rows.drop_duplicates(["label", "layer", "head"]).groupby("label", observed=True).size()
     fig, axes = _panels(len(labels), ncols=2, height=0.16 * n_rows.max() + 0.5)
     for ax, label in zip(axes, labels, strict=True):
@@ -584,10 +443,10 @@ def all_heads(
             [(f"L{layer + 1}", h if h == "all" else f"h{int(h) + 1}") for layer, h in order]
         )
         _stacked(ax, shares, kind)
-        ax.set_title(label, color=_label_colors(frame)[label])
-    _headline(fig, rows, f"every head of every layer, {STAGE_WORDS.get(stage, stage)}")
-    _bin_legend(fig, kind)
-    return _finish(fig, rows, caption)
+        ax.set_title(label, color=S.label_colors(frame)[label])
+    return _close_bins(
+        fig, rows, f"every head of every layer, {S.STAGE_WORDS.get(stage, stage)}", kind, caption
+    )
 
 
 def magnitude_distribution(
@@ -605,7 +464,7 @@ def magnitude_distribution(
     one model do not squeeze the others into a line; the tails leave the frame."""
     keys = sorted(values[panel].unique())
     fig, axes = _panels(len(keys), height=2.2, sharey=True)
-    hues = sorted(values[hue].unique(), key=_model_key)
+    hues = sorted(values[hue].unique(), key=S.model_key)
     palette = dict(zip(hues, sns.color_palette("colorblind", len(hues)), strict=True))
     x = np.clip(values["magnitude"].to_numpy(), floor, None)
     low, high = np.quantile(x, [0.005, 0.995])
@@ -614,7 +473,7 @@ def magnitude_distribution(
     for ax, key in zip(axes, keys, strict=True):
         for b, name in enumerate(MAGNITUDE_BINS):
             ax.axvspan(
-                edges[b], edges[b + 1], color=BIN_COLORS["magnitude"][name], alpha=0.18, lw=0
+                edges[b], edges[b + 1], color=S.BIN_COLORS["magnitude"][name], alpha=0.18, lw=0
             )
         for edge in MAGNITUDE_EDGES:
             ax.axvline(edge, color="0.5", lw=0.5, ls="--")
@@ -627,8 +486,8 @@ def magnitude_distribution(
                     q,
                     where="post",
                     lw=1.4,
-                    color=MODEL_COLORS.get(h, palette[h]),
-                    label=_name(h),
+                    color=S.MODEL_COLORS.get(h, palette[h]),
+                    label=S.name(h),
                 )
         ax.set_xscale("log")
         ax.set_xlim(lo, hi)
@@ -637,7 +496,7 @@ def magnitude_distribution(
         ax.set_xlabel("|λ|")
     axes[0].set_ylabel("fraction ≤ |λ|")
     _headline(fig, values, "distribution of |λ| after training, every model")
-    _line_legend(fig, axes, [_name(h) for h in hues])
+    _line_legend(fig, axes, [S.name(h) for h in hues])
     return _finish(fig, values, caption)
 
 
@@ -662,7 +521,7 @@ def impulse_response(
         left.plot(
             t,
             np.abs(lam) ** t,
-            color=BIN_COLORS["magnitude"][name],
+            color=S.BIN_COLORS["magnitude"][name],
             ls="--" if b in mag_bins[:i] else "-",
             lw=1.5,
             label=f"λ = {lam:g}  {name}",
@@ -679,7 +538,7 @@ def impulse_response(
         right.plot(
             t,
             (lam**t).real,
-            color=BIN_COLORS["phase"][PHASE_BINS[b]],
+            color=S.BIN_COLORS["phase"][PHASE_BINS[b]],
             lw=1.5,
             label=rf"$\lambda = {radius:g}\,e^{{i\,{theta:g}°}}$  {PHASE_BINS[b]}",
         )
@@ -717,7 +576,7 @@ def telescoping(eta: np.ndarray | None = None) -> Figure:
     fig, (left, right) = _panels(2, ncols=2, height=2.6)
     i = np.arange(2, len(eta) + 1)
     colors = [
-        BIN_COLORS["magnitude"][MAGNITUDE_BINS[b]]
+        S.BIN_COLORS["magnitude"][MAGNITUDE_BINS[b]]
         for b in bin_index(torch.from_numpy(lam), MAGNITUDE_EDGES).tolist()
     ]
     left.axhline(1.0, color="0.5", lw=0.6, ls="--")
@@ -765,87 +624,18 @@ def complex_spectra(values: dict[str, np.ndarray], title: str) -> Figure:
 # ----------------------------------------------------------------------------- accuracy
 
 
-def _metric(task: str) -> tuple[str, str, float]:
-    """Column, unit and scale of a task's test metric."""
-    return ("test_perplexity", "ppl", 1.0) if task == "lm" else ("test_accuracy", "acc. %", 100.0)
-
-
-def accuracy_table(index: pd.DataFrame, variants: bool = False, digits: int = 1) -> pd.DataFrame:
-    """Test metric per task (rows) and model (columns) for display: accuracy in percent or
-    perplexity; with several seeds, their mean followed by every seed's value (outcomes can be
-    bimodal, so a standard deviation would mislead), a seed marked † when it did not pass the
-    task's competence line; ``—`` where no run exists. The last columns give the task's
-    strongest trivial predictor, the competence line and the strongest shallow reference
-    (:mod:`companion.baselines`). ``variants``: include the ablation runs as their own
-    columns."""
-    runs = _labelled(read_index(index))
-    if not variants:
-        runs = runs[runs["variant"] == ""]
-    profile = _profile(runs)
-    refs = {t: task_baselines(t, profile) for t in runs["task"].unique()}
-    cells = {}
-    for (task, label), group in runs.groupby(["task", "label"], observed=True):
-        column, _, scale = _metric(task)
-        gate = refs[task][1] if refs[task] else None
-
-        def shown(x, scale=scale, gate=gate):
-            return f"{scale * x:.{digits}f}" + ("†" if gate and not gate.passes(x) else "")
-
-        v = group.sort_values("seed")[column].astype(float)
-        mean = f"{scale * v.mean():.{digits}f}"
-        cells[task, label] = (
-            shown(v.iloc[0]) if len(v) == 1 else f"{mean} ({', '.join(map(shown, v))})"
-        )
-    table = pd.Series(cells).unstack()
-    labels = [lab for lab in _labels(runs) if lab in table.columns]
-    table = table.reindex(index=sorted(table.index, key=_task_key), columns=labels).fillna("—")
-    table["trivial baseline"] = [_reference(t, refs[t], "trivial", digits) for t in table.index]
-    table["competence line"] = [
-        _value(t, refs[t][1].line, digits) if refs[t] else "—" for t in table.index
-    ]
-    table["shallow reference"] = [_reference(t, refs[t], "shallow", digits) for t in table.index]
-    table.index = [f"{_name(t)} ({_metric(t)[1]})" for t in table.index]
-    table.columns.name = None
-    return table
-
-
-def _profile(runs: pd.DataFrame) -> str:
-    """The profile of ``runs`` (their first row's; ``quick`` for a table without one)."""
-    return runs["profile"].iloc[0] if "profile" in runs and len(runs) else "quick"
-
-
-def task_baselines(task: str, profile: str):
-    """``(baselines, gate)`` of a task at a profile, or None when its data are not prepared
-    (the baselines are read beside the data cache)."""
-    try:
-        return baselines.for_task(task, profile)
-    except DataError:
-        return None
-
-
-def _value(task: str, value: float, digits: int) -> str:
-    _, _, scale = _metric(task)
-    return f"{scale * value:.{digits}f}"
-
-
-def _reference(task: str, refs, kind: str, digits: int) -> str:
-    """The strongest baseline of ``kind`` with its name, e.g. ``32.7 (majority label ...)``."""
-    best = None if refs is None else baselines.strongest(refs[0], kind)
-    return "—" if best is None else f"{_value(task, best.value, digits)} ({best.name})"
-
-
 def learning_curves(
     histories: pd.DataFrame, metric: str | None = None, caption: bool | str = True
 ) -> Figure:
     """Validation metric against training step, one panel per task, one line per run (model
     colours; ablations dashed). ``metric``: a history column (default: the task's validation
     accuracy, or perplexity for the language model, on a log axis)."""
-    runs = _labelled(histories.assign(variant=histories["variant"].fillna("")))
-    tasks = sorted(set(runs.task), key=_task_key)
+    runs = S.labelled(histories.assign(variant=histories["variant"].fillna("")))
+    tasks = sorted(set(runs.task), key=S.task_key)
     fig, axes = _panels(len(tasks), height=2.2)
-    colors = _label_colors(runs)
+    colors = S.label_colors(runs)
     for ax, task in zip(axes, tasks, strict=True):
-        column = metric or ("val_perplexity" if task == "lm" else "val_accuracy")
+        column = metric or task_metric(task).column("val")
         for (label, _), run in runs[runs.task == task].groupby(["label", "run_id"], observed=True):
             ax.plot(
                 run["step"],
@@ -857,15 +647,15 @@ def learning_curves(
                 ls="--" if run["variant"].iloc[0] else "-",
                 label=label,
             )
-        _reference_lines(ax, task, _profile(runs), column)
+        _reference_lines(ax, task, profile_of(runs), column)
         ylabel = column.replace("val_", "validation ").replace("_", " ")
-        ax.set(title=_name(task), xlabel="training step", ylabel=ylabel)
+        ax.set(title=S.name(task), xlabel="training step", ylabel=ylabel)
         if column.endswith("perplexity"):
             ax.set_yscale("log")
             ax.yaxis.set_major_formatter(PLAIN)
             ax.yaxis.set_minor_formatter(PLAIN)
     _headline(fig, runs, "learning curves of every model")
-    _line_legend(fig, axes, [*_labels(runs), *REFERENCE_LABELS.values()])
+    _line_legend(fig, axes, [*S.labels(runs), *REFERENCE_LABELS.values()])
     return _finish(fig, runs, caption)
 
 
@@ -897,20 +687,20 @@ def correlation_plot(
 ) -> Figure:
     """Scatter of ``y`` against ``x`` across runs (models in their colours, tasks as markers) with
     Spearman's ρ and its 95 % bootstrap interval over runs (or over ``clusters``) in the title."""
-    df = _labelled(df.dropna(subset=[x, y]))
+    df = S.labelled(df.dropna(subset=[x, y]))
     rho, lo, hi = rho_interval(
         df[x], df[y], None if clusters is None else df[clusters], n_boot, seed=seed
     )
     fig, (ax,) = _panels(1, height=3.0)
-    fig.set_figwidth(PAGE_WIDTH * 0.75)
+    fig.set_figwidth(S.PAGE_WIDTH * 0.75)
     mixers = df["mixer"] if "mixer" in df else pd.Series("", df.index)
     tasks = df["task"] if "task" in df else pd.Series("", df.index)
     for (mixer, task), group in df.groupby([mixers, tasks]):
         ax.scatter(
             group[x],
             group[y],
-            color=MODEL_COLORS.get(mixer, "0.3"),
-            marker=TASK_MARKERS.get(task, "o"),
+            color=S.MODEL_COLORS.get(mixer, "0.3"),
+            marker=S.TASK_MARKERS.get(task, "o"),
             s=28,
             edgecolors="0.2",
             linewidths=0.4,
@@ -923,12 +713,12 @@ def correlation_plot(
         fontsize=8,
     )
     handles = [
-        Line2D([], [], ls="", marker="o", color=MODEL_COLORS.get(m, "0.3"), label=_name(m))
-        for m in sorted(set(mixers) - {""}, key=_model_key)
+        Line2D([], [], ls="", marker="o", color=S.MODEL_COLORS.get(m, "0.3"), label=S.name(m))
+        for m in sorted(set(mixers) - {""}, key=S.model_key)
     ]
     handles += [
-        Line2D([], [], ls="", marker=TASK_MARKERS.get(t, "o"), color="0.4", label=_name(t))
-        for t in sorted(set(tasks) - {""}, key=_task_key)
+        Line2D([], [], ls="", marker=S.TASK_MARKERS.get(t, "o"), color="0.4", label=S.name(t))
+        for t in sorted(set(tasks) - {""}, key=S.task_key)
     ]
     ax.legend(handles=handles, fontsize=7.5, loc="center left", bbox_to_anchor=(1.02, 0.5))
     return _finish(fig, df, caption)
@@ -939,8 +729,8 @@ def summary_heatmap(summary: pd.DataFrame, caption: bool | str = True) -> Figure
     share of ``|λ|`` near 0 (``[0, 0.1]``) and in the near-1 band, in percent, averaged over
     seeds; ``summary``: :func:`companion.claims.summary` rows."""
     rows = summary[summary["variant"] == ""]
-    tasks = sorted(rows["task"].unique(), key=_task_key)
-    models = sorted(rows["model"].unique(), key=_model_key)
+    tasks = sorted(rows["task"].unique(), key=S.task_key)
+    models = sorted(rows["model"].unique(), key=S.model_key)
     fig, axes = _panels(2, ncols=2, height=0.45 * len(tasks) + 1.0)
     for ax, column, title, cmap in (
         (axes[0], "near0", "share near 0, [0, 0.1] (%)", "Blues"),
@@ -962,84 +752,14 @@ def summary_heatmap(summary: pd.DataFrame, caption: bool | str = True) -> Figure
             linewidths=0.5,
             linecolor="white",
         )
-        ax.set_xticklabels([_name(m) for m in models], rotation=30, ha="right")
-        ax.set_yticklabels([_name(t) for t in tasks], rotation=0)
+        ax.set_xticklabels([S.name(m) for m in models], rotation=30, ha="right")
+        ax.set_yticklabels([S.name(t) for t in tasks], rotation=0)
         ax.set(title=title, xlabel="", ylabel="")
     fig.suptitle("Where the eigenvalues sit after training, every task and model", fontsize=10)
     return _finish(fig, None, caption)
 
 
-def markdown_table(frame: pd.DataFrame) -> str:
-    """``frame`` as a Markdown table without its index (the notebooks display tables this
-    way: they render as the book's own tables, and their text is stable for nbval)."""
-
-    def cell(value) -> str:
-        return str(value).replace("|", "\\|").replace("\n", " ")
-
-    lines = [
-        "| " + " | ".join(cell(c) for c in frame.columns) + " |",
-        "| " + " | ".join("---" for _ in frame.columns) + " |",
-    ]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(False)]
-    return "\n".join(lines)
-
-
-def best_models(summary: pd.DataFrame, tasks, profile: str) -> str:
-    """The main grid of ``tasks`` in words, one Markdown item per task: how many models learned
-    the task (passed its competence line in at least two seeds) against its strongest trivial
-    predictor and shallow reference, the highest mean with its 95 % interval (a description:
-    the claims pick "the most accurate" by rank intervals, :func:`companion.claims.most_accurate`),
-    where its |λ| sit, and which models put most of their mass near 1. ``summary``:
-    :func:`companion.claims.summary` rows."""
-    main = summary[summary["variant"] == ""]
-    lines = []
-    for task in tasks:
-        rows = main[main["task"] == task].set_index("model")
-        column = "perplexity" if task == "lm" else "accuracy"
-        if rows.empty or rows[column].isna().all():
-            continue
-        refs = task_baselines(task, profile)
-        against = ""
-        if refs:
-            against = (
-                f" (strongest trivial predictor {_reference(task, refs, 'trivial', 1)}; "
-                f"shallow reference {_reference(task, refs, 'shallow', 1)})"
-            )
-        learned = [m for m in rows.index if rows.loc[m, "learned"] >= 2]
-        if not learned:
-            lines.append(
-                f"- **{_name(task)}**: no model learned the task at this profile{against}: "
-                "its claims are untestable here."
-            )
-            continue
-        metric = rows.loc[learned, column]
-        best = metric.idxmin() if task == "lm" else metric.idxmax()
-        b = rows.loc[best]
-        if task == "lm":
-            value = f"perplexity {b.perplexity:.2f}"
-        else:
-            value = f"{100 * b.accuracy:.1f} %, 95 % interval {100 * b.low:.1f}–{100 * b.high:.1f}"
-        near1 = [_name(m) for m in learned if rows.loc[m, "near1"] > 0.5]
-        lines.append(
-            f"- **{_name(task)}**: {len(learned)} of {len(rows)} models learned the task"
-            f"{against}. The highest mean is {_name(best)}'s ({value} over {b.seeds} "
-            f"seed(s)), with {100 * b.near1:.0f} % of its |λ| in the near-1 band and "
-            f"{100 * b.near0:.0f} % near 0. {len(near1)} of the {len(learned)} models that "
-            "learned put most of their mass in the near-1 band"
-            + (f" ({', '.join(near1)})." if near1 else ".")
-        )
-    return "\n".join(lines) or "No runs of these tasks at this profile."
-
-
 # ----------------------------------------------------------------------------- the scale ladder
-
-VERDICT_COLORS = {
-    "holds": "#4daf4a",
-    "does not hold": "#e41a1c",
-    "inconclusive": "#bdbdbd",
-    "untestable at this scale": "#fee8a0",
-    "incomplete": "#ffffff",
-}
 
 
 def ladder_figure(
@@ -1051,20 +771,20 @@ def ladder_figure(
     many experiments are competent. Bottom: the verdict of each claim at each rung of the
     tasks it has parts on. ``competence``, ``verdicts``: :func:`companion.ladder.competence`
     and :func:`companion.ladder.verdicts`."""
-    tasks = sorted(set(competence["task"]) | set(verdicts["task"]), key=_task_key)
-    fig = plt.figure(figsize=(PAGE_WIDTH, 6.2), layout="constrained")
+    tasks = sorted(set(competence["task"]) | set(verdicts["task"]), key=S.task_key)
+    fig = plt.figure(figsize=(S.PAGE_WIDTH, 6.2), layout="constrained")
     top, bottom = fig.subfigures(2, 1, height_ratios=[1.25, 1.0])
     axes = top.subplots(1, max(1, len(tasks)), squeeze=False)[0]
     for ax, task in zip(axes, tasks, strict=False):
         rows = competence[competence["task"] == task]
         if rows.empty:
             ax.text(0.5, 0.5, "no runs", ha="center", va="center", transform=ax.transAxes)
-            ax.set(title=_name(task), xticks=[], yticks=[])
+            ax.set(title=S.name(task), xticks=[], yticks=[])
             continue
         steps = rows.drop_duplicates("step").sort_values("step")
         for model, group in rows[rows["variant"] == ""].groupby("model", sort=False):
             group = group.sort_values("step")
-            color = MODEL_COLORS.get(model, "0.3")
+            color = S.MODEL_COLORS.get(model, "0.3")
             ax.plot(
                 group["step"],
                 100 * group["accuracy"],
@@ -1072,7 +792,7 @@ def ladder_figure(
                 color=color,
                 ms=3.5,
                 lw=1.3,
-                label=_name(model),
+                label=S.name(model),
             )
             for step, accs in zip(group["step"], group["accuracies"], strict=True):
                 ax.scatter(
@@ -1092,14 +812,14 @@ def ladder_figure(
             fontsize=7,
         )
         ax.set(
-            title=_name(task),
+            title=S.name(task),
             ylim=(0, 102),
             xlim=(-0.5, len(steps) - 0.5),
             ylabel="test accuracy (%)" if ax is axes[0] else "",
         )
     handles = [
-        Line2D([], [], color=MODEL_COLORS.get(m, "0.3"), marker="o", ms=3.5, label=_name(m))
-        for m in MODEL_ORDER
+        Line2D([], [], color=S.MODEL_COLORS.get(m, "0.3"), marker="o", ms=3.5, label=S.name(m))
+        for m in S.MODEL_ORDER
         if m in set(competence["model"])
     ]
     handles += [
@@ -1117,11 +837,11 @@ def ladder_figure(
         for r in verdicts[verdicts["task"] == t].sort_values("step")["rung"].unique()
     ]
     claims_ = sorted(verdicts["claim"].unique(), key=lambda c: int(c[1:]))
-    words = list(VERDICT_COLORS)
+    words = list(S.VERDICT_COLORS)
     grid = np.full((len(claims_), len(columns)), np.nan)
     for r in verdicts.itertuples():
         grid[claims_.index(r.claim), columns.index((r.task, r.rung))] = words.index(r.verdict)
-    cmap = ListedColormap(list(VERDICT_COLORS.values())).with_extremes(bad="#f4f4f4")
+    cmap = ListedColormap(list(S.VERDICT_COLORS.values())).with_extremes(bad="#f4f4f4")
     ax.imshow(
         np.ma.masked_invalid(grid), cmap=cmap, vmin=-0.5, vmax=len(words) - 0.5, aspect="auto"
     )
@@ -1136,7 +856,7 @@ def ladder_figure(
             fontsize=6.5,
             color="0.6" if np.isnan(code) else "black",
         )
-    ax.set_xticks(range(len(columns)), [f"{_name(t)}\n{r}" for t, r in columns], fontsize=7)
+    ax.set_xticks(range(len(columns)), [f"{S.name(t)}\n{r}" for t, r in columns], fontsize=7)
     ax.set_yticks(range(len(claims_)), claims_, fontsize=7)
     ax.set_xticks(np.arange(len(columns) + 1) - 0.5, minor=True)
     ax.set_yticks(np.arange(len(claims_) + 1) - 0.5, minor=True)

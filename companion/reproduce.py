@@ -222,24 +222,17 @@ def reproduce(
         html = book_dir / "_build" / "html"
         t = time.perf_counter()
         if summary["trained"] or executed or not (html / "index.html").exists():
-            book_mod.write_profile_page(
-                profile,
-                {
-                    "commit": git_commit(),
-                    "runs": len(outcomes),
-                    "executor": (
-                        f"Slurm, {slurm.cpus_per_run} CPU(s) and {slurm.gpus_per_run} GPU(s) "
-                        "per run"
-                        if slurm
-                        else f"{workers} local worker process(es)"
-                    ),
-                    "wall_seconds": time.perf_counter() - start,
-                },
-                book_dir / "_generated" / "profile.md",
-            )
-            book_mod.write_config_appendix(book_dir / "_generated" / "configs.md")
-            book_mod.write_findings_page(runs_profile(profile), root, book_dir / "_generated")
-            html = book_mod.build(book_dir, strict=True, quiet=True)
+            record = {
+                "commit": git_commit(),
+                "runs": len(outcomes),
+                "executor": (
+                    f"Slurm, {slurm.cpus_per_run} CPU(s) and {slurm.gpus_per_run} GPU(s) per run"
+                    if slurm
+                    else f"{workers} local worker process(es)"
+                ),
+                "wall_seconds": time.perf_counter() - start,
+            }
+            html = book_mod.assemble(profile, root, record, book_dir, runs_profile(profile))
             timings["book"] = time.perf_counter() - t
         else:
             report("book: nothing changed, not rebuilt")

@@ -31,10 +31,10 @@ from pathlib import Path
 import submitit
 
 from companion import config as C
+from companion.config import task_of
 from companion.executors import Outcome, describe, is_current, log_path, run_logged, skipped
 from companion.io import atomic_write_text
 from companion.tasks import DataError
-from companion.train import task_of
 
 # the command-line flag of each option (``companion reproduce --executor slurm ...``)
 FLAGS = {

@@ -46,10 +46,13 @@ from companion import train
 from companion.config import book_runs
 from companion.io import atomic_write_text
 from companion.model import build_model, param_groups
-from companion.plots import markdown_table
 from companion.tasks import DataError
 from companion.tasks.cache import data_root
 from companion.tasks.image import PRESETS as IMAGE_PRESETS
+
+# a copy of this module also times older revisions of the package (--baseline), so its imports
+# at the top must resolve there too: a run's task and architecture come through companion.train,
+# which has held them at every revision
 from companion.train import count_steps, device_and_autocast, model_config, task_of, train_step
 
 # training examples of the paper's data, for the tasks that train in epochs when that data is
@@ -336,7 +339,9 @@ def compare_summary(table: pd.DataFrame) -> list[str]:
 
 
 def compare_markdown(table: pd.DataFrame) -> str:
-    """``compare.csv`` as the Markdown table the README shows (:func:`plots.markdown_table`)."""
+    """``compare.csv`` as the Markdown table the README shows (:func:`report.markdown_table`)."""
+    from companion.report import markdown_table  # not at the top: older revisions lack it
+
     shown = pd.DataFrame(
         {
             "run": table["run_id"].str.rsplit("-s", n=1).str[0],
@@ -355,7 +360,7 @@ def compare_markdown(table: pd.DataFrame) -> str:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m companion.throughput", description=__doc__.split("\n\n")[0]
+        prog="companion throughput", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("--profile", choices=C.PROFILES, default="paper")
     parser.add_argument(

@@ -21,21 +21,15 @@ import torch.nn.functional as F
 from tqdm import tqdm
 
 from companion import spectra as spectra_mod
-from companion.config import RunConfig
+from companion.config import RunConfig, model_config, task_of
 from companion.io import atomic_write_text
-from companion.model import ModelConfig, build_model, model_inputs, param_groups
+from companion.model import build_model, model_inputs, param_groups
 from companion.runs import RunDir, RunFolderError, spectra_record
-from companion.tasks import get_task
 from companion.tasks.common import IGNORE_INDEX
 
 
 class TrainingError(RuntimeError):
     """Training cannot go on (e.g. the loss is not finite); the message says what was kept."""
-
-
-def task_of(config: RunConfig):
-    """The task of ``config``: its name and profile with the run's data options."""
-    return get_task(config.task, config.profile, **config.data)
 
 
 def count_steps(tc, examples: int) -> int:
@@ -54,19 +48,6 @@ def device_and_autocast():
         return torch.device("cuda"), lambda: torch.autocast("cuda", dtype=torch.bfloat16)
     torch.set_flush_denormal(True)
     return torch.device("cpu"), lambda: torch.autocast("cpu", enabled=False)
-
-
-def model_config(config: RunConfig, task, vocab_size: int | None = None) -> ModelConfig:
-    """The architecture of ``config`` completed with the facts of ``task`` (``vocab_size``
-    replaces the task's, for a task whose vocabulary is read from data not prepared here)."""
-    return ModelConfig(
-        **config.model,
-        vocab_size=task.vocab_size if vocab_size is None else vocab_size,
-        input_dim=task.input_dim,
-        n_classes=task.n_classes,
-        head="classify" if task.kind == "classification" else "token",
-        max_len=task.seq_len,
-    )
 
 
 class Batches:

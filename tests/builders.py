@@ -1,5 +1,7 @@
 """Small objects the tests share."""
 
+import hashlib
+
 import numpy as np
 import pandas as pd
 import torch
@@ -77,3 +79,18 @@ def cond(
 
 def table(*conds) -> pd.DataFrame:
     return pd.DataFrame([row for c in conds for row in c])
+
+
+def identity(mixer, model, variant, task="image", seed=1919):
+    """The runs-index columns that name a smoke run of ``model`` (mixer ``mixer``)."""
+    variant_part = f"-{variant}" if variant else ""
+    return dict(
+        run_id=f"{task}-{model}{variant_part}-s{seed}",
+        task=task,
+        model=model,
+        variant=variant,
+        seed=seed,
+        profile="smoke",
+        config_hash=hashlib.sha256(f"{mixer}{variant}{task}{seed}".encode()).hexdigest()[:12],
+        commit="abc1234",
+    )

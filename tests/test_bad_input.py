@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from builders import exit_code
 
+from companion import cli
 from companion import config as C
 from companion.layers import mixer_class
 from companion.model import ModelConfig
@@ -253,3 +254,29 @@ def test_a_path_that_cannot_be_written_is_refused_in_one_line(
     before = _tree(tmp_path)
     _refused(argv.format(tmp=tmp_path).split(), expected.format(tmp=tmp_path), capsys)
     assert _tree(tmp_path) == before
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["bench", "--lengths", "0"], "--lengths, --recurrent-max-len and --spectra-len"),
+        (["bench", "--out", "/proc/version"], "--out /proc/version: is a file"),
+    ],
+)
+def test_bench_refuses_bad_sizes_and_folders_in_one_line(argv, message, capsys):
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert message in err and err.count("\n") == 1
+
+
+def test_book_build_of_an_empty_folder_is_one_error(tmp_path, capsys):
+    (tmp_path / "_toc.yml").write_text("format: jb-book\nroot: intro\n")
+    assert cli.main(["book", "build", str(tmp_path)]) == 1
+    err = capsys.readouterr().err
+    assert "pages named in _toc.yml are missing: intro" in err
+
+
+def test_throughput_takes_its_own_options_through_the_front_door(capsys):
+    with pytest.raises(SystemExit) as stop:
+        cli.main(["throughput", "--help"])
+    assert stop.value.code == 0 and "usage: companion throughput" in capsys.readouterr().out

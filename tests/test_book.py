@@ -23,7 +23,7 @@ import yaml
 from browser import bad_responses, browse, outside_requests, serve
 from PIL import Image
 
-from companion import book
+from companion import book, report
 from companion.reproduce import section_notebooks
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -89,9 +89,7 @@ def tiny_book(tmp_path_factory, mathjax) -> Path:
     (src / "math.md").write_text(f"# Eigenvalues\n\nThe telescoping ratio\n\n{MATH}\n")
     (src / "notebooks").mkdir()
     nbformat.write(executed_notebook(), src / "notebooks" / "figure.ipynb")
-    book.write_profile_page(
-        "smoke", {"commit": "abc1234", "runs": 3}, src / "_generated/profile.md"
-    )
+    book.write_profile_page("smoke", {"commit": "abc1234", "runs": 3}, src)
     return src
 
 
@@ -149,14 +147,9 @@ def test_missing_notebooks_are_named_before_building(tmp_path):
         book.build(tmp_path)
 
 
-def test_profile_page(tmp_path):
-    dest = book.write_profile_page(
-        "quick", {"commit": "abc1234", "wall_seconds": 1500, "runs": 42}, tmp_path / "p.md"
-    )
-    text = dest.read_text()
-    assert "**quick** profile" in text and "`abc1234`" in text and "25.0 min" in text
-    assert "| runs | 42 |" in text
-    assert not any(line.startswith("#") for line in text.splitlines())
+def test_profile_page_is_written_where_the_landing_page_includes_it(tmp_path):
+    dest = book.write_profile_page("quick", {"commit": "abc1234"}, tmp_path)
+    assert dest == tmp_path / "_generated" / "profile.md" and "`abc1234`" in dest.read_text()
 
 
 def test_strict_build_renders_pages_math_figure_and_binder(built):
@@ -249,13 +242,13 @@ def test_findings_page_without_runs_says_how_to_get_them(tmp_path):
     (tmp_path / "_toc.yml").write_text(
         "format: jb-book\nroot: intro\nchapters:\n  - file: notebooks/07_claims\n"
     )
-    page = book.write_findings_page("quick", tmp_path / "no-runs", tmp_path / "_generated")
+    page = book.write_findings_page("quick", tmp_path / "no-runs", tmp_path)
     text = page.read_text()
     assert "`make reproduce`" in text and "(notebooks/07_claims)" in text
     assert "notebooks/01_" not in text  # only the chapters the book has
 
 
 def test_claim_anchors_name_the_claim_never_its_verdict():
-    anchor = book.claim_anchor("C1", "Depth changes both the spectra and the accuracy.")
+    anchor = report.claim_anchor("C1", "Depth changes both the spectra and the accuracy.")
     assert anchor == "c1-depth-changes-both-the-spectra-and-the-accuracy"
-    assert book.claim_anchor("C4 (Λ without weight decay)", "x") == "c4-without-weight-decay-x"
+    assert report.claim_anchor("C4 (Λ without weight decay)", "x") == "c4-without-weight-decay-x"

@@ -16,7 +16,7 @@ from companion.spectra import MAGNITUDE_BINS
 
 
 def check(claim, measures: pd.DataFrame, expected: str, deciding: str = ""):
-    c = claim(claims.Evidence(measures))
+    c = claim(claims.Conditions(measures))
     word, part = claims.verdict(c.parts)
     states = {p.name: p.state for p in c.parts}
     assert word == expected, states
@@ -232,14 +232,14 @@ def test_c4_without_decay_compares_with_mamba2_without_decay_on_lra():
     world = c4_world(variant=claims.NO_DECAY, lra_near0=0.8)
     main_lra = [cond(t, "mamba2", final={"near0": 0.0, "near1": 1.0}) for t in claims.LRA]
     world = pd.concat([world, table(*main_lra)])
-    c = claims.c4(claims.Evidence(world), claims.NO_DECAY)
+    c = claims.c4(claims.Conditions(world), claims.NO_DECAY)
     against_lra = [p for p in c.parts if "than on the LRA" in p.name]
     assert all(p.state == "fails" for p in against_lra), [p.note for p in against_lra]
     assert all("without weight decay" in p.note for p in against_lra)
     only_main = pd.concat(
         [c4_world(variant=claims.NO_DECAY).query("task in ['mqar', 'lm']"), table(*main_lra)]
     )
-    c = claims.c4(claims.Evidence(only_main), claims.NO_DECAY)
+    c = claims.c4(claims.Conditions(only_main), claims.NO_DECAY)
     assert {p.state for p in c.parts if "than on the LRA" in p.name} == {"missing"}
 
 
@@ -372,7 +372,7 @@ def test_c9_leaves_dead_heads_out():
     world = c9_world()
     exp = world["variant"] == "exp"
     world.loc[exp, "dead_heads"] = 3
-    c = claims.c9(claims.Evidence(world))
+    c = claims.c9(claims.Conditions(world))
     assert "9 dead head(s) excluded" in c.parts[1].note  # 3 seeds × 3 heads, final, exact
 
 
@@ -482,7 +482,7 @@ def test_ranks_come_from_clear_differences_not_from_the_largest_mean():
         cond("mqar", "softmax", acc=0.81, jitter=0.05),
         cond("mqar", "linear", acc=0.20, jitter=0.05),
     )
-    e = claims.Evidence(world)
+    e = claims.Conditions(world)
     r = claims.ranks(
         e,
         claims._main("mqar", ["mamba2", "softmax", "linear"]),
@@ -494,7 +494,7 @@ def test_ranks_come_from_clear_differences_not_from_the_largest_mean():
     assert sorted(claims._top(e, "mqar")) == ["mamba2", "softmax"]
     # a model that did not learn ranks below every model that did
     world.loc[world["model"] == "softmax", "learned"] = False
-    e = claims.Evidence(world)
+    e = claims.Conditions(world)
     r = claims.ranks(
         e,
         claims._main("mqar", ["mamba2", "softmax", "linear"]),
@@ -506,7 +506,7 @@ def test_ranks_come_from_clear_differences_not_from_the_largest_mean():
 
 def test_a_tie_at_the_top_is_not_a_winner():
     world = c5_world(m2=(0.8, 0.8, 0.8, 0.61), best_other=0.6, jitter=0.05)
-    c = claims.c5(claims.Evidence(world))
+    c = claims.c5(claims.Conditions(world))
     best = [p for p in c.parts if "most accurate efficient" in p.name][0]
     assert best.state == "within noise" and best.interval[0] == 1.0 < best.interval[1]
 
@@ -517,26 +517,26 @@ def test_solving_mqar_asks_every_seed_not_the_mean():
     accuracy = world.loc[one, "seed"].map({1000: 0.99, 1001: 0.99, 1002: 0.14})
     world.loc[one, "test_accuracy"] = accuracy
     world.loc[one, "learned"] = accuracy > 0.5
-    c = claims.c8(claims.Evidence(world))
+    c = claims.c8(claims.Conditions(world))
     solved = c.parts[-1]
     assert solved.state == "within noise" and solved.effect == pytest.approx(2 / 3)
     world.loc[one, "test_accuracy"] = 0.95
-    assert claims.c8(claims.Evidence(world)).parts[-1].state == "holds"
+    assert claims.c8(claims.Conditions(world)).parts[-1].state == "holds"
     world.loc[one, "test_accuracy"] = 0.5
-    assert claims.c8(claims.Evidence(world)).parts[-1].state == "fails"
+    assert claims.c8(claims.Conditions(world)).parts[-1].state == "fails"
 
 
 def test_a_difference_of_two_models_at_the_ceiling_is_untestable():
     world = c11_world(deep_acc=0.995, jitter=0.0)
     world.loc[world["test_accuracy"] == 0.5, "test_accuracy"] = 0.999
-    c = claims.c11(claims.Evidence(world))
+    c = claims.c11(claims.Conditions(world))
     acc = [p for p in c.parts if "changes the accuracy" in p.name]
     assert {p.state for p in acc} == {"untestable"}
     assert "ceiling" in acc[0].note
 
 
 def test_c9_reads_the_trade_off_with_an_interval_over_functions():
-    c = claims.c9(claims.Evidence(c9_world(jitter=0.01)))
+    c = claims.c9(claims.Conditions(c9_world(jitter=0.01)))
     trade = c.parts[1]
     assert trade.interval[0] < trade.interval[1]  # not the zero-width interval of a p-value
     assert trade.interval[0] >= -1 and trade.interval[1] <= 1

@@ -91,3 +91,13 @@ def test_the_weight_decay_experiment_runs_where_the_book_needs_it():
 def test_departures_are_documentation_not_settings():
     cfg = C.resolve("mqar", "mamba2", None, "quick")
     assert C.departures("mqar", "mamba2") and "departures" not in cfg.to_dict()
+
+
+def test_the_appendix_lists_every_model_at_both_profiles_and_every_ablation():
+    text = C.appendix()
+    for task in C.tasks():
+        assert f"## {task}\n" in text
+        for model in C.models(task):
+            assert f"| {model} | paper |" in text and f"| {model} | quick |" in text
+            assert all(f"- `{model}/{v}`:" in text for v in C.variants(task, model))
+    assert "encoder → blocks → head" in text and "*Why:*" in text

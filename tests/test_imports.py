@@ -27,6 +27,15 @@ ALLOWED_LOCAL = {
     ("companion.cli", "companion.runs"): TORCH_FREE_CLI,
     ("companion.cli", "companion.slurm"): TORCH_FREE_CLI,
     ("companion.cli", "companion.reproduce"): TORCH_FREE_CLI,
+    ("companion.cli", "companion.book"): TORCH_FREE_CLI,
+    ("companion.cli", "companion.bench"): TORCH_FREE_CLI,
+    ("companion.cli", "companion.throughput"): TORCH_FREE_CLI,
+    # the names and colours of the book are read by pages and tables without a figure
+    ("companion.style", "seaborn"): "naming a model needs no plotting library",
+    ("companion.style", "matplotlib_inline.*"): "naming a model needs no plotting library",
+    ("companion.report", "docutils.nodes"): "an optional dependency (the book extra)",
+    # a copy of companion.throughput times older revisions of the package, which lack it
+    ("companion.throughput", "companion.report"): "older revisions have no companion.report",
     # companion.tasks is what `companion data prepare/info` and `--help` (the task and profile
     # names) load: torch is imported by the padding functions that build tensors
     ("companion.tasks.base", "torch"): TORCH_FREE_TASKS,

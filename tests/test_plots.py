@@ -1,7 +1,6 @@
 """Figures of the book: shapes, fixed colours, canonical bin order, provenance, data loaders and
 the rank statistics (synthetic tables and tiny run folders; no training)."""
 
-import hashlib
 import json
 
 import matplotlib.pyplot as plt
@@ -9,13 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from builders import tiny
+from builders import identity, tiny
 from matplotlib.colors import to_hex, to_rgb
 from matplotlib.container import BarContainer
 
-from companion import baselines as B
 from companion import evidence as E
 from companion import plots as P
+from companion import style as S
 from companion.layers.base import Transition
 from companion.runs import RunDir, spectra_record
 from companion.spectra import MAGNITUDE_BINS, LayerSpectrum
@@ -31,23 +30,9 @@ RUNS = [  # (mixer, model, variant)
 
 @pytest.fixture(autouse=True)
 def _close_figures():
-    P.use_style()
+    S.use_style()
     yield
     plt.close("all")
-
-
-def identity(mixer, model, variant, task="image", seed=1919):
-    variant_part = f"-{variant}" if variant else ""
-    return dict(
-        run_id=f"{task}-{model}{variant_part}-s{seed}",
-        task=task,
-        model=model,
-        variant=variant,
-        seed=seed,
-        profile="smoke",
-        config_hash=hashlib.sha256(f"{mixer}{variant}{task}{seed}".encode()).hexdigest()[:12],
-        commit="abc1234",
-    )
 
 
 def synthetic(runs=RUNS, layers=2, heads=2, steps=(0, 3, 6), seed=0):
@@ -105,12 +90,12 @@ def test_bin_bars_panels_bars_colours_and_order():
     names = [t.get_text() for t in ax.get_xticklabels()]
     assert names == ["Softmax attn.", "S4D", "Mamba-2", "Mamba-2 (pseudo-LTI)"]
     assert [to_hex(t.get_color()) for t in ax.get_xticklabels()] == [
-        P.MODEL_COLORS[m].lower() for m, _, _ in RUNS
+        S.MODEL_COLORS[m].lower() for m, _, _ in RUNS
     ]
     # bars are drawn bin by bin (canonical order), model by model inside a bin
     bars = [c for c in ax.containers if isinstance(c, BarContainer)]
     for name, container in zip(MAGNITUDE_BINS, bars, strict=True):
-        assert {to_hex(p.get_facecolor()) for p in container} == {P.BIN_COLORS["magnitude"][name]}
+        assert {to_hex(p.get_facecolor()) for p in container} == {S.BIN_COLORS["magnitude"][name]}
         heights = [p.get_height() for p in container]
         assert heights == pytest.approx([share(table, m, 0, name) for m, _, _ in RUNS])
     legend = [t.get_text() for t in fig.legends[0].get_texts()]
@@ -126,7 +111,7 @@ def test_bin_grid_stacks_the_bins_in_order_and_compares_init():
     left = np.zeros(len(RUNS) * 2)
     for b, name in enumerate(MAGNITUDE_BINS):
         bars = ax.containers[b]
-        assert to_hex(bars[0].get_facecolor()) == P.BIN_COLORS["magnitude"][name]
+        assert to_hex(bars[0].get_facecolor()) == S.BIN_COLORS["magnitude"][name]
         assert [p.get_x() for p in bars] == pytest.approx(left)  # stacked on the bins before
         left += [p.get_width() for p in bars]
     first = ax.containers[0][0].get_width()  # softmax, layer 1, [0,0.1]
@@ -134,12 +119,12 @@ def test_bin_grid_stacks_the_bins_in_order_and_compares_init():
 
 
 def test_magnitude_palette_is_ordered_and_marks_remembers():
-    colours = list(P.BIN_COLORS["magnitude"].values())
+    colours = list(S.BIN_COLORS["magnitude"].values())
     assert len(set(colours)) == len(MAGNITUDE_BINS) == len(colours)
     lightness = [np.mean(to_rgb(c)) for c in colours]
     assert lightness[:4] == sorted(lightness[:4], reverse=True)  # darker towards |λ| = 1
     assert np.argmin(lightness) == MAGNITUDE_BINS.index("(0.9,1]")  # remembers stands out
-    assert list(P.BIN_COLORS["magnitude"]) == list(MAGNITUDE_BINS)
+    assert list(S.BIN_COLORS["magnitude"]) == list(MAGNITUDE_BINS)
 
 
 def heatmap_values(ax) -> np.ndarray:
@@ -184,7 +169,7 @@ def test_spectra_over_training_stacks_the_steps_of_one_run():
     fig = P.spectra_over_training(table, run=run)
     assert len(fig.axes) == 2
     areas = fig.axes[0].collections[: len(MAGNITUDE_BINS)]
-    assert [to_hex(a.get_facecolor()[0]) for a in areas] == list(P.BIN_COLORS["magnitude"].values())
+    assert [to_hex(a.get_facecolor()[0]) for a in areas] == list(S.BIN_COLORS["magnitude"].values())
     rows = table[(table.run_id == run) & (table.layer == 0) & (table["head"] == "all")]
     lowest = rows[(rows.bin == MAGNITUDE_BINS[0]) & (rows.analysis == "exact")]
     outline = areas[0].get_paths()[0].vertices
@@ -203,7 +188,7 @@ def test_all_heads_draws_every_head_and_the_pooled_spectrum():
     assert len(ax.patches) == 2 * (3 + 1) * len(MAGNITUDE_BINS)  # layers × (heads + all)
     minor = [t.get_text() for t in ax.get_yticklabels(minor=True)]
     assert minor == ["all", "h1", "h2", "h3"] * 2
-    assert to_hex(ax.title.get_color()) == P.MODEL_COLORS["softmax"].lower()
+    assert to_hex(ax.title.get_color()) == S.MODEL_COLORS["softmax"].lower()
 
 
 # ----------------------------------------------------------------------------- provenance
@@ -322,8 +307,8 @@ def test_load_histories_and_learning_curves_in_model_colours(run_index):
     assert ax.get_title() == "MQAR"
     colours = {line.get_label(): to_hex(line.get_color()) for line in ax.get_lines()}
     assert colours == {
-        "Softmax attn.": P.MODEL_COLORS["softmax"].lower(),
-        "S4D": P.MODEL_COLORS["s4d"].lower(),
+        "Softmax attn.": S.MODEL_COLORS["softmax"].lower(),
+        "S4D": S.MODEL_COLORS["s4d"].lower(),
         # the task's strongest trivial predictor (a guess among the 4 values) in grey
         P.REFERENCE_LABELS["trivial"]: to_hex("0.45"),
     }
@@ -340,70 +325,31 @@ def test_magnitude_distribution_from_a_run_folder(run_index):
     assert len(fig.axes) == 2  # one panel per layer
     ax = fig.axes[0]
     curves = [line for line in ax.get_lines() if line.get_label() == "Softmax attn."]
-    assert len(curves) == 1 and to_hex(curves[0].get_color()) == P.MODEL_COLORS["softmax"].lower()
+    assert len(curves) == 1 and to_hex(curves[0].get_color()) == S.MODEL_COLORS["softmax"].lower()
     edges = [line.get_xdata()[0] for line in ax.get_lines() if line.get_linestyle() == "--"]
     assert edges == list(P.MAGNITUDE_EDGES)
     assert ax.get_xscale() == "log"
 
 
-def test_spectral_mass_and_correlation_plot(run_index):
+def test_correlation_plot(run_index):
     spectra = E.load_spectra(run_index)
-    mass = P.spectral_mass(spectra)
-    s4d = spectra[
-        (spectra.mixer == "s4d")
-        & (spectra.stage == "final")
+    near1 = spectra[
+        (spectra.stage == "final")
         & (spectra.analysis == "exact")
         & (spectra["head"] == "all")
         & (spectra.bin == "(0.9,1]")
     ]
-    assert mass.set_index("run_id").loc[s4d.run_id.iloc[0], "mass"] == pytest.approx(
-        s4d["mean"].mean()
+    mass = near1.groupby(["run_id", "mixer", "task"], as_index=False)["mean"].mean()
+    df = mass.rename(columns={"mean": "mass"}).merge(
+        run_index[["run_id", "test_accuracy"]], on="run_id"
     )
-    df = mass.merge(run_index[["run_id", "test_accuracy"]], on="run_id")
     df = pd.concat([df, df.assign(mass=df.mass + 0.1, test_accuracy=df.test_accuracy + 0.1)])
     fig = P.correlation_plot(df, "mass", "test_accuracy", n_boot=200)
     (ax,) = fig.axes
     rho = E.spearman(df["mass"], df["test_accuracy"])[0]
     assert f"ρ = {rho:.2f}" in ax.get_title()
     points = {to_hex(c.get_facecolor()[0]) for c in ax.collections}
-    assert points == {P.MODEL_COLORS["softmax"].lower(), P.MODEL_COLORS["s4d"].lower()}
-
-
-# ----------------------------------------------------------------------------- accuracy
-
-
-def test_accuracy_table_pivots_tasks_by_model(monkeypatch):
-    image = [
-        B.Baseline("majority class", "trivial", "accuracy", 0.10, 1000),
-        B.Baseline("linear classifier on pixels", "shallow", "accuracy", 0.80, 1000),
-    ]
-    refs = {"image": (image, B.gate(image))}  # line: 0.10 + 0.03
-    monkeypatch.setattr(P, "task_baselines", lambda task, profile: refs.get(task))
-    rows = [
-        {
-            **identity("softmax", "softmax", "", "image", seed),
-            "mixer": "softmax",
-            "test_accuracy": acc,
-        }
-        for seed, acc in ((1, 0.5), (2, 0.7), (3, 0.12))
-    ]
-    rows.append({**identity("s4d", "s4d", "", "lm"), "mixer": "s4d", "test_perplexity": 12.34})
-    rows.append({**identity("s4d", "s4d", "gate", "lm"), "mixer": "s4d", "test_perplexity": 9.0})
-    table = P.accuracy_table(pd.DataFrame(rows))
-    assert list(table.index) == ["Image (acc. %)", "Language model (ppl)"]
-    references = ["trivial baseline", "competence line", "shallow reference"]
-    assert list(table.columns) == ["Softmax attn.", "S4D", *references]
-    # every seed, the one below the competence line marked
-    assert table.loc["Image (acc. %)", "Softmax attn."] == "44.0 (50.0, 70.0, 12.0†)"
-    assert table.loc["Image (acc. %)", references].tolist() == [
-        "10.0 (majority class)",
-        "13.0",
-        "80.0 (linear classifier on pixels)",
-    ]
-    assert (table.loc["Language model (ppl)", references] == "—").all()  # no data prepared
-    assert table.loc["Language model (ppl)", "S4D"] == "12.3"
-    assert table.loc["Image (acc. %)", "S4D"] == "—"
-    assert "S4D · gate" in P.accuracy_table(pd.DataFrame(rows), variants=True).columns
+    assert points == {S.MODEL_COLORS["softmax"].lower(), S.MODEL_COLORS["s4d"].lower()}
 
 
 # ----------------------------------------------------------------------------- statistics
@@ -441,7 +387,7 @@ def test_impulse_response_colours_each_eigenvalue_by_its_bin():
     assert lines[2].get_ydata() == pytest.approx(1.5 ** np.arange(11))
     colours = [to_hex(line.get_color()) for line in lines]
     bins = ["[0,0.1]", "(0.9,1]", "(1,10]"]  # |λ| = 1 remembers (right-closed bins)
-    assert colours == [P.BIN_COLORS["magnitude"][b] for b in bins]
+    assert colours == [S.BIN_COLORS["magnitude"][b] for b in bins]
     assert len(right.get_lines()) == 3 + 1  # three phases and the envelope
 
 

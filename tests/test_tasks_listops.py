@@ -147,3 +147,17 @@ def test_tsv_without_columns(tmp_path):
     bad.write_text("a\tb\n1\t2\n")
     with pytest.raises(DataError, match="Source, Target"):
         listops.read_tsv(bad)
+
+
+def test_data_prepare_reads_the_release_it_is_given_before_the_environment(tmp_path, monkeypatch):
+    from companion.tasks.prepare import prepare
+
+    monkeypatch.setenv("COMPANION_LRA_RELEASE", str(tmp_path / "nowhere"))
+    tasks = [("listops", get_task("listops", "paper"))]
+    lines = []
+    done = prepare(tasks, tmp_path / "data", release=FIXTURES, log=lines.append)
+    assert (done.built, done.failed) == (["listops"], [])
+    assert "built train/val/test = 4/" in lines[-1]
+    assert prepare(tasks, tmp_path / "data", log=lines.append).cached == ["listops"]
+    elsewhere = prepare(tasks, tmp_path / "other", log=lines.append)  # the environment's: empty
+    assert elsewhere.failed[0].startswith("listops: ListOps (paper) reads the LRA release")

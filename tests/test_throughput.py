@@ -1,4 +1,4 @@
-"""`python -m companion.throughput`: step times on the runs' batches, beside those of another
+"""`companion throughput`: step times on the runs' batches, beside those of another
 revision, and the estimate of the grid built from them."""
 
 import math

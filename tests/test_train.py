@@ -125,7 +125,7 @@ def test_every_model_trains_under_bfloat16_autocast(cfg):
     from companion.throughput import random_batch
 
     batch, vocab = random_batch(cfg, torch.Generator().manual_seed(0))
-    model = T.build_model(T.model_config(cfg, T.task_of(cfg), vocab_size=vocab))
+    model = T.build_model(C.model_config(cfg, C.task_of(cfg), vocab_size=vocab))
     before = [p.detach().clone() for p in model.parameters()]
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0)

@@ -17,7 +17,7 @@ from __future__ import annotations
 from importlib import import_module
 
 from companion.tasks.base import LADDER, PROFILES, REPRODUCE_PROFILES, Task, replace_config
-from companion.tasks.common import SPLITS, CacheError, DataError, HubUnavailableError
+from companion.tasks.common import SPLITS, CacheError, DataError, HubUnavailableError, Metric
 
 # name -> (module, class)
 _REGISTRY: dict[str, tuple[str, str]] = {
@@ -44,6 +44,12 @@ def preset(name: str, profile: str):
     return module.PRESETS[profile]
 
 
+def metric(name: str) -> Metric:
+    """How task ``name`` is scored (its class's ``metric``), without building the task."""
+    module = task_module(name)
+    return Metric(getattr(module, _REGISTRY[name][1]).metric)
+
+
 def get_task(name: str, profile: str = "quick", **options) -> Task:
     """Task ``name`` at ``profile`` (smoke | quick | paper), with preset options replaced."""
     base = preset(name, profile)
@@ -61,7 +67,9 @@ __all__ = [
     "CacheError",
     "DataError",
     "HubUnavailableError",
+    "Metric",
     "Task",
     "get_task",
+    "metric",
     "preset",
 ]

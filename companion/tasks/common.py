@@ -1,10 +1,12 @@
-"""The names every module of ``companion.tasks`` shares: the data errors, the splits and the
-target that is not predicted. A leaf: it imports nothing, so that :mod:`companion.tasks.base`
-(the :class:`~companion.tasks.base.Task`) and :mod:`companion.tasks.cache` (the prepared data
-it reads) can both import it at the top.
+"""The names every module of ``companion.tasks`` shares: the data errors, the splits, the
+target that is not predicted and how a task is scored. A leaf: it imports nothing of the
+package, so that :mod:`companion.tasks.base` (the :class:`~companion.tasks.base.Task`) and
+:mod:`companion.tasks.cache` (the prepared data it reads) can both import it at the top.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 IGNORE_INDEX = -100  # a position of ``labels`` with nothing to predict
@@ -20,3 +22,32 @@ class CacheError(DataError):
 
 class HubUnavailableError(DataError):
     """A Hugging Face hub data set was requested but cannot be reached."""
+
+
+@dataclass(frozen=True)
+class Metric:
+    """How a task's runs are scored: ``name`` "accuracy" (higher is better, shown in percent)
+    or "perplexity" (lower is better, shown as it is). A run's metrics file holds it as
+    ``<split>_<name>``, e.g. ``test_accuracy``."""
+
+    name: str
+
+    @property
+    def lower_is_better(self) -> bool:
+        return self.name == "perplexity"
+
+    def column(self, split: str = "test") -> str:
+        return f"{split}_{self.name}"
+
+    @property
+    def unit(self) -> str:
+        """The short unit of a table's row label: ``acc. %`` or ``ppl``."""
+        return "ppl" if self.lower_is_better else "acc. %"
+
+    def shown(self, value: float, digits: int = 1) -> str:
+        """``value`` as a table shows it: an accuracy in percent, a perplexity as it is."""
+        return f"{(1.0 if self.lower_is_better else 100.0) * value:.{digits}f}"
+
+    def words(self, value: float) -> str:
+        """``value`` in a sentence: ``52.6 %`` or ``perplexity 8.17``."""
+        return f"perplexity {value:.2f}" if self.lower_is_better else f"{100 * value:.1f} %"

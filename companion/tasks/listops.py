@@ -273,9 +273,12 @@ def encode(source: str, seq_len: int) -> list[int]:
     return ids[: seq_len - 1] + [EOS_ID]
 
 
-def release_dir(root: Path) -> Path:
+def release_dir(root: Path, release: Path | None = None) -> Path:
+    """Where the LRA release's ListOps TSVs are: ``release`` (``--lra-release``), else
+    ``$COMPANION_LRA_RELEASE``, else ``<data root>/lra_release``; inside it, ``listops-1000``
+    when that folder exists."""
     env = os.environ.get("COMPANION_LRA_RELEASE")
-    base = Path(env).expanduser() if env else root / "lra_release"
+    base = release or (Path(env).expanduser() if env else root / "lra_release")
     return base / "listops-1000" if (base / "listops-1000").is_dir() else base
 
 
@@ -300,7 +303,7 @@ class ListOps(Task):
     def rows(self, root: Path, log) -> dict[str, list[tuple[str, int]]]:
         cfg = self.config
         if cfg.source == "lra_release":
-            folder = release_dir(root)
+            folder = release_dir(root, self.release)
             paths = {s: folder / f"basic_{s}.tsv" for s in ("train", "val", "test")}
             missing = [p.name for p in paths.values() if not p.is_file()]
             if missing:

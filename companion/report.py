@@ -1,0 +1,332 @@
+"""Runs and measures in words and tables: what the book's pages say, without a figure.
+
+* :data:`PROFILES`: what each profile is against the paper's scale, and what its numbers can
+  support (the landing page and the claims chapter quote it);
+* :func:`markdown_table` (with the one Markdown escape, :func:`cell`): how the notebooks and
+  pages print a table, stable text for nbval;
+* :func:`accuracy_table`: test metric per task and model, every seed, against the task's
+  baselines and competence line; :func:`best_models`: the same in sentences;
+* :func:`profile_page` and :func:`findings_page`: the landing page's record of the run that
+  made the numbers, and its findings (the claims scoreboard, the most accurate models).
+
+Names, orders and labels come from :mod:`companion.style`; the baselines from
+:mod:`companion.baselines`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import pandas as pd
+
+from companion import baselines, claims
+from companion import style as S
+from companion.evidence import read_index
+from companion.tasks import DataError, metric
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How the book describes a profile: ``what`` it runs against the paper's scale (the
+    landing page), and the ``evidence`` its numbers are, in a phrase (the claims)."""
+
+    what: str
+    evidence: str
+
+
+PROFILES = {
+    "smoke": Profile(
+        "the **smoke** profile: a few hundred examples per task, short sequences, models of two "
+        "layers and width 16 trained for a handful of steps. It checks that every part of the "
+        "pipeline runs; its numbers say nothing about the paper's claims.",
+        "machinery only: smoke runs are too short for any model to learn its task",
+    ),
+    "quick": Profile(
+        "the **quick** profile, which runs on two CPU cores: real offline data (Rotten-Tomatoes "
+        "sentences as bytes instead of IMDb, 5,000 MNIST digits at 14×14 instead of CIFAR-10, "
+        "Wikipedia articles as bytes instead of WikiText-103 with GPT-2 BPE), generated ListOps "
+        "with lengths 10–60 and nesting depth 3 instead of up to 2,000 and 10, MQAR with "
+        "vocabulary 256, length 64 and 8 pairs instead of 8,192, 512 and 64, and models of two "
+        "layers and width 64 instead of the public configurations. Spectral shapes can be "
+        "compared with the paper's; accuracies cannot.",
+        "small-scale evidence: short runs of small models, three seeds each",
+    ),
+    "ladder": Profile(
+        "the **quick** profile's runs and the **scale ladder**'s: the main models, three seeds "
+        "each, also on MQAR at length 128 with 16 pairs and at 256 with 32, and on ListOps at "
+        "nesting depth 2 and 4 (see the scale ladder chapter). Every chapter but that one reads "
+        "the quick runs alone.",
+        "the quick models on harder MQAR and ListOps rungs, three seeds each",
+    ),
+    "paper": Profile(
+        "the **paper** profile: the public configurations' hyperparameters and the paper's "
+        "data (LRA ListOps, IMDb, CIFAR-10, MQAR with vocabulary 8,192, WikiText-103), trained "
+        "on a GPU.",
+        "the paper's scale",
+    ),
+}
+
+
+def profile(name: str) -> Profile:
+    """The description of profile ``name``; a custom profile is described as one."""
+    return PROFILES.get(
+        name,
+        Profile(f"the **{name}** profile, a custom one: compare its configuration files.", name),
+    )
+
+
+# ---------------------------------------------------------------------------------- Markdown
+
+
+def cell(value) -> str:
+    """``value`` as the text of one Markdown table cell (pipes escaped, one line)."""
+    return str(value).replace("|", "\\|").replace("\n", " ")
+
+
+def markdown_table(frame: pd.DataFrame) -> str:
+    """``frame`` as a Markdown table without its index (the notebooks display tables this
+    way: they render as the book's own tables, and their text is stable for nbval)."""
+    lines = [
+        "| " + " | ".join(cell(c) for c in frame.columns) + " |",
+        "| " + " | ".join("---" for _ in frame.columns) + " |",
+    ]
+    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in frame.itertuples(False)]
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------- accuracy
+
+
+def profile_of(runs: pd.DataFrame) -> str:
+    """The profile of ``runs`` (their first row's; ``quick`` for a table without one)."""
+    return runs["profile"].iloc[0] if "profile" in runs and len(runs) else "quick"
+
+
+def task_baselines(task: str, profile: str):
+    """``(baselines, gate)`` of a task at a profile, or None when its data are not prepared
+    (the baselines are read beside the data cache)."""
+    try:
+        return baselines.for_task(task, profile)
+    except DataError:
+        return None
+
+
+def reference(task: str, refs, kind: str, digits: int) -> str:
+    """The strongest baseline of ``kind`` with its name, e.g. ``32.7 (majority label ...)``."""
+    best = None if refs is None else baselines.strongest(refs[0], kind)
+    return "—" if best is None else f"{metric(task).shown(best.value, digits)} ({best.name})"
+
+
+def accuracy_table(index: pd.DataFrame, variants: bool = False, digits: int = 1) -> pd.DataFrame:
+    """Test metric per task (rows) and model (columns) for display: accuracy in percent or
+    perplexity; with several seeds, their mean followed by every seed's value (outcomes can be
+    bimodal, so a standard deviation would mislead), a seed marked † when it did not pass the
+    task's competence line; ``—`` where no run exists. The last columns give the task's
+    strongest trivial predictor, the competence line and the strongest shallow reference
+    (:mod:`companion.baselines`). ``variants``: include the ablation runs as their own
+    columns."""
+    runs = S.labelled(read_index(index))
+    if not variants:
+        runs = runs[runs["variant"] == ""]
+    refs = {t: task_baselines(t, profile_of(runs)) for t in runs["task"].unique()}
+    cells = {}
+    for (task, label), group in runs.groupby(["task", "label"], observed=True):
+        m = metric(task)
+        gate = refs[task][1] if refs[task] else None
+
+        def shown(x, m=m, gate=gate):
+            return m.shown(x, digits) + ("†" if gate and not gate.passes(x) else "")
+
+        v = group.sort_values("seed")[m.column()].astype(float)
+        cells[task, label] = (
+            shown(v.iloc[0])
+            if len(v) == 1
+            else f"{m.shown(v.mean(), digits)} ({', '.join(map(shown, v))})"
+        )
+    table = pd.Series(cells).unstack()
+    labels = [lab for lab in S.labels(runs) if lab in table.columns]
+    table = table.reindex(index=sorted(table.index, key=S.task_key), columns=labels).fillna("—")
+    table["trivial baseline"] = [reference(t, refs[t], "trivial", digits) for t in table.index]
+    table["competence line"] = [
+        metric(t).shown(refs[t][1].line, digits) if refs[t] else "—" for t in table.index
+    ]
+    table["shallow reference"] = [reference(t, refs[t], "shallow", digits) for t in table.index]
+    table.index = [f"{S.name(t)} ({metric(t).unit})" for t in table.index]
+    table.columns.name = None
+    return table
+
+
+def best_models(summary: pd.DataFrame, tasks, profile: str) -> str:
+    """The main grid of ``tasks`` in words, one Markdown item per task: how many models learned
+    the task (passed its competence line in at least two seeds) against its strongest trivial
+    predictor and shallow reference, the highest mean with its 95 % interval (a description:
+    the claims pick "the most accurate" by rank intervals, :func:`companion.claims.most_accurate`),
+    where its |λ| sit, and which models put most of their mass near 1. ``summary``:
+    :func:`companion.claims.summary` rows."""
+    main = summary[summary["variant"] == ""]
+    lines = []
+    for task in tasks:
+        rows = main[main["task"] == task].set_index("model")
+        m = metric(task)
+        if rows.empty or rows[m.name].isna().all():
+            continue
+        refs = task_baselines(task, profile)
+        against = ""
+        if refs:
+            against = (
+                f" (strongest trivial predictor {reference(task, refs, 'trivial', 1)}; "
+                f"shallow reference {reference(task, refs, 'shallow', 1)})"
+            )
+        learned = [x for x in rows.index if rows.loc[x, "learned"] >= 2]
+        if not learned:
+            lines.append(
+                f"- **{S.name(task)}**: no model learned the task at this profile{against}: "
+                "its claims are untestable here."
+            )
+            continue
+        scores = rows.loc[learned, m.name]
+        best = scores.idxmin() if m.lower_is_better else scores.idxmax()
+        b = rows.loc[best]
+        if m.lower_is_better:
+            value = m.words(b[m.name])
+        else:
+            value = f"{100 * b.accuracy:.1f} %, 95 % interval {100 * b.low:.1f}–{100 * b.high:.1f}"
+        near1 = [S.name(x) for x in learned if rows.loc[x, "near1"] > 0.5]
+        lines.append(
+            f"- **{S.name(task)}**: {len(learned)} of {len(rows)} models learned the task"
+            f"{against}. The highest mean is {S.name(best)}'s ({value} over {b.seeds} "
+            f"seed(s)), with {100 * b.near1:.0f} % of its |λ| in the near-1 band and "
+            f"{100 * b.near0:.0f} % near 0. {len(near1)} of the {len(learned)} models that "
+            "learned put most of their mass in the near-1 band"
+            + (f" ({', '.join(near1)})." if near1 else ".")
+        )
+    return "\n".join(lines) or "No runs of these tasks at this profile."
+
+
+# ---------------------------------------------------------------------------- the landing page
+
+
+def profile_page(name: str, record: dict) -> str:
+    """The landing page's "which profile produced these numbers" part. ``record`` is the
+    reproduce step's: the keys used when present are ``commit``, ``finished`` (ISO time; now
+    when absent), ``runs`` (how many), ``wall_seconds``, ``executor`` and ``host``; any other
+    scalar entries are listed as they are. The text has no headings: ``book/intro.md``
+    includes it under its own."""
+    record = dict(record)
+    finished = record.pop("finished", None) or dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+    rows = [("profile", f"`{name}`"), ("finished", str(finished))]
+    labels = {
+        "commit": "commit",
+        "runs": "runs",
+        "wall_seconds": "wall time",
+        "executor": "runs trained by",
+        "host": "machine",
+    }
+    for key, label in labels.items():
+        if key in record:
+            value = record.pop(key)
+            if key == "wall_seconds":
+                value = f"{float(value) / 60:.1f} min"
+            elif key == "commit":
+                value = f"`{value}`"
+            rows.append((label, str(value)))
+    for key, value in record.items():
+        if isinstance(value, str | int | float | bool):
+            rows.append((str(key).replace("_", " "), str(value)))
+    lines = [
+        f"The numbers in this book were produced by {profile(name).what}",
+        "",
+        "Rerun them with `make reproduce PROFILE=" + name + "`; `PROFILE=paper` runs the "
+        "paper's scale (see the limitations page).",
+        "",
+        "| record | value |",
+        "| --- | --- |",
+        *(f"| {cell(k)} | {cell(v)} |" for k, v in rows),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def claim_anchor(claim: str, statement: str) -> str:
+    """The id Sphinx gives chapter 7's heading of a claim (it names the claim and its
+    statement, never the verdict, so links survive a changed verdict)."""
+    from docutils.nodes import make_id  # the book extra
+
+    return make_id(f"{claim}: {statement}")
+
+
+def findings_page(
+    name: str,
+    measures: pd.DataFrame,
+    verdicts: pd.DataFrame,
+    summary: pd.DataFrame,
+    files: dict[str, str],
+    chapters: str,
+) -> str:
+    """The landing page's findings: the claims scoreboard under both analyses with a link to
+    each claim, the summary figure, the most accurate models of each task, the downloads and
+    the chapter map. ``verdicts``: :func:`companion.claims.evaluate`'s first table;
+    ``summary``: :func:`companion.claims.summary`; ``files``: the page's figure and downloads
+    by role (``summary``, ``runs``, ``measures``: paths from the book's root)."""
+    board = verdicts.pivot_table(
+        index=["claim", "statement"], columns="analysis", values="verdict", aggfunc="first"
+    ).reset_index()
+    order = {c: i for i, c in enumerate(verdicts["claim"].unique())}
+    board = board.sort_values("claim", key=lambda c: c.map(order))
+    counts = verdicts[verdicts["analysis"] == "exact"]["verdict"].value_counts()
+    flips = board[board["exact"] != board["published"]]["claim"].tolist()
+    best = [
+        f"{S.name(task)}: " + ", ".join(S.name(x) for x in top)
+        for task in S.TASK_ORDER
+        if (top := claims.most_accurate(measures, task))
+    ]
+    untestable = claims.untestable_tasks(summary)
+    if untestable:
+        untested = (
+            "- Untestable at this profile: "
+            + "; ".join(f"{S.name(t)} ({why})" for t, why in untestable.items())
+            + ": every claim that reads these tasks says so."
+        )
+    else:
+        untested = (
+            "- On every task at least one model learned beyond its strongest trivial predictor."
+        )
+    figure = files["summary"].rpartition("/")[2]  # the page sits beside its figure
+    lines = [
+        f"**At a glance** ({profile(name).evidence}):",
+        "",
+        "- Of the paper's claims, under our exact analysis: "
+        + ", ".join(f"{v}: {n}" for v, n in counts.items())
+        + ".",
+        "- The published analysis changes the verdict of "
+        + (", ".join(flips) if flips else "no claim")
+        + " (chapter 6 shows why).",
+        untested,
+        "- The most accurate models of each task (those that learned it and that no other "
+        "is clearly more accurate than, by 95 % intervals of the test accuracy over seeds): "
+        + ("; ".join(best) if best else "none")
+        + ".",
+        "",
+        "![Shares of the eigenvalues near 0 and near 1 after training, per task and model]"
+        f"({figure})",
+        "",
+        "| claim | statement | exact analysis | published analysis |",
+        "| --- | --- | --- | --- |",
+    ]
+    for _, row in board.iterrows():
+        link = f"notebooks/07_claims.html#{claim_anchor(row['claim'], row['statement'])}"
+        lines.append(
+            f'| <a href="{link}">{row["claim"]}</a> | {row["statement"]} | {row["exact"]} '
+            f"| {row['published']} |"
+        )
+    lines += [
+        "",
+        f"**The data behind the numbers**: the {{download}}`runs index <{files['runs']}>`"
+        " (one row per run, with its metrics) and the {download}`measures "
+        f"<{files['measures']}>` the claims read (bin shares per run, analysis and stage).",
+        "",
+        chapters,
+        "",
+    ]
+    return "\n".join(lines)

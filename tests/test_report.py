@@ -1,0 +1,91 @@
+"""Words and tables of the book: the accuracy table against the baselines, Markdown tables,
+the profile descriptions and record, how each task is scored, and the one naming of models
+and tasks that every page shares."""
+
+import pandas as pd
+import pytest
+from builders import identity
+
+from companion import baselines as B
+from companion import report as R
+from companion import style as S
+from companion.layers import MIXERS
+from companion.tasks import PROFILES, TASKS, metric
+
+
+def test_accuracy_table_pivots_tasks_by_model(monkeypatch):
+    image = [
+        B.Baseline("majority class", "trivial", "accuracy", 0.10, 1000),
+        B.Baseline("linear classifier on pixels", "shallow", "accuracy", 0.80, 1000),
+    ]
+    refs = {"image": (image, B.gate(image))}  # line: 0.10 + 0.03
+    monkeypatch.setattr(R, "task_baselines", lambda task, profile: refs.get(task))
+    rows = [
+        {
+            **identity("softmax", "softmax", "", "image", seed),
+            "mixer": "softmax",
+            "test_accuracy": acc,
+        }
+        for seed, acc in ((1, 0.5), (2, 0.7), (3, 0.12))
+    ]
+    rows.append({**identity("s4d", "s4d", "", "lm"), "mixer": "s4d", "test_perplexity": 12.34})
+    rows.append({**identity("s4d", "s4d", "gate", "lm"), "mixer": "s4d", "test_perplexity": 9.0})
+    table = R.accuracy_table(pd.DataFrame(rows))
+    assert list(table.index) == ["Image (acc. %)", "Language model (ppl)"]
+    references = ["trivial baseline", "competence line", "shallow reference"]
+    assert list(table.columns) == ["Softmax attn.", "S4D", *references]
+    # every seed, the one below the competence line marked
+    assert table.loc["Image (acc. %)", "Softmax attn."] == "44.0 (50.0, 70.0, 12.0†)"
+    assert table.loc["Image (acc. %)", references].tolist() == [
+        "10.0 (majority class)",
+        "13.0",
+        "80.0 (linear classifier on pixels)",
+    ]
+    assert (table.loc["Language model (ppl)", references] == "—").all()  # no data prepared
+    assert table.loc["Language model (ppl)", "S4D"] == "12.3"
+    assert table.loc["Image (acc. %)", "S4D"] == "—"
+    assert "S4D · gate" in R.accuracy_table(pd.DataFrame(rows), variants=True).columns
+
+
+def test_markdown_cells_escape_pipes_and_newlines():
+    frame = pd.DataFrame({"a|b": ["x|y", "two\nlines"], "n": [1, 2.5]})
+    assert R.markdown_table(frame).splitlines() == [
+        "| a\\|b | n |",
+        "| --- | --- |",
+        "| x\\|y | 1.0 |",
+        "| two lines | 2.5 |",
+    ]
+
+
+def test_every_profile_is_described_and_a_custom_one_says_so():
+    assert set(PROFILES) <= set(R.PROFILES)
+    assert "**quick** profile" in R.profile("quick").what
+    assert "custom" in R.profile("mine").what and R.profile("mine").evidence == "mine"
+
+
+def test_profile_page_lists_the_record():
+    text = R.profile_page("quick", {"commit": "abc1234", "wall_seconds": 1500, "runs": 42})
+    assert "**quick** profile" in text and "`abc1234`" in text and "25.0 min" in text
+    assert "| runs | 42 |" in text and "| finished |" in text
+    assert not any(line.startswith("#") for line in text.splitlines())
+
+
+def test_each_task_is_scored_by_its_own_metric():
+    lm, mqar = metric("lm"), metric("mqar")
+    assert (lm.column(), lm.lower_is_better, lm.unit) == ("test_perplexity", True, "ppl")
+    assert (mqar.column("val"), mqar.lower_is_better) == ("val_accuracy", False)
+    assert mqar.unit == "acc. %"
+    assert (lm.shown(8.1749), mqar.shown(0.9934)) == ("8.2", "99.3")
+    assert (lm.words(8.1749), mqar.words(0.9934)) == ("perplexity 8.17", "99.3 %")
+    with pytest.raises(ValueError, match="choose one of"):
+        metric("imdb")
+
+
+def test_every_model_and_task_has_one_name_colour_and_place():
+    assert S.MODEL_ORDER == MIXERS and S.TASK_ORDER == TASKS
+    assert set(S.MODEL_NAMES) == set(S.MODEL_COLORS) == set(MIXERS)
+    assert set(S.TASK_NAMES) == set(S.TASK_MARKERS) == set(TASKS)
+    assert len(set(S.MODEL_COLORS.values())) == len(MIXERS)  # no two models share a colour
+    assert S.run_label("mamba2_lti", "lti", "mamba2") == "Mamba-2 (pseudo-LTI)"
+    assert S.run_label("s4d", "gate") == "S4D · gate"
+    assert sorted(["lm", "zeta", "listops"], key=S.task_key) == ["listops", "lm", "zeta"]
