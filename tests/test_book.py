@@ -149,7 +149,7 @@ def test_missing_notebooks_are_named_before_building(tmp_path):
 
 def test_profile_page_is_written_where_the_landing_page_includes_it(tmp_path):
     dest = book.write_profile_page("quick", {"commit": "abc1234"}, tmp_path)
-    assert dest == tmp_path / "_generated" / "profile.md" and "`abc1234`" in dest.read_text()
+    assert dest == book.generated(tmp_path, "profile") and "`abc1234`" in dest.read_text()
 
 
 def test_strict_build_renders_pages_math_figure_and_binder(built):

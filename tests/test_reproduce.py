@@ -13,6 +13,7 @@ import pandas as pd
 import pytest
 from browser import bad_responses, browse, outside_requests, serve
 
+from companion import book as book_mod
 from companion import claims
 from companion import config as C
 from companion.config import book_runs
@@ -82,7 +83,7 @@ def test_the_book_is_built_from_the_executed_notebooks(smoke):
     for nb in section_notebooks():
         assert (book / "notebooks" / nb.name).exists()
         assert (html / "notebooks" / nb.with_suffix(".html").name).exists()
-    assert "`smoke`" in (book / "_generated" / "profile.md").read_text()
+    assert "`smoke`" in book_mod.generated(book, "profile").read_text()
     claims = (html / "notebooks" / "07_claims.html").read_text()
     assert all(f"C{i}" in claims for i in range(1, 12))
 
@@ -91,7 +92,7 @@ def test_no_smoke_model_learns_so_no_claim_is_decided(smoke):
     """At smoke no model passes its task's competence line: the measures behind the book give
     no "holds" and no "does not hold", and parts read "untestable at this scale"."""
     _, book, _, _ = smoke
-    measures = pd.read_csv(book / "_generated" / "measures.csv")
+    measures = pd.read_csv(book_mod.generated(book, "measures"))
     verdicts, parts = claims.evaluate(measures)
     assert not set(verdicts["verdict"]) & {"holds", "does not hold"}, verdicts.to_string()
     assert "untestable at this scale" in set(verdicts["verdict"])
