@@ -202,6 +202,7 @@ CHAPTERS = (
     ("notebooks/07_claims", "every claim, part by part, with intervals"),
     ("notebooks/08_beyond_the_paper", "training dynamics, correlations, every head"),
     ("notebooks/09_scale_ladder", "how accuracy and verdicts move as MQAR and ListOps get harder"),
+    ("notebooks/10_pretrained_models", "the same analysis on pretrained transformers and Mamba-2"),
 )
 
 

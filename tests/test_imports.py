@@ -30,6 +30,10 @@ ALLOWED_LOCAL = {
     ("companion.cli", "companion.book"): TORCH_FREE_CLI,
     ("companion.cli", "companion.bench"): TORCH_FREE_CLI,
     ("companion.cli", "companion.throughput"): TORCH_FREE_CLI,
+    ("companion.cli", "companion.pretrained"): TORCH_FREE_CLI,
+    # transformers belongs to the optional `pretrained` extra
+    ("companion.pretrained", "transformers*"): "an optional dependency (the pretrained extra)",
+    ("companion.pretrained", "huggingface_hub*"): "read with transformers, when a model loads",
     # the names and colours of the book are read by pages and tables without a figure
     ("companion.style", "seaborn"): "naming a model needs no plotting library",
     ("companion.style", "matplotlib_inline.*"): "naming a model needs no plotting library",

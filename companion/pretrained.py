@@ -1,0 +1,434 @@
+"""Eigenvalues of pretrained Hugging Face models, by the same analysis as the book's models.
+
+``spectra(model, input_ids)`` returns one :class:`~companion.spectra.LayerSpectrum` per layer,
+the objects that :func:`companion.spectra.summarize` turns into bin shares, for
+
+* **softmax attention** of the Llama family and its relatives (:data:`ATTENTION`): per head,
+  ``Λ_i = η_{i-1}/η_i`` with ``η_i = Σ_{j≤i} exp(s·q_iᵀk_j)``, read with q and k exactly as the
+  attention computes with them, after QK-norm and RoPE, and with the model's own scale ``s``.
+  A capturing attention function is registered in transformers' ``AttentionInterface`` (with
+  the matching mask function): it computes ``log η`` in float64 from the query, key and mask it
+  is handed, then delegates to the SDPA implementation, so the logits are unchanged. Under
+  grouped-query attention, query head ``h`` reads key head ``h // (H / H_kv)``;
+* **Mamba-2** (``Mamba2ForCausalLM``): ``Λ_{i,h} = exp(Δ_{i,h} A_h)`` with ``A_h = −exp(A_log)``
+  and ``Δ = clamp(softplus(dt + dt_bias), time_step_limit)``, the raw ``dt`` being the last
+  ``num_heads`` columns of each mixer's ``in_proj`` output (a forward hook reads them), as the
+  model's scan receives them. No ``mamba_ssm`` is needed.
+
+``analysis="published"`` (attention only) reproduces the choices of the paper's notebook on
+pretrained language models: q and k read at the outputs of the query and key projections
+(before QK-norm and RoPE), scores without the scale, and the multiplicative 0/1 causal mask
+(:func:`companion.layers.softmax.published_log_normaliser`). Its grouped-query case, which that
+notebook cannot run, maps heads as above.
+
+What the DSF view does not cover is refused in one line, before anything is computed: logit
+soft-capping, attention sinks and a sliding window shorter than the sequence. Batches are
+equal-length token blocks, never padded.
+
+The command ``companion pretrained`` runs this on the language-model task's test split and
+writes a run-like folder (:func:`analyse`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import re
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import pandas as pd
+import torch
+from torch import Tensor
+from tqdm import TqdmExperimentalWarning, TqdmWarning
+
+from companion.io import atomic_write_text
+from companion.layers.attention import eta_ratio
+from companion.layers.base import Transition
+from companion.layers.softmax import SCORE_BUDGET, published_log_normaliser
+from companion.spectra import LayerSpectrum, summarize
+from companion.tasks import get_task
+
+CAPTURE = "companion_capture"  # the name under which the capturing attention is registered
+ATTENTION = ("llama", "mistral", "qwen2", "qwen3", "olmo2", "olmo3", "gpt_neox")
+MAMBA2 = ("mamba2",)
+
+
+class PretrainedError(ValueError):
+    """A model, setting or input this analysis cannot read; the message says why in one line."""
+
+
+def kind(model) -> str:
+    """``"attention"`` or ``"mamba2"`` for a supported model; refuses the rest in one line."""
+    config = model.config
+    model_type = getattr(config, "model_type", None)
+    if model_type in MAMBA2:
+        return "mamba2"
+    if model_type not in ATTENTION:
+        raise PretrainedError(
+            f"model type {model_type!r} is not supported; choose one of: "
+            + ", ".join(ATTENTION + MAMBA2)
+        )
+    for name in ("attn_logit_softcapping", "final_logit_softcapping"):
+        if getattr(config, name, None) is not None:
+            raise PretrainedError(f"{model_type}: {name} is set; the DSF view has no soft-capping")
+    return "attention"
+
+
+# ---------------------------------------------------------------------------------------------
+# softmax attention
+
+
+def log_normaliser(query: Tensor, key: Tensor, mask: Tensor | None, scale: float) -> Tensor:
+    """``log η_i = logsumexp_j (scale · q_iᵀ k_j)`` over the keys ``mask`` admits, in float64.
+
+    query ``(B, H, L, d)``, key ``(B, H_kv, L, d)`` (query head ``h`` reads key head
+    ``h // (H / H_kv)``); ``mask``: None (causal), boolean (True: attend) or additive, broadcast
+    to ``(B, H, L, L)``. Queries are taken in blocks of at most ``SCORE_BUDGET`` scores.
+    Returns ``(B, H, L)``."""
+    B, H, L, _ = query.shape
+    q = query.double()
+    k = key.double().repeat_interleave(H // key.shape[1], dim=1)
+    block = max(1, SCORE_BUDGET // (B * H * k.shape[2]))
+    rows = torch.arange(L, device=q.device)
+    out = []
+    for start in range(0, L, block):
+        s = q[:, :, start : start + block] @ k.transpose(-1, -2) * scale  # (B, H, T, L)
+        if mask is None:
+            s = s.masked_fill(rows[start : start + block, None] < rows[None, :], -math.inf)
+        else:
+            m = mask[..., start : start + block, :]
+            s = s.masked_fill(~m, -math.inf) if m.dtype == torch.bool else s + m.double()
+        out.append(s.logsumexp(-1))
+    return torch.cat(out, dim=-1)
+
+
+def _capturing_attention(module, query, key, value, attention_mask, **kwargs):
+    """Record ``log η`` of this call in float64, then run the SDPA attention unchanged."""
+    from transformers.integrations.sdpa_attention import sdpa_attention_forward
+
+    if kwargs.get("softcap") is not None:
+        raise PretrainedError("attention with logit soft-capping: the DSF view has none")
+    if kwargs.get("s_aux") is not None or getattr(module, "sinks", None) is not None:
+        raise PretrainedError("attention sinks add a term to η that no key carries")
+    window = kwargs.get("sliding_window")
+    if window is not None and window < key.shape[2]:
+        raise PretrainedError(
+            f"layer {module.layer_idx}: a sliding window of {window} is shorter than the "
+            f"sequence ({key.shape[2]}); shorten --length to at most {window}"
+        )
+    scale = kwargs.get("scaling") or query.shape[-1] ** -0.5
+    _RECORD[module.layer_idx] = log_normaliser(query, key, attention_mask, scale)
+    return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
+
+
+_RECORD: dict[int, Tensor] = {}  # layer -> log η of the capture in progress
+
+
+@contextlib.contextmanager
+def capturing(model) -> Iterator[dict[int, Tensor]]:
+    """Within the block, ``model`` runs its attention through the capturing function; yields
+    the record ``layer -> log η (B, H, L)`` that each forward pass fills. The model's own
+    attention setting is restored afterwards, also after an exception."""
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, sdpa_mask
+
+    AttentionInterface.register(CAPTURE, _capturing_attention)
+    AttentionMaskInterface.register(CAPTURE, sdpa_mask)
+    before = model.config._attn_implementation
+    model.set_attn_implementation(CAPTURE)
+    _RECORD.clear()
+    try:
+        yield _RECORD
+    finally:
+        model.set_attn_implementation(before)
+
+
+def _projections(attention) -> tuple[Tensor, ...]:
+    """The modules whose outputs hold q and k before any norm or rotation."""
+    if hasattr(attention, "query_key_value"):  # GPT-NeoX: one fused projection
+        return (attention.query_key_value,)
+    return attention.q_proj, attention.k_proj
+
+
+def _published_qk(attention, outputs: list[Tensor]) -> tuple[Tensor, Tensor]:
+    """q ``(B, H, L, d)`` and k ``(B, H_kv, L, d)`` from the projection outputs."""
+    d = attention.head_dim if hasattr(attention, "head_dim") else attention.head_size
+    if len(outputs) == 1:  # GPT-NeoX lays q, k, v out per head: (B, L, H, 3d)
+        B, L, _ = outputs[0].shape
+        q, k, _ = outputs[0].view(B, L, -1, 3 * d).transpose(1, 2).chunk(3, dim=-1)
+        return q, k
+    q, k = outputs
+    return (x.view(*x.shape[:2], -1, d).transpose(1, 2) for x in (q, k))
+
+
+def _attention_layers(model) -> list:
+    found = [m for m in model.modules() if hasattr(m, "layer_idx") and _has_projections(m)]
+    return sorted(found, key=lambda m: m.layer_idx)
+
+
+def _has_projections(module) -> bool:
+    return hasattr(module, "query_key_value") or (
+        hasattr(module, "q_proj") and hasattr(module, "k_proj")
+    )
+
+
+def _attention_spectra(model, input_ids: Tensor, analysis: str) -> list[LayerSpectrum]:
+    layers = _attention_layers(model)
+    d_k = [m.head_dim if hasattr(m, "head_dim") else m.head_size for m in layers]
+    if analysis == "exact":
+        with capturing(model) as record:
+            model(input_ids=input_ids, use_cache=False)
+            log_eta = [record[m.layer_idx] for m in layers]
+    else:
+        outputs: dict[int, list[Tensor]] = {m.layer_idx: [] for m in layers}
+        hooks = [
+            p.register_forward_hook(lambda _m, _a, y, i=m.layer_idx: outputs[i].append(y))
+            for m in layers
+            for p in _projections(m)
+        ]
+        try:
+            model(input_ids=input_ids, use_cache=False)
+        finally:
+            for h in hooks:
+                h.remove()
+        log_eta = []
+        for m in layers:
+            q, k = _published_qk(m, outputs[m.layer_idx])
+            k = k.repeat_interleave(q.shape[1] // k.shape[1], dim=1)
+            log_eta.append(published_log_normaliser(q.double(), k.double()))
+    return [
+        LayerSpectrum(
+            layer=m.layer_idx,
+            mixer="softmax",
+            transition=Transition(eta_ratio(e), start=1, multiplicity=d * d),
+            mask=None,
+            published=analysis == "published",
+        )
+        for m, e, d in zip(layers, log_eta, d_k, strict=True)
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Mamba-2
+
+
+def delta(mixer, projected: Tensor) -> Tensor:
+    """``Δ`` ``(B, L, H)`` of a transformers ``Mamba2Mixer`` from its ``in_proj`` output, as
+    its scan applies it: ``clamp(softplus(dt + dt_bias), time_step_limit)``, in float64."""
+    dt = projected[..., -mixer.num_heads :].double() + mixer.dt_bias.double()
+    low, high = mixer.time_step_limit
+    return torch.nn.functional.softplus(dt).clamp(min=low, max=high)
+
+
+def _mamba2_spectra(model, input_ids: Tensor) -> list[LayerSpectrum]:
+    mixers = [m for m in model.modules() if type(m).__name__ == "Mamba2Mixer"]
+    found: dict[int, Tensor] = {}
+    hooks = [
+        m.in_proj.register_forward_hook(
+            lambda _m, _a, y, mixer=m: found.__setitem__(mixer.layer_idx, delta(mixer, y))
+        )
+        for m in mixers
+    ]
+    try:
+        model(input_ids=input_ids, use_cache=False)
+    finally:
+        for h in hooks:
+            h.remove()
+    out = []
+    for m in sorted(mixers, key=lambda m: m.layer_idx):
+        A = -torch.exp(m.A_log.double())  # (H,)
+        lam = torch.exp(found[m.layer_idx] * A)  # (B, L, H)
+        multiplicity = m.head_dim * m.ssm_state_size
+        out.append(LayerSpectrum(m.layer_idx, "mamba2", Transition(lam, 0, multiplicity), None))
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+@torch.no_grad()
+def spectra(model, input_ids: Tensor, analysis: str = "exact") -> list[LayerSpectrum]:
+    """``Λ`` of every layer of ``model`` on ``input_ids`` ``(B, L)`` (equal-length blocks), from
+    one forward pass in eval mode (the mode is restored). ``analysis``: "exact", or for
+    attention "published"."""
+    what = kind(model)
+    if analysis not in ("exact", "published"):
+        raise PretrainedError(f"unknown analysis {analysis!r}; choose exact or published")
+    if analysis == "published" and what != "attention":
+        raise PretrainedError("the published analysis is defined for softmax attention only")
+    was_training = model.training
+    model.eval()
+    try:
+        if what == "mamba2":
+            return _mamba2_spectra(model, input_ids)
+        return _attention_spectra(model, input_ids, analysis)
+    finally:
+        model.train(was_training)
+
+
+# ---------------------------------------------------------------------------------------------
+# the command: a run-like folder from the language-model task's test split
+
+
+def run_name(model_id: str) -> str:
+    """``pretrained-<name>``: the last part of a hub id or path, in lower case, safe."""
+    tail = Path(model_id.rstrip("/")).name or "model"
+    return "pretrained-" + re.sub(r"[^a-z0-9.]+", "-", tail.lower()).strip("-")
+
+
+def _transformers():
+    """transformers, imported without tqdm's note that notebook widgets are not installed (its
+    progress bars are off here, so the note would only clutter the book's pages)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TqdmWarning)
+        warnings.simplefilter("ignore", TqdmExperimentalWarning)
+        import transformers
+    return transformers
+
+
+def load(model_id: str):
+    """``(model, tokenizer or None)`` in float32, from a local folder or the local hub cache
+    (the hub itself only when ``HF_HUB_OFFLINE`` is unset); one line when it is missing."""
+    from huggingface_hub import constants
+
+    transformers = _transformers()
+
+    transformers.utils.logging.disable_progress_bar()  # no bars in the book's pages
+    local = Path(model_id).expanduser()
+    hub_id = not local.exists() and re.fullmatch(r"[\w.-]+/[\w.-]+", model_id) is not None
+    if not hub_id and not local.is_dir():
+        raise PretrainedError(f"--model {model_id}: no such folder, and not a hub id (owner/name)")
+    offline = constants.HF_HUB_OFFLINE or not hub_id
+    source = model_id if hub_id else str(local)
+    try:
+        model = transformers.AutoModelForCausalLM.from_pretrained(
+            source, dtype=torch.float32, local_files_only=offline
+        )
+    except (OSError, ValueError) as e:
+        if not hub_id:
+            raise PretrainedError(f"{model_id}: {str(e).splitlines()[0]}") from None
+        raise PretrainedError(
+            f"{model_id} is not in the local cache and the hub is not reachable here; fetch it "
+            f"where it is, with `huggingface-cli download {model_id}`, or pass a local folder"
+        ) from None
+    try:
+        tokenizer = transformers.AutoTokenizer.from_pretrained(source, local_files_only=offline)
+    except (OSError, ValueError, TypeError):
+        tokenizer = None
+    if tokenizer is not None and len(tokenizer) < 256:  # a default class with no vocabulary
+        tokenizer = None  # a model saved without its tokenizer reads the task's own token ids
+    return model, tokenizer
+
+
+def test_tokens(task, tokenizer, vocab_size: int) -> Tensor:
+    """The language-model task's test split as one token stream ``(T,)``: re-tokenised with
+    ``tokenizer`` when there is one (from the split's text), else the task's own ids, which must
+    then fit the model's vocabulary."""
+    split = task.split("test")
+    ids = [i for row in split["input_ids"] for i in row]
+    if tokenizer is None:
+        if task.vocab_size > vocab_size:
+            raise PretrainedError(
+                f"the model has no tokenizer and a vocabulary of {vocab_size}, smaller than the "
+                f"task's {task.vocab_size}; save its tokenizer beside it"
+            )
+        return torch.tensor(ids)
+    if task.config.tokenizer == "bytes":
+        text = bytes(i for i in ids if i < 256).decode("utf-8", errors="replace")
+    else:
+        text = task.tokenizer().decode(ids)
+    return torch.tensor(tokenizer(text)["input_ids"])
+
+
+def analyse(
+    model_id: str,
+    profile: str = "quick",
+    blocks: int = 4,
+    length: int = 256,
+    root: str | Path = "runs",
+) -> Path:
+    """Analyse ``model_id`` on ``blocks`` blocks of ``length`` tokens of the language-model test
+    split at ``profile`` and write ``<root>/<profile>/pretrained-<name>/`` with ``spectra.csv``
+    (bin shares per layer, head and analysis) and ``summary.json`` (the model, its revision,
+    the transformers version, the tokens analysed). Nothing is written when it fails."""
+    if blocks < 1 or length < 2:
+        raise PretrainedError(f"--blocks must be at least 1 and --length at least 2, got {blocks}")
+    task = get_task("lm", profile)
+    model, tokenizer = load(model_id)
+    what = kind(model)
+    stream = test_tokens(task, tokenizer, model.config.vocab_size)
+    if len(stream) < blocks * length:
+        raise PretrainedError(
+            f"the test split holds {len(stream)} tokens, fewer than {blocks} × {length}"
+        )
+    input_ids = stream[: blocks * length].view(blocks, length)
+    analyses = ("exact", "published") if what == "attention" else ("exact",)
+    transformers = _transformers()
+    verbosity = transformers.utils.logging.get_verbosity()
+    transformers.utils.logging.set_verbosity_error()  # Mamba-2's notes on its reference kernels
+    try:
+        tables = [summarize(spectra(model, input_ids, a)).assign(analysis=a) for a in analyses]
+    finally:
+        transformers.utils.logging.set_verbosity(verbosity)
+    folder = Path(root) / profile / run_name(model_id)
+    summary = {
+        "run_id": folder.name,
+        "model": model_id,
+        "model_type": model.config.model_type,
+        "kind": what,
+        "revision": getattr(model.config, "_commit_hash", None) or "local",
+        "transformers": transformers.__version__,
+        "tokenizer": "the model's" if tokenizer is not None else "the task's token ids",
+        "blocks": blocks,
+        "length": length,
+        "tokens": blocks * length,
+        "task": "lm",
+        "profile": profile,
+        "layers": int(model.config.num_hidden_layers),
+    }
+    atomic_write_text(folder / "spectra.csv", pd.concat(tables).to_csv(index=False))
+    atomic_write_text(folder / "summary.json", json.dumps(summary, indent=2) + "\n")
+    return folder
+
+
+def read_runs(runs_root: str | Path, profile: str) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The pretrained analyses under ``<runs_root>/<profile>/pretrained-*``: their summaries
+    (one row each) and their spectra shaped like :func:`companion.evidence.load_spectra` rows,
+    so that the book's figures take them: the model's name is the run's ``variant`` (labels
+    read "Softmax attn. · SmolLM2-135M"), stage "final", its revision in place of a commit."""
+    summaries, frames = [], []
+    for path in sorted(Path(runs_root, profile).glob("pretrained-*/summary.json")):
+        summary = json.loads(path.read_text())
+        mixer = "softmax" if summary["kind"] == "attention" else "mamba2"
+        identity = dict(
+            run_id=summary["run_id"],
+            task="lm",
+            model=mixer,
+            mixer=mixer,
+            variant=Path(summary["model"].rstrip("/")).name,
+            seed=0,
+            profile=summary["profile"],
+            config_hash=str(summary["revision"])[:12],
+            commit=str(summary["revision"])[:12],
+            stage="final",
+        )
+        table = pd.read_csv(path.parent / "spectra.csv", keep_default_na=False, dtype={"head": str})
+        frames.append(table.drop(columns="mixer").assign(**identity))
+        summaries.append({**summary, "name": identity["variant"]})
+    spectra_rows = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+    return pd.DataFrame(summaries), spectra_rows
+
+
+def provenance(summaries: pd.DataFrame) -> str:
+    """The caption of a figure of pretrained analyses: each model with its revision, the
+    tokens and the transformers version, and the command that regenerates it."""
+    models = ", ".join(f"{r['model']} [{str(r['revision'])[:12]}]" for _, r in summaries.iterrows())
+    first = summaries.iloc[0]
+    return (
+        f"profile {first['profile']} · lm test split, {first['blocks']} × {first['length']} "
+        f"tokens per model · transformers {first['transformers']} · {models} · regenerate: "
+        f"companion pretrained --model {first['model']} --profile {first['profile']}"
+    )

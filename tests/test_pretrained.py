@@ -1,0 +1,290 @@
+"""Spectra of pretrained models, offline, on tiny random models built from configs (Llama with
+grouped-query attention, OLMo-2 with QK-norm over the projection, Qwen3 with QK-norm per head,
+GPT-NeoX with partial rotary, Mamba-2), fed token ids without a tokenizer: the capture leaves
+the logits alone, agrees with an independent recomputation, and reads Δ as the scan does."""
+
+import json
+import sys
+
+import pytest
+import torch
+
+transformers = pytest.importorskip("transformers")
+
+from builders import exit_code  # noqa: E402
+
+from companion import pretrained as P  # noqa: E402
+from companion.layers.softmax import published_log_normaliser  # noqa: E402
+
+SIZES = dict(vocab_size=300, hidden_size=48, intermediate_size=64, num_hidden_layers=2)
+CONFIGS = {
+    "llama": lambda: transformers.LlamaConfig(
+        **SIZES, num_attention_heads=6, num_key_value_heads=2, max_position_embeddings=128
+    ),
+    "olmo2": lambda: transformers.Olmo2Config(
+        **SIZES, num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=128
+    ),
+    "qwen3": lambda: transformers.Qwen3Config(
+        **SIZES,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        head_dim=16,
+        max_position_embeddings=128,
+    ),
+    "gpt_neox": lambda: transformers.GPTNeoXConfig(
+        **SIZES, num_attention_heads=4, rotary_pct=0.25, max_position_embeddings=128
+    ),
+}
+
+
+def tiny(name: str):
+    torch.manual_seed(0)
+    config = CONFIGS[name]() if isinstance(name, str) else name
+    return transformers.AutoModelForCausalLM.from_config(config).eval()
+
+
+def tiny_mamba2():
+    torch.manual_seed(0)
+    config = transformers.Mamba2Config(
+        vocab_size=300, hidden_size=32, num_hidden_layers=2, num_heads=8, head_dim=8,
+        state_size=16, n_groups=2, expand=2, chunk_size=16,
+    )  # fmt: skip
+    return transformers.AutoModelForCausalLM.from_config(config).eval()
+
+
+IDS = torch.randint(0, 300, (2, 37), generator=torch.Generator().manual_seed(1))
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_the_capture_leaves_the_logits_and_the_attention_setting_alone(name):
+    model = tiny(name)
+    before = model.config._attn_implementation
+    with torch.no_grad():
+        plain = model(input_ids=IDS).logits
+        with P.capturing(model) as record:
+            captured = model(input_ids=IDS).logits
+            assert model.config._attn_implementation == P.CAPTURE
+    assert torch.equal(plain, captured) and sorted(record) == [0, 1]
+    assert record[0].shape == (2, model.config.num_attention_heads, 37)
+    assert record[0].dtype == torch.float64
+    assert model.config._attn_implementation == before
+    with pytest.raises(RuntimeError, match="boom"), P.capturing(model):
+        raise RuntimeError("boom")
+    assert model.config._attn_implementation == before
+
+
+def _qk_by_hand(name, attention, hidden, cos, sin):
+    """q ``(B, H, L, d)`` and k ``(B, H_kv, L, d)`` from the layer's weights: projection, the
+    model's QK-norm where it has one, then the model's own RoPE function."""
+    rope = sys.modules[type(attention).__module__].apply_rotary_pos_emb
+    B, L, _ = hidden.shape
+    if name == "gpt_neox":
+        qkv = attention.query_key_value(hidden).view(B, L, -1, 3 * attention.head_size)
+        q, k, _ = qkv.transpose(1, 2).chunk(3, dim=-1)
+        return rope(q, k, cos, sin)
+    d = attention.head_dim
+    q, k = attention.q_proj(hidden), attention.k_proj(hidden)
+    if name == "olmo2":  # the norm over the whole projection, before the heads are split
+        q, k = attention.q_norm(q), attention.k_norm(k)
+    q, k = (x.view(B, L, -1, d) for x in (q, k))
+    if name == "qwen3":  # the norm per head
+        q, k = attention.q_norm(q), attention.k_norm(k)
+    return rope(q.transpose(1, 2), k.transpose(1, 2), cos, sin)
+
+
+@pytest.mark.parametrize("name", list(CONFIGS))
+def test_the_captured_normaliser_equals_an_independent_recomputation(name):
+    """``log η_i = s_ii − log p_ii``: the diagonal score from q and k by hand, the diagonal
+    weight from eager attention's ``output_attentions``."""
+    model = tiny(name)
+    with torch.no_grad(), P.capturing(model) as record:
+        model(input_ids=IDS)
+        captured = {i: e.clone() for i, e in record.items()}
+    layers = P._attention_layers(model)
+    inputs = {}
+    hooks = [
+        m.register_forward_pre_hook(
+            lambda _m, a, kw, i=m.layer_idx: inputs.__setitem__(i, (a, kw)), with_kwargs=True
+        )
+        for m in layers
+    ]
+    model.set_attn_implementation("eager")
+    with torch.no_grad():
+        out = model(input_ids=IDS, output_attentions=True)
+    for h in hooks:
+        h.remove()
+    for m in layers:
+        args, kw = inputs[m.layer_idx]
+        hidden = kw["hidden_states"] if "hidden_states" in kw else args[0]
+        q, k = _qk_by_hand(name, m, hidden, *kw["position_embeddings"])
+        k = k.repeat_interleave(q.shape[1] // k.shape[1], dim=1)
+        s_ii = (q * k).sum(-1).double() * m.scaling  # (B, H, L)
+        p_ii = out.attentions[m.layer_idx].diagonal(dim1=-2, dim2=-1).double()
+        torch.testing.assert_close(captured[m.layer_idx], s_ii - p_ii.log(), rtol=1e-5, atol=1e-5)
+
+
+def test_the_published_analysis_is_the_published_formula_on_the_projections():
+    """The paper's notebook on q_proj and k_proj outputs: no scale, the row maximum of the
+    masked scores subtracted, a 0/1 causal mask multiplied in before exp, summed (so each
+    future position adds ``exp(m_i)``)."""
+    config = CONFIGS["llama"]()
+    config.num_key_value_heads = config.num_attention_heads  # the notebook cannot run GQA
+    model = tiny(config)
+    outputs = []
+    hooks = [
+        p.register_forward_hook(lambda _m, _a, y: outputs.append(y))
+        for m in P._attention_layers(model)
+        for p in (m.q_proj, m.k_proj)
+    ]
+    spectra = P.spectra(model, IDS, "published")
+    for h in hooks:
+        h.remove()
+    d = model.config.hidden_size // model.config.num_attention_heads
+    q, k = (x.view(2, 37, -1, d).transpose(1, 2).double() for x in outputs[:2])  # layer 0
+    causal = torch.tril(torch.ones(37, 37, dtype=torch.float64))
+    scores = q @ k.transpose(-1, -2)
+    m = (scores * causal).amax(-1, keepdim=True)
+    log_eta = torch.log(torch.exp((scores - m) * causal).sum(-1)) + m.squeeze(-1)  # (B, H, L)
+    expected = torch.exp(log_eta[..., :-1] - log_eta[..., 1:]).transpose(1, 2)
+    torch.testing.assert_close(spectra[0].transition.values[:, 1:], expected)
+    torch.testing.assert_close(published_log_normaliser(q, k), log_eta)
+    assert spectra[0].published and not P.spectra(model, IDS)[0].published
+
+
+def test_mamba2_delta_is_what_the_scan_receives_and_the_recurrence_reproduces_it(monkeypatch):
+    from transformers.models.mamba2 import modeling_mamba2 as M
+
+    model = tiny_mamba2()
+    calls = []
+    scan = M.mamba2_chunk_scan
+
+    def recording(x, dt, A, B, C, chunk_size, **kw):
+        y = scan(x, dt, A, B, C, chunk_size, **kw)
+        calls.append((x, dt, A, B, C, kw, y[0] if isinstance(y, tuple) else y))
+        return y
+
+    monkeypatch.setattr(M, "mamba2_chunk_scan", recording)
+    spectra = P.spectra(model, IDS)
+    assert [s.layer for s in spectra] == [0, 1] and len(calls) == 2
+    for s, (x, dt, A, B, C, kw, y) in zip(spectra, calls, strict=True):
+        low, high = kw["dt_limit"]
+        scan_delta = torch.nn.functional.softplus(dt.double() + kw["dt_bias"].double())
+        scan_delta = scan_delta.clamp(min=low, max=high)  # (B, L, H)
+        lam = s.transition.values  # (B, L, H)
+        torch.testing.assert_close(lam, torch.exp(scan_delta * A.double()))
+        # the literal recurrence h_t = Λ_t h_{t-1} + Δ_t x_t B_tᵀ, y_t = C_t h_t + D x_t
+        heads, groups = x.shape[2], B.shape[2]
+        Bh = B.double().repeat_interleave(heads // groups, dim=2)  # (B, L, H, N)
+        Ch = C.double().repeat_interleave(heads // groups, dim=2)
+        h = torch.zeros(x.shape[0], heads, x.shape[3], B.shape[3], dtype=torch.float64)
+        ys = []
+        for t, (lam_t, x_t) in enumerate(zip(lam.unbind(1), x.double().unbind(1), strict=True)):
+            h = lam_t[..., None, None] * h + scan_delta[:, t, :, None, None] * (
+                x_t[..., None] * Bh[:, t, :, None, :]
+            )
+            ys.append((h @ Ch[:, t, :, :, None]).squeeze(-1) + kw["D"].double()[:, None] * x_t)
+        torch.testing.assert_close(torch.stack(ys, 1), y.double(), rtol=1e-4, atol=1e-5)
+
+
+def test_what_the_dsf_view_does_not_cover_is_refused_in_one_line():
+    gpt2 = tiny(transformers.GPT2Config(vocab_size=300, n_embd=32, n_layer=1, n_head=2))
+    with pytest.raises(P.PretrainedError, match="model type 'gpt2' is not supported"):
+        P.spectra(gpt2, IDS)
+    gemma = tiny(
+        transformers.Gemma2Config(
+            **SIZES, num_attention_heads=4, num_key_value_heads=2, head_dim=12
+        )
+    )
+    with pytest.raises(P.PretrainedError, match="model type 'gemma2' is not supported"):
+        P.spectra(gemma, IDS)
+    windowed = tiny(
+        transformers.MistralConfig(
+            **SIZES, num_attention_heads=4, num_key_value_heads=2, sliding_window=8
+        )
+    )
+    with pytest.raises(P.PretrainedError, match="sliding window of 8 is shorter than the sequence"):
+        P.spectra(windowed, IDS)
+    assert windowed.config._attn_implementation == "sdpa"  # restored after the refusal
+    assert len(P.spectra(windowed, IDS[:, :8])) == 2  # within the window it reads
+    with pytest.raises(P.PretrainedError, match="defined for softmax attention only"):
+        P.spectra(tiny_mamba2(), IDS, "published")
+    model = tiny("llama")
+    model.config.attn_logit_softcapping = 50.0
+    with pytest.raises(P.PretrainedError, match="attn_logit_softcapping is set"):
+        P.spectra(model, IDS)
+
+
+def test_the_command_writes_a_run_folder_from_a_local_model(tmp_path, capsys):
+    saved = tmp_path / "tiny-llama"
+    config = CONFIGS["llama"]()
+    config.vocab_size = 50_304  # the smoke language model's ids are GPT-2's
+    tiny(config).save_pretrained(saved)
+    root = tmp_path / "runs"
+    argv = ["pretrained", "--model", str(saved), "--profile", "smoke", "--root", str(root)]
+    assert exit_code([*argv, "--blocks", "2", "--length", "16"]) == 0
+    folder = root / "smoke" / "pretrained-tiny-llama"
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["tokens"] == 32 and summary["tokenizer"] == "the task's token ids"
+    assert summary["transformers"] == transformers.__version__ and summary["layers"] == 2
+    import pandas as pd
+
+    table = pd.read_csv(folder / "spectra.csv")
+    assert set(table["analysis"]) == {"exact", "published"}
+    shares = table[(table["kind"] == "magnitude") & (table["head"] == "all")]
+    sums = shares.groupby(["analysis", "layer"])["mean"].sum()
+    assert sums["exact"].to_numpy() == pytest.approx([1.0, 1.0])  # every Λ in one bin
+    assert str(folder) in capsys.readouterr().out
+
+
+def test_a_model_that_is_not_here_is_one_line_and_writes_nothing(tmp_path, capsys):
+    root = tmp_path / "runs"
+    for model in ("HuggingFaceTB/SmolLM2-135M", str(tmp_path / "nowhere")):
+        code = exit_code(
+            ["pretrained", "--model", model, "--profile", "smoke", "--root", str(root)]
+        )
+        err = capsys.readouterr().err
+        assert code == 2 and err.count("\n") == 1, err
+    assert "no such folder" in err  # a path, not a hub id
+    assert not root.exists()
+    code = exit_code(["pretrained", "--model", "x", "--blocks", "0", "--root", str(root)])
+    assert code == 2 and "--blocks must be at least 1" in capsys.readouterr().err
+
+
+def test_an_offline_hub_id_says_how_to_fetch_it(capsys, tmp_path):
+    code = exit_code(
+        ["pretrained", "--model", "HuggingFaceTB/SmolLM2-135M", "--root", str(tmp_path)]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and "huggingface-cli download HuggingFaceTB/SmolLM2-135M" in err
+    assert not any(tmp_path.iterdir())
+
+
+def test_the_chapter_renders_from_local_models_and_names_those_out_of_reach(tmp_path):
+    papermill = pytest.importorskip("papermill")
+    from companion.reproduce import NOTEBOOKS
+
+    config = CONFIGS["llama"]()
+    config.vocab_size = 50_304
+    tiny(config).save_pretrained(tmp_path / "tiny-llama")
+    out = tmp_path / "chapter.ipynb"
+    papermill.execute_notebook(
+        NOTEBOOKS / "10_pretrained_models.ipynb",
+        out,
+        parameters=dict(
+            profile="smoke",
+            runs_root=str(tmp_path / "runs"),
+            models=[str(tmp_path / "tiny-llama"), "HuggingFaceTB/SmolLM2-135M"],
+            blocks=2,
+            length=16,
+        ),
+        kernel_name="python3",
+        cwd=str(NOTEBOOKS),
+        progress_bar=False,
+    )
+    outputs = [o for c in json.loads(out.read_text())["cells"] for o in c.get("outputs", [])]
+    texts = ["".join(o.get("data", {}).get("text/markdown", "")) for o in outputs]
+    assert sum("image/png" in o.get("data", {}) for o in outputs) == 3  # grid, heads, published
+    out_of_reach = [t for t in texts if "`HuggingFaceTB/SmolLM2-135M`" in t]
+    assert len(out_of_reach) == 1 and "huggingface-cli download" in out_of_reach[0]
+    assert any("| tiny-llama | llama | attention | 2 |" in t for t in texts)
+    assert not [o for o in outputs if o.get("name") == "stderr"]  # no progress bars or notes
