@@ -147,6 +147,21 @@ def notebook_inputs_digest(index: Path, profile: str, package: Path = PACKAGE) -
     )
 
 
+def local_kernels() -> type:
+    """A kernel manager whose kernels talk over local IPC sockets (files beside the kernel's
+    connection file, in Jupyter's runtime folder) instead of TCP: no port is opened, and the
+    kernel has no reason to warn, once per notebook, that its TCP traffic is not encrypted."""
+    from jupyter_client.manager import AsyncKernelManager
+    from traitlets import default
+
+    class LocalKernelManager(AsyncKernelManager):
+        @default("transport")
+        def _default_transport(self) -> str:
+            return "ipc"
+
+    return LocalKernelManager
+
+
 def execute_sections(
     profile: str, root: str | Path, book_dir: str | Path, workers: int = 2, report=print
 ) -> list[str]:
@@ -175,6 +190,7 @@ def execute_sections(
                 kernel_name="python3",
                 cwd=str(NOTEBOOKS),
                 progress_bar=False,
+                kernel_manager_class=local_kernels(),
             )
         except papermill.PapermillExecutionError as e:
             raise RuntimeError(

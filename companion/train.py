@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import statistics
 import time
 from dataclasses import asdict, dataclass, field
@@ -38,6 +39,19 @@ def count_steps(tc, examples: int) -> int:
     return tc.steps or math.ceil(tc.epochs * (examples // min(tc.batch_size, examples)))
 
 
+def cuda_rng_states() -> list[torch.Tensor]:
+    """The random state of every visible GPU (empty without one): a checkpoint keeps them with
+    the CPU's, so that a resumed run draws the same dropout masks as one never stopped."""
+    return torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []
+
+
+def restore_cuda_rng(states: list[torch.Tensor]) -> None:
+    """Set the GPUs' random states saved by :func:`cuda_rng_states` (nothing to do without
+    GPUs or saved states; a checkpoint from another number of GPUs restores those it can)."""
+    if states and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(states[: torch.cuda.device_count()])
+
+
 def device_and_autocast():
     """The device to train on and a factory of its autocast context: CUDA with bfloat16
     autocast when there is a GPU, else the CPU in float32. On the CPU, subnormal floats are
@@ -45,6 +59,12 @@ def device_and_autocast():
     down to ``e^{−80}``, and the subnormals that follow made its training steps ten times slower
     (464 s against 52 s for the softplus run of the same size); no normal float changes."""
     if torch.cuda.is_available():
+        # the same kernels in the same order at every call, so that a resumed run repeats the
+        # one never stopped (cuBLAS needs its workspace fixed before its first call)
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.backends.cudnn.benchmark = False
+        torch.backends.cudnn.deterministic = True
+        torch.use_deterministic_algorithms(True, warn_only=True)
         return torch.device("cuda"), lambda: torch.autocast("cuda", dtype=torch.bfloat16)
     torch.set_flush_denormal(True)
     return torch.device("cpu"), lambda: torch.autocast("cpu", enabled=False)
@@ -203,6 +223,7 @@ class Training:
                 "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(),
                 "rng": torch.get_rng_state(),
+                "cuda_rng": cuda_rng_states(),
                 "step": self.step,
                 "history": self.history,
                 "seconds": self.seconds,
@@ -300,6 +321,7 @@ def start_or_resume(t: Training) -> None:
             t.optimizer.load_state_dict(ckpt["optimizer"])
             t.scheduler.load_state_dict(ckpt["scheduler"])
             torch.set_rng_state(ckpt["rng"])
+            restore_cuda_rng(ckpt.get("cuda_rng", []))
             t.step, t.history, t.seconds = ckpt["step"], ckpt["history"], ckpt["seconds"]
         except (KeyError, RuntimeError, ValueError, TypeError) as err:
             why = f"it does not fit this run: {str(err).splitlines()[0][:100]}"

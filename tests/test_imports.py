@@ -56,6 +56,8 @@ ALLOWED_LOCAL = {
     # papermill belongs to the optional `book` extra: `companion reproduce --no-book` runs
     # without it
     ("companion.reproduce", "papermill"): "an optional dependency (the book extra)",
+    ("companion.reproduce", "jupyter_client.manager"): "papermill's kernels (the book extra)",
+    ("companion.reproduce", "traitlets"): "papermill's kernels (the book extra)",
     # scikit-learn takes a second or two to import; it fits the shallow references once per
     # data cache, and every later reader takes the stored table
     ("companion.baselines", "sklearn.*"): "fitted once per data cache",

@@ -106,3 +106,26 @@ def test_unknown_mixer_names_the_choices():
 def test_a_misspelt_or_misplaced_option_names_the_valid_ones(name, opts, valid):
     with pytest.raises(ValueError, match=f"of mixer '{name}'; valid here: {valid}"):
         make_mixer(name, d_model=8, **opts)
+
+
+@pytest.mark.parametrize(("name", "opts"), CASES, ids=IDS)
+def test_under_bfloat16_autocast_every_fft_and_complex_op_sees_float32(name, opts, monkeypatch):
+    """cuFFT takes no bfloat16 and complex tensors have no bfloat16 dtype, though the CPU's FFT
+    accepts bfloat16 input: so the FFTs are made to refuse it here as a GPU would, and every
+    mixer runs forward and backward under the GPU path's bfloat16 autocast on bfloat16 input."""
+    for fn in ("fft", "ifft", "rfft", "irfft"):
+        real = getattr(torch.fft, fn)
+
+        def checked(x, *args, real=real, fn=fn, **kwargs):
+            assert x.dtype not in (torch.bfloat16, torch.float16), f"torch.fft.{fn} got {x.dtype}"
+            return real(x, *args, **kwargs)
+
+        monkeypatch.setattr(torch.fft, fn, checked)
+    torch.manual_seed(0)
+    m = make_mixer(name, d_model=D_MODEL, n_heads=N_HEADS, state_dim=STATE, **opts)
+    # the input as a block gives it under autocast: the output of a bfloat16 matmul
+    u = torch.randn(2, 13, D_MODEL).bfloat16().requires_grad_()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = m(u)
+    y.float().square().mean().backward()
+    assert torch.isfinite(u.grad).all() and u.grad.abs().max() > 0

@@ -133,3 +133,22 @@ def test_every_model_trains_under_bfloat16_autocast(cfg):
     loss = T.train_step(model, optimizer, scheduler, batch, torch.device("cpu"), 1.0, autocast)
     assert torch.isfinite(torch.tensor(loss))
     assert any(not torch.equal(a, p) for a, p in zip(before, model.parameters(), strict=True))
+
+
+def test_a_checkpoint_keeps_and_restores_the_random_state_of_every_gpu(monkeypatch):
+    """Dropout on a GPU draws from the GPU's generator: a resumed CUDA run must restore it (the
+    CPU's alone is not enough). The GPU calls are stood in for here; tests/test_cuda.py runs
+    the real ones where there is a GPU."""
+    states = [torch.tensor([1, 2], dtype=torch.uint8), torch.tensor([3], dtype=torch.uint8)]
+    restored = []
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setattr(torch.cuda, "get_rng_state_all", lambda: states)
+    monkeypatch.setattr(torch.cuda, "set_rng_state_all", restored.append)
+    assert T.cuda_rng_states() == states
+    T.restore_cuda_rng(states)
+    assert restored == [states[:1]]  # a checkpoint from two GPUs restored on one
+    T.restore_cuda_rng([])  # a checkpoint written without a GPU
+    assert len(restored) == 1
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert T.cuda_rng_states() == []

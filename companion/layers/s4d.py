@@ -28,6 +28,7 @@ import torch
 from torch import Tensor, nn
 
 from companion.layers.base import Mixer, Transition, mark_ssm, mark_transition
+from companion.layers.lru import complex_precision
 from companion.ops import fft_conv
 from companion.schema import Rule
 
@@ -88,14 +89,19 @@ class S4D(Mixer):
 
     def forward(self, u: Tensor) -> Tensor:
         """Fast path: FFT convolution with the kernel ``K_l = 2 Re(Σ_n C_n B̄_n Λ_n^l)``."""
-        dtA, B_bar, C = self._ssm()
-        K = 2 * _vandermonde(C * B_bar, dtA, u.shape[1]).real  # (H, L)
-        # contiguous: element-wise backward passes after it run 2× slower on a transposed layout
-        y = fft_conv(u.transpose(1, 2), K).transpose(1, 2).contiguous()  # (B, L, H)
-        return y + self.D * u  # (B, L, H)
+        with complex_precision(u) as u:
+            dtA, B_bar, C = self._ssm()
+            K = 2 * _vandermonde(C * B_bar, dtA, u.shape[1]).real  # (H, L)
+            # contiguous: element-wise backward passes after it run 2× slower transposed
+            y = fft_conv(u.transpose(1, 2), K).transpose(1, 2).contiguous()  # (B, L, H)
+            return y + self.D * u  # (B, L, H)
 
     def recurrent(self, u: Tensor) -> Tensor:
         """The literal recurrence ``h_i = Λ h_{i-1} + B̄ u_i``, ``y_i = 2 Re(C h_i)``, per step."""
+        with complex_precision(u) as u:
+            return self._recurrence(u)
+
+    def _recurrence(self, u: Tensor) -> Tensor:
         _, B_bar, C = self._ssm()
         lam = self.transition(u).values.view_as(B_bar)  # (H, N)
         h = torch.zeros(u.shape[0], *lam.shape, dtype=lam.dtype, device=u.device)  # (B, H, N)
