@@ -9,7 +9,8 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-WORKERS ?= 2
+# runs at once; empty: one per usable core, one thread each (companion.executors.default_workers)
+WORKERS ?=
 
 PROFILE ?= quick
 
@@ -32,7 +33,7 @@ data-smoke: setup
 	$(BIN)/companion data prepare --profile smoke
 
 test: lint data-smoke
-	$(BIN)/pytest -q -n $(WORKERS) --dist loadfile
+	$(BIN)/pytest -q -n $(or $(WORKERS),2) --dist loadfile
 
 # Every run of the book at $(PROFILE), the section notebooks, the book (book/_build/html).
 # EXECUTOR=slurm trains the runs as one Slurm job array; SLURM holds its options, e.g.
@@ -42,7 +43,7 @@ SLURM ?=
 reproduce: setup
 	$(BIN)/companion data prepare --profile $(PROFILE)
 	$(BIN)/companion reproduce --profile $(PROFILE) --executor $(EXECUTOR) \
-		$(if $(filter local,$(EXECUTOR)),--workers $(WORKERS)) $(SLURM)
+		$(if $(and $(filter local,$(EXECUTOR)),$(WORKERS)),--workers $(WORKERS)) $(SLURM)
 
 # Step times, GFLOP/s and share of the matmul peak of the main experiments at $(PROFILE) on
 # this machine, and the grid's estimate; THREADS=1 times them as `make reproduce` runs them.

@@ -228,6 +228,7 @@ def slurm_options(args):
 
 
 def _reproduce(args) -> int:
+    from companion.executors import default_workers
     from companion.reproduce import reproduce
     from companion.slurm import SlurmError
 
@@ -238,7 +239,7 @@ def _reproduce(args) -> int:
     try:
         reproduce(
             args.profile,
-            args.workers or 2,
+            args.workers or default_workers(),
             args.root,
             args.only,
             book=not args.no_book,
@@ -281,8 +282,8 @@ def _add_reproduce(sub) -> None:
     rep.add_argument(
         "--workers",
         type=int,
-        help="runs at once: local processes (default 2), or the cap on running Slurm tasks "
-        "(default: none)",
+        help="runs at once: local processes (default: one per usable core, one thread each), "
+        "or the cap on running Slurm tasks (default: none)",
     )
     rep.add_argument("--root", default="runs", help="where run folders live (default: runs)")
     rep.add_argument("--only", metavar="PATTERN", help="only task/model/variant, e.g. 'mqar/*'")

@@ -120,11 +120,43 @@ def expected_work(config: C.RunConfig) -> float:
     return steps * config.train.batch_size * config.model.get("n_layers", 1)
 
 
+THREADS_PER_RUN = 1  # the quick models gain little from a second thread inside one run
+
+
+def cgroup_quota(root: Path = Path("/sys/fs/cgroup")) -> float | None:
+    """The CPU quota of this process's control group in cores (``docker --cpus``, Kubernetes
+    limits, Binder), from cgroup v2's ``cpu.max`` or v1's CFS files; None without one."""
+    v2, v1 = root / "cpu.max", root / "cpu" / "cpu.cfs_quota_us"
+    with contextlib.suppress(OSError, ValueError):
+        if v2.is_file():
+            quota, period = v2.read_text().split()[:2]
+            return None if quota == "max" else int(quota) / int(period)
+        if v1.is_file():
+            quota = int(v1.read_text())
+            period = int((root / "cpu" / "cpu.cfs_period_us").read_text())
+            return None if quota <= 0 else quota / period
+    return None
+
+
+def usable_cores() -> int:
+    """The cores this process may run on: its affinity mask (Slurm, ``taskset``), which
+    ``os.cpu_count()`` ignores, capped by the control group's quota; at least 1."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    quota = cgroup_quota()
+    return max(1, min(cores or 1, math.floor(quota) if quota else cores or 1))
+
+
+def default_workers() -> int:
+    """Runs to train at once when none is asked for: the usable cores, each run with
+    :data:`THREADS_PER_RUN` threads (one run on Binder's single core)."""
+    return max(1, usable_cores() // THREADS_PER_RUN)
+
+
 def run_local(configs: list[C.RunConfig], root: str | Path, workers: int, report=print):
-    """Run ``configs`` in a pool of ``workers`` processes, splitting the cores between them.
-    The largest runs start first (:func:`expected_work`), so that no long run is left to finish
-    alone at the end."""
-    threads = max(1, (os.cpu_count() or 1) // workers)
+    """Run ``configs`` in a pool of ``workers`` processes, splitting the usable cores between
+    them. The largest runs start first (:func:`expected_work`), so that no long run is left to
+    finish alone at the end."""
+    threads = max(1, usable_cores() // workers)
     outcomes = []
     context = get_context("spawn")
     with ProcessPoolExecutor(workers, mp_context=context, initializer=_die_with_parent) as pool:

@@ -21,8 +21,10 @@ call with nothing changed trains nothing, executes nothing and does not rebuild 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import os
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -30,7 +32,7 @@ from pathlib import Path
 
 from companion import book as book_mod
 from companion.config import book_runs, runs_profile
-from companion.executors import is_current, run_local, skipped
+from companion.executors import is_current, run_local, skipped, usable_cores
 from companion.io import atomic_write_text
 from companion.runs import git_commit, write_index
 from companion.slurm import SlurmOptions, run_slurm
@@ -147,6 +149,20 @@ def notebook_inputs_digest(index: Path, profile: str, package: Path = PACKAGE) -
     )
 
 
+@contextlib.contextmanager
+def kernel_threads(threads: str):
+    """``OMP_NUM_THREADS`` set to ``threads`` for the kernels started within (then restored)."""
+    before = os.environ.get("OMP_NUM_THREADS")
+    os.environ["OMP_NUM_THREADS"] = threads
+    try:
+        yield
+    finally:
+        if before is None:
+            del os.environ["OMP_NUM_THREADS"]
+        else:
+            os.environ["OMP_NUM_THREADS"] = before
+
+
 def local_kernels() -> type:
     """A kernel manager whose kernels talk over local IPC sockets (files beside the kernel's
     connection file, in Jupyter's runtime folder) instead of TCP: no port is opened, and the
@@ -199,7 +215,10 @@ def execute_sections(
             ) from None
         return out
 
-    with ThreadPoolExecutor(max(1, workers)) as pool:
+    at_once = max(1, min(workers, len(todo)))
+    # each kernel's torch takes its share of the cores (OMP_NUM_THREADS, read at its start)
+    threads = str(max(1, usable_cores() // at_once))
+    with kernel_threads(threads), ThreadPoolExecutor(at_once) as pool:
         futures = {pool.submit(execute, nb): nb for nb in todo}
         for future in as_completed(futures):
             nb = futures[future]
