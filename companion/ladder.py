@@ -57,6 +57,19 @@ def label(table: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def runs(index: pd.DataFrame) -> pd.DataFrame:
+    """The runs of ``index`` that the ladder reads: its experiments
+    (:func:`companion.config.ladder_experiments`) at every rung of its tasks, the quick runs of
+    those experiments included; the other quick runs of its tasks are left out."""
+    t = label(index)
+    chosen = {task: set(C.ladder_experiments(task)) for task in tasks()}
+    keep = [
+        task in chosen and (model, experiment or None) in chosen[task]
+        for task, model, experiment in zip(t["task"], t["model"], t["experiment"], strict=True)
+    ]
+    return index[keep]
+
+
 def has_runs(index: pd.DataFrame) -> bool:
     """Whether ``index`` holds any run of a harder rung."""
     return len(ev.without_ladder(index)) < len(index)

@@ -47,12 +47,12 @@ def _paint(texts, colors: dict) -> None:
         text.set_color(colors.get(text.get_text(), "0.15"))
 
 
-def provenance(runs: pd.DataFrame) -> str:
+def provenance(runs: pd.DataFrame, regenerate: str | None = None) -> str:
     """One compact line naming where the numbers come from: profile(s), commit(s) and every run
     with the first 8 digits of its config hash, grouped by task and seed: the run
     ``image-linear-gate-s1919`` appears as ``linear-gate`` under ``image, seed 1919``; last,
-    the command that regenerates the figure. ``runs``: any table with the ``RUN_COLUMNS`` of
-    the index."""
+    the command that regenerates the figure (``regenerate``; default ``make reproduce`` at the
+    runs' profile). ``runs``: any table with the ``RUN_COLUMNS`` of the index."""
     runs = runs.drop_duplicates("run_id").sort_values(["task", "seed", "run_id"])
     profiles = ", ".join(sorted(map(str, runs["profile"].unique())))
     commits = ", ".join(sorted(map(str, runs["commit"].unique())))
@@ -65,9 +65,10 @@ def provenance(runs: pd.DataFrame) -> str:
         for (task, seed), group in runs.groupby(["task", "seed"], sort=False)
     )
     n = len(runs)
+    regenerate = regenerate or f"make reproduce PROFILE={profiles.split(', ')[0]}"
     return (
         f"profile {profiles} · commit {commits} · {n} run{'s' * (n != 1)} [config]: {groups}"
-        f" · regenerate: make reproduce PROFILE={profiles.split(', ')[0]}"
+        f" · regenerate: {regenerate}"
     )
 
 
@@ -826,10 +827,16 @@ def ladder_figure(
         Line2D([], [], ls=":", color="0.25", label="strongest trivial predictor"),
         Line2D([], [], color="0.55", label="competence line"),
     ]
-    top.legend(handles=handles, loc="outside upper center", ncols=4, fontsize=7, frameon=False)
-    top.suptitle(
-        "The scale ladder: harder rungs of MQAR and ListOps, three seeds each", fontsize=10
+    # the title heads the legend: a subfigure's title and an "outside" legend would overlap
+    legend = top.legend(
+        handles=handles,
+        loc="outside upper center",
+        ncols=4,
+        fontsize=7,
+        frameon=False,
+        title="The scale ladder: harder rungs of MQAR and ListOps, three seeds each",
     )
+    legend.get_title().set(fontsize=10, fontweight="bold")
     ax = bottom.subplots()
     columns = [
         (t, r)

@@ -116,6 +116,21 @@ def test_only_the_ladder_chapter_sees_the_harder_rungs():
     assert ladder.has_runs(index) and not ladder.has_runs(ev.without_ladder(index))
 
 
+def test_the_ladder_reads_its_experiments_at_every_rung_and_no_other_run():
+    rows = [
+        ("mqar", "softmax", ""),  # the quick rung of a main model
+        ("mqar", "softmax", "layers1-conv"),  # ... of a variant the ladder names
+        ("mqar", "softmax", "layers4-lr1e-2"),  # a quick variant it does not name
+        ("mqar", "lru", "ladder-L256x32"),
+        ("mqar", "softmax", "layers1-conv-ladder-L128x16"),
+        ("listops", "mamba2", "lti-ladder-depth4"),
+        ("image", "s4", ""),  # another task
+    ]
+    index = pd.DataFrame(rows, columns=["task", "model", "variant"])
+    kept = ladder.runs(index)
+    assert [tuple(r) for r in kept.itertuples(index=False)] == [rows[i] for i in (0, 1, 3, 4, 5)]
+
+
 # ---------------------------------------------------------------------------------------------
 # the analysis, on measures built by hand
 
