@@ -27,6 +27,7 @@ import json
 import os
 import tempfile
 import time
+import uuid
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
@@ -164,16 +165,24 @@ def kernel_threads(threads: str):
 
 
 def local_kernels() -> type:
-    """A kernel manager whose kernels talk over local IPC sockets (files beside the kernel's
-    connection file, in Jupyter's runtime folder) instead of TCP: no port is opened, and the
-    kernel has no reason to warn, once per notebook, that its TCP traffic is not encrypted."""
+    """A kernel manager whose kernels talk over local IPC sockets instead of TCP: no port is
+    opened, and the kernel has no reason to warn, once per notebook, that its TCP traffic is not
+    encrypted. Each kernel's sockets get their own name in Jupyter's runtime folder: the default
+    name, ``kernel-ipc`` in the working folder, is shared by kernels started side by side, and
+    their messages then cross (they fail their signature checks)."""
     from jupyter_client.manager import AsyncKernelManager
+    from jupyter_core.paths import jupyter_runtime_dir
     from traitlets import default
 
     class LocalKernelManager(AsyncKernelManager):
         @default("transport")
         def _default_transport(self) -> str:
             return "ipc"
+
+        @default("ip")
+        def _default_ip(self) -> str:
+            Path(jupyter_runtime_dir()).mkdir(parents=True, exist_ok=True)
+            return str(Path(jupyter_runtime_dir()) / f"companion-{uuid.uuid4().hex}")
 
     return LocalKernelManager
 

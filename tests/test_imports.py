@@ -59,6 +59,7 @@ ALLOWED_LOCAL = {
     ("companion.reproduce", "papermill"): "an optional dependency (the book extra)",
     ("companion.reproduce", "jupyter_client.manager"): "papermill's kernels (the book extra)",
     ("companion.reproduce", "traitlets"): "papermill's kernels (the book extra)",
+    ("companion.reproduce", "jupyter_core.paths"): "papermill's kernels (the book extra)",
     # scikit-learn takes a second or two to import; it fits the shallow references once per
     # data cache, and every later reader takes the stored table
     ("companion.baselines", "sklearn.*"): "fitted once per data cache",

@@ -213,23 +213,35 @@ def test_editing_any_module_or_config_of_the_package_re_executes_the_notebooks(t
 
 def test_notebook_kernels_talk_over_local_sockets_and_print_nothing(tmp_path, capfd):
     """The kernels papermill starts for the book use IPC, not TCP, so none of them prints the
-    warning that its TCP traffic is unencrypted (it came once per notebook)."""
+    warning that its TCP traffic is unencrypted (it came once per notebook); three started side
+    by side keep their messages apart."""
+    from concurrent.futures import ThreadPoolExecutor
+
     import nbformat
     import papermill
 
     from companion.reproduce import local_kernels
 
-    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("print(40 + 2)")])
+    nb = nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_code_cell("import os; print(os.getpid())")]
+    )
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
     nbformat.write(nb, tmp_path / "in.ipynb")
-    papermill.execute_notebook(
-        tmp_path / "in.ipynb",
-        tmp_path / "out.ipynb",
-        kernel_name="python3",
-        progress_bar=False,
-        kernel_manager_class=local_kernels(),
-    )
-    out = nbformat.read(tmp_path / "out.ipynb", as_version=4)
-    assert out.cells[0].outputs[0]["text"] == "42\n"
+
+    def execute(i: int) -> str:
+        out = tmp_path / f"out{i}.ipynb"
+        papermill.execute_notebook(
+            tmp_path / "in.ipynb",
+            out,
+            kernel_name="python3",
+            progress_bar=False,
+            cwd=str(tmp_path),
+            kernel_manager_class=local_kernels(),
+        )
+        return nbformat.read(out, as_version=4).cells[0].outputs[0]["text"]
+
+    with ThreadPoolExecutor(3) as pool:
+        pids = list(pool.map(execute, range(3)))
+    assert len(set(pids)) == 3  # three kernels, each answering its own client
     assert "TCP" not in capfd.readouterr().err
-    assert local_kernels()().transport == "ipc"
+    assert not [p for p in tmp_path.iterdir() if "ipc" in p.name]  # no sockets left behind
