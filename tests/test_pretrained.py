@@ -259,30 +259,40 @@ def test_an_offline_hub_id_says_how_to_fetch_it(capsys, tmp_path):
     assert not any(tmp_path.iterdir())
 
 
-def test_the_chapter_renders_from_local_models_and_names_those_out_of_reach(tmp_path):
+def chapter(tmp_path, models) -> tuple[list[dict], list[str]]:
+    """The chapter executed on ``models``: its outputs and their Markdown texts."""
     papermill = pytest.importorskip("papermill")
-    from companion.reproduce import NOTEBOOKS
+    from companion.reproduce import NOTEBOOKS, local_kernels
 
-    config = CONFIGS["llama"]()
-    config.vocab_size = 50_304
-    tiny(config).save_pretrained(tmp_path / "tiny-llama")
     out = tmp_path / "chapter.ipynb"
     papermill.execute_notebook(
         NOTEBOOKS / "10_pretrained_models.ipynb",
         out,
         parameters=dict(
-            profile="smoke",
-            runs_root=str(tmp_path / "runs"),
-            models=[str(tmp_path / "tiny-llama"), "HuggingFaceTB/SmolLM2-135M"],
-            blocks=2,
-            length=16,
+            profile="smoke", runs_root=str(tmp_path / "runs"), models=models, blocks=2, length=16
         ),
         kernel_name="python3",
         cwd=str(NOTEBOOKS),
         progress_bar=False,
+        kernel_manager_class=local_kernels(),
     )
     outputs = [o for c in json.loads(out.read_text())["cells"] for o in c.get("outputs", [])]
-    texts = ["".join(o.get("data", {}).get("text/markdown", "")) for o in outputs]
+    return outputs, ["".join(o.get("data", {}).get("text/markdown", "")) for o in outputs]
+
+
+def test_without_weights_the_chapter_says_so_in_one_line_and_shows_no_empty_section(tmp_path):
+    outputs, texts = chapter(tmp_path, ["HuggingFaceTB/SmolLM2-135M", "AntonV/mamba2-130m-hf"])
+    shown = [t for t in texts if t]
+    assert len(shown) == 1 and shown[0].startswith("**No pretrained model is analysed")
+    assert "huggingface-cli download" in shown[0] and "companion pretrained" in shown[0]
+    assert not any("image/png" in o.get("data", {}) for o in outputs)
+
+
+def test_the_chapter_renders_from_local_models_and_names_those_out_of_reach(tmp_path):
+    config = CONFIGS["llama"]()
+    config.vocab_size = 50_304
+    tiny(config).save_pretrained(tmp_path / "tiny-llama")
+    outputs, texts = chapter(tmp_path, [str(tmp_path / "tiny-llama"), "HuggingFaceTB/SmolLM2-135M"])
     assert sum("image/png" in o.get("data", {}) for o in outputs) == 3  # grid, heads, published
     out_of_reach = [t for t in texts if "`HuggingFaceTB/SmolLM2-135M`" in t]
     assert len(out_of_reach) == 1 and "huggingface-cli download" in out_of_reach[0]
