@@ -94,3 +94,24 @@ def identity(mixer, model, variant, task="image", seed=1919):
         config_hash=hashlib.sha256(f"{mixer}{variant}{task}{seed}".encode()).hexdigest()[:12],
         commit="abc1234",
     )
+
+
+def killed_at_step(cfg, out, step: int, monkeypatch) -> None:
+    """Train ``cfg`` into ``out`` as if the process were killed during optimiser step
+    ``step``: the run stops there with a KeyboardInterrupt, its last checkpoint kept."""
+    import pytest
+
+    from companion import train
+
+    real_step, calls = train.train_step, []
+
+    def dies(*args):
+        calls.append(1)
+        if len(calls) == step:
+            raise KeyboardInterrupt
+        return real_step(*args)
+
+    monkeypatch.setattr(train, "train_step", dies)
+    with pytest.raises(KeyboardInterrupt):
+        train.run(cfg, out=out, progress=False)
+    monkeypatch.setattr(train, "train_step", real_step)

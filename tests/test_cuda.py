@@ -3,6 +3,7 @@ FFT mixers as cuFFT takes it, and a resumed run that repeats the one never stopp
 
 import pytest
 import torch
+from builders import killed_at_step
 
 from companion import config as C
 from companion import train as T
@@ -26,18 +27,7 @@ def test_every_mixer_runs_forward_and_backward_under_bfloat16_autocast(name):
 def test_a_resumed_gpu_run_repeats_the_uninterrupted_one(tmp_path, monkeypatch):
     cfg = C.resolve("mqar", "mamba2", None, "smoke", 1919, {"model": {"dropout": 0.1}})
     reference = T.run(cfg, out=tmp_path / "ref", progress=False)
-    real_step, calls = T.train_step, []
-
-    def dies_at_step_5(*args):
-        calls.append(1)
-        if len(calls) == 5:
-            raise KeyboardInterrupt  # as if the process were killed mid-run
-        return real_step(*args)
-
-    monkeypatch.setattr(T, "train_step", dies_at_step_5)
-    with pytest.raises(KeyboardInterrupt):
-        T.run(cfg, out=tmp_path / "run", progress=False)
-    monkeypatch.setattr(T, "train_step", real_step)
+    killed_at_step(cfg, tmp_path / "run", 5, monkeypatch)
     resumed = T.run(cfg, out=tmp_path / "run", progress=False)
     drop = ("tokens_per_second", "seconds")
     assert {k: v for k, v in resumed.items() if k not in drop} == {

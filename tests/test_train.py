@@ -4,6 +4,7 @@ import json
 
 import pytest
 import torch
+from builders import killed_at_step
 
 from companion import config as C
 from companion import train as T
@@ -34,20 +35,9 @@ def test_same_seed_same_metrics_and_spectra(tmp_path):
 def test_killed_run_resumes_to_the_same_result(tmp_path, monkeypatch):
     cfg = smoke("mqar", "mamba2", None, {"model": {"dropout": 0.1}})
     reference = T.run(cfg, out=tmp_path / "ref", progress=False)
-    real_step, calls = T.train_step, []
-
-    def dies_at_step_5(*args):
-        calls.append(1)
-        if len(calls) == 5:
-            raise KeyboardInterrupt  # as if the process were killed mid-run
-        return real_step(*args)
-
-    monkeypatch.setattr(T, "train_step", dies_at_step_5)
-    with pytest.raises(KeyboardInterrupt):
-        T.run(cfg, out=tmp_path / "run", progress=False)
+    killed_at_step(cfg, tmp_path / "run", 5, monkeypatch)
     run = RunDir(tmp_path / "run")
     assert not run.complete and run.load("checkpoint.pt")["step"] == 3
-    monkeypatch.setattr(T, "train_step", real_step)
     assert T.run(cfg, out=tmp_path / "run", progress=False) == reference
     final = "spectra/step_0000006.pt"
     for a, b in zip(
