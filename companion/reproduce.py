@@ -187,6 +187,24 @@ def local_kernels() -> type:
     return LocalKernelManager
 
 
+def execute_notebook(source: Path, out: Path, parameters: dict, cwd: Path = NOTEBOOKS) -> None:
+    """Execute ``source`` with ``parameters`` into ``out`` through papermill, in a kernel of
+    :func:`local_kernels` started in ``cwd``. The kernel is told its folder (nbclient's
+    ``resources``): papermill's own ``cwd`` changes the folder of this whole process, and two
+    notebooks run side by side in threads would leave it in the wrong one."""
+    import papermill
+
+    papermill.execute_notebook(
+        source,
+        out,
+        parameters=parameters,
+        kernel_name="python3",
+        progress_bar=False,
+        kernel_manager_class=local_kernels(),
+        resources={"metadata": {"path": str(cwd)}},
+    )
+
+
 def execute_sections(
     profile: str, root: str | Path, book_dir: str | Path, workers: int = 2, report=print
 ) -> list[str]:
@@ -208,15 +226,7 @@ def execute_sections(
         out = Path(tempfile.mkdtemp()) / nb.name
         extra = EXAMPLE_RUN if nb.name == "run.ipynb" else {}
         try:
-            papermill.execute_notebook(
-                nb,
-                out,
-                parameters={"profile": profile, "runs_root": str(runs.parent), **extra},
-                kernel_name="python3",
-                cwd=str(NOTEBOOKS),
-                progress_bar=False,
-                kernel_manager_class=local_kernels(),
-            )
+            execute_notebook(nb, out, {"profile": profile, "runs_root": str(runs.parent), **extra})
         except papermill.PapermillExecutionError as e:
             raise RuntimeError(
                 f"notebook {nb.name} failed in cell {e.exec_count}: {e.ename}: {e.evalue}; "

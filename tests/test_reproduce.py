@@ -2,6 +2,7 @@
 ablation and extra seed, the section notebooks, the book; then nbval on the executed notebooks,
 a headless browser on the built pages, and a second call that does nothing."""
 
+import os
 import re
 import shutil
 import subprocess
@@ -214,34 +215,30 @@ def test_editing_any_module_or_config_of_the_package_re_executes_the_notebooks(t
 def test_notebook_kernels_talk_over_local_sockets_and_print_nothing(tmp_path, capfd):
     """The kernels papermill starts for the book use IPC, not TCP, so none of them prints the
     warning that its TCP traffic is unencrypted (it came once per notebook); three started side
-    by side keep their messages apart."""
+    by side keep their messages apart, each starts in the folder asked, and this process stays
+    in its own (papermill's ``cwd`` would move it, and threads would leave it moved)."""
     from concurrent.futures import ThreadPoolExecutor
 
     import nbformat
-    import papermill
 
-    from companion.reproduce import local_kernels
+    from companion.reproduce import execute_notebook
 
-    nb = nbformat.v4.new_notebook(
-        cells=[nbformat.v4.new_code_cell("import os; print(os.getpid())")]
-    )
+    cell = nbformat.v4.new_code_cell("import os; print(os.getpid(), os.getcwd())")
+    nb = nbformat.v4.new_notebook(cells=[cell])
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3"}
     nbformat.write(nb, tmp_path / "in.ipynb")
+    (tmp_path / "there").mkdir()
+    here = os.getcwd()
 
     def execute(i: int) -> str:
         out = tmp_path / f"out{i}.ipynb"
-        papermill.execute_notebook(
-            tmp_path / "in.ipynb",
-            out,
-            kernel_name="python3",
-            progress_bar=False,
-            cwd=str(tmp_path),
-            kernel_manager_class=local_kernels(),
-        )
-        return nbformat.read(out, as_version=4).cells[0].outputs[0]["text"]
+        execute_notebook(tmp_path / "in.ipynb", out, {}, cwd=tmp_path / "there")
+        return nbformat.read(out, as_version=4).cells[0].outputs[0]["text"].split()
 
     with ThreadPoolExecutor(3) as pool:
-        pids = list(pool.map(execute, range(3)))
-    assert len(set(pids)) == 3  # three kernels, each answering its own client
+        printed = list(pool.map(execute, range(3)))
+    assert len({pid for pid, _ in printed}) == 3  # three kernels, each answering its own client
+    assert {cwd for _, cwd in printed} == {str(tmp_path / "there")}
+    assert os.getcwd() == here
     assert "TCP" not in capfd.readouterr().err
-    assert not [p for p in tmp_path.iterdir() if "ipc" in p.name]  # no sockets left behind
+    assert not [p for p in tmp_path.rglob("*ipc*")]  # no sockets left behind
