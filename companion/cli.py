@@ -228,7 +228,6 @@ def slurm_options(args):
 
 
 def _reproduce(args) -> int:
-    from companion.executors import default_workers
     from companion.reproduce import reproduce
     from companion.slurm import SlurmError
 
@@ -239,7 +238,7 @@ def _reproduce(args) -> int:
     try:
         reproduce(
             args.profile,
-            args.workers or default_workers(),
+            args.workers,
             args.root,
             args.only,
             book=not args.no_book,

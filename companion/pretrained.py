@@ -89,8 +89,7 @@ def log_normaliser(query: Tensor, key: Tensor, mask: Tensor | None, scale: float
     to ``(B, H, L, L)``. Queries are taken in blocks of at most ``SCORE_BUDGET`` scores.
     Returns ``(B, H, L)``."""
     B, H, L, _ = query.shape
-    q = query.double()
-    k = key.double().repeat_interleave(H // key.shape[1], dim=1)
+    q, k = query.double(), _per_query_head(key.double(), H)
     block = max(1, SCORE_BUDGET // (B * H * k.shape[2]))
     rows = torch.arange(L, device=q.device)
     out = []
@@ -103,6 +102,26 @@ def log_normaliser(query: Tensor, key: Tensor, mask: Tensor | None, scale: float
             s = s.masked_fill(~m, -math.inf) if m.dtype == torch.bool else s + m.double()
         out.append(s.logsumexp(-1))
     return torch.cat(out, dim=-1)
+
+
+def _per_query_head(key: Tensor, heads: int) -> Tensor:
+    """Grouped-query keys ``(B, H_kv, L, d)`` as one per query head ``(B, H, L, d)``: query head
+    ``h`` reads key head ``h // (H / H_kv)``."""
+    return key.repeat_interleave(heads // key.shape[1], dim=1)
+
+
+def _head_dim(attention) -> int:
+    return attention.head_dim if hasattr(attention, "head_dim") else attention.head_size
+
+
+def _forward_with_hooks(model, input_ids: Tensor, hooks: list[tuple]) -> None:
+    """One forward pass of ``model`` with forward hooks ``(module, fn)`` on, then off."""
+    handles = [module.register_forward_hook(fn) for module, fn in hooks]
+    try:
+        model(input_ids=input_ids, use_cache=False)
+    finally:
+        for h in handles:
+            h.remove()
 
 
 def _capturing_attention(module, query, key, value, attention_mask, **kwargs):
@@ -155,7 +174,7 @@ def _projections(attention) -> tuple[Tensor, ...]:
 
 def _published_qk(attention, outputs: list[Tensor]) -> tuple[Tensor, Tensor]:
     """q ``(B, H, L, d)`` and k ``(B, H_kv, L, d)`` from the projection outputs."""
-    d = attention.head_dim if hasattr(attention, "head_dim") else attention.head_size
+    d = _head_dim(attention)
     if len(outputs) == 1:  # GPT-NeoX lays q, k, v out per head: (B, L, H, 3d)
         B, L, _ = outputs[0].shape
         q, k, _ = outputs[0].view(B, L, -1, 3 * d).transpose(1, 2).chunk(3, dim=-1)
@@ -177,7 +196,7 @@ def _has_projections(module) -> bool:
 
 def _attention_spectra(model, input_ids: Tensor, analysis: str) -> list[LayerSpectrum]:
     layers = _attention_layers(model)
-    d_k = [m.head_dim if hasattr(m, "head_dim") else m.head_size for m in layers]
+    d_k = [_head_dim(m) for m in layers]
     if analysis == "exact":
         with capturing(model) as record:
             model(input_ids=input_ids, use_cache=False)
@@ -185,19 +204,15 @@ def _attention_spectra(model, input_ids: Tensor, analysis: str) -> list[LayerSpe
     else:
         outputs: dict[int, list[Tensor]] = {m.layer_idx: [] for m in layers}
         hooks = [
-            p.register_forward_hook(lambda _m, _a, y, i=m.layer_idx: outputs[i].append(y))
+            (p, lambda _m, _a, y, i=m.layer_idx: outputs[i].append(y))
             for m in layers
             for p in _projections(m)
         ]
-        try:
-            model(input_ids=input_ids, use_cache=False)
-        finally:
-            for h in hooks:
-                h.remove()
+        _forward_with_hooks(model, input_ids, hooks)
         log_eta = []
         for m in layers:
             q, k = _published_qk(m, outputs[m.layer_idx])
-            k = k.repeat_interleave(q.shape[1] // k.shape[1], dim=1)
+            k = _per_query_head(k, q.shape[1])
             log_eta.append(published_log_normaliser(q.double(), k.double()))
     return [
         LayerSpectrum(
@@ -227,16 +242,10 @@ def _mamba2_spectra(model, input_ids: Tensor) -> list[LayerSpectrum]:
     mixers = [m for m in model.modules() if type(m).__name__ == "Mamba2Mixer"]
     found: dict[int, Tensor] = {}
     hooks = [
-        m.in_proj.register_forward_hook(
-            lambda _m, _a, y, mixer=m: found.__setitem__(mixer.layer_idx, delta(mixer, y))
-        )
+        (m.in_proj, lambda _m, _a, y, mixer=m: found.__setitem__(mixer.layer_idx, delta(mixer, y)))
         for m in mixers
     ]
-    try:
-        model(input_ids=input_ids, use_cache=False)
-    finally:
-        for h in hooks:
-            h.remove()
+    _forward_with_hooks(model, input_ids, hooks)
     out = []
     for m in sorted(mixers, key=lambda m: m.layer_idx):
         A = -torch.exp(m.A_log.double())  # (H,)

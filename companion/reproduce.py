@@ -33,7 +33,7 @@ from pathlib import Path
 
 from companion import book as book_mod
 from companion.config import book_runs, runs_profile
-from companion.executors import is_current, run_local, skipped, usable_cores
+from companion.executors import default_workers, is_current, run_local, skipped, usable_cores
 from companion.io import atomic_write_text
 from companion.runs import git_commit, write_index
 from companion.slurm import SlurmOptions, run_slurm
@@ -251,7 +251,7 @@ def execute_sections(
 
 def reproduce(
     profile: str,
-    workers: int = 2,
+    workers: int | None = None,
     root: str | Path = "runs",
     only: str | None = None,
     book: bool = True,
@@ -264,6 +264,7 @@ def reproduce(
     ``slurm``), then notebooks and book here. Returns the summary it prints (seconds per
     stage). The book is rebuilt only when a run was trained or a notebook executed, or when it
     has never been built."""
+    workers = workers or default_workers()  # one run per usable core
     book_dir = Path(book_dir) if book_dir is not None else book_mod.BOOK
     timings, start = {}, time.perf_counter()
     outcomes = reproduce_runs(profile, workers, root, only, report, slurm, failed)

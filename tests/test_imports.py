@@ -31,7 +31,6 @@ ALLOWED_LOCAL = {
     ("companion.cli", "companion.bench"): TORCH_FREE_CLI,
     ("companion.cli", "companion.throughput"): TORCH_FREE_CLI,
     ("companion.cli", "companion.pretrained"): TORCH_FREE_CLI,
-    ("companion.cli", "companion.executors"): TORCH_FREE_CLI,
     # transformers belongs to the optional `pretrained` extra
     ("companion.pretrained", "transformers*"): "an optional dependency (the pretrained extra)",
     ("companion.pretrained", "huggingface_hub*"): "read with transformers, when a model loads",
