@@ -96,6 +96,21 @@ def identity(mixer, model, variant, task="image", seed=1919):
     )
 
 
+def killed_at(call: int):
+    """A ``train_step`` that raises KeyboardInterrupt (a kill) at its ``call``-th call."""
+    from companion import train
+
+    real, calls = train.train_step, []
+
+    def step(*args):
+        calls.append(1)
+        if len(calls) == call:
+            raise KeyboardInterrupt
+        return real(*args)
+
+    return step
+
+
 def killed_at_step(cfg, out, step: int, monkeypatch) -> None:
     """Train ``cfg`` into ``out`` as if the process were killed during optimiser step
     ``step``: the run stops there with a KeyboardInterrupt, its last checkpoint kept."""
@@ -103,15 +118,8 @@ def killed_at_step(cfg, out, step: int, monkeypatch) -> None:
 
     from companion import train
 
-    real_step, calls = train.train_step, []
-
-    def dies(*args):
-        calls.append(1)
-        if len(calls) == step:
-            raise KeyboardInterrupt
-        return real_step(*args)
-
-    monkeypatch.setattr(train, "train_step", dies)
+    real_step = train.train_step
+    monkeypatch.setattr(train, "train_step", killed_at(step))
     with pytest.raises(KeyboardInterrupt):
         train.run(cfg, out=out, progress=False)
     monkeypatch.setattr(train, "train_step", real_step)

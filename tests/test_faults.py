@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from builders import exit_code
+from builders import exit_code, killed_at
 
 from companion import config as C
 from companion import executors, io, runs
@@ -28,19 +28,6 @@ from companion.runs import RunDir, RunFolderError
 
 ARGV = "train --task mqar --model linear --profile smoke --quiet".split()
 CONFIG = C.resolve("mqar", "linear", None, "smoke")
-
-
-def _killed_at(call: int):
-    """A train_step that raises KeyboardInterrupt (a kill) at its ``call``-th call."""
-    real, calls = T.train_step, []
-
-    def step(*args):
-        calls.append(1)
-        if len(calls) == call:
-            raise KeyboardInterrupt
-        return real(*args)
-
-    return step
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -60,7 +47,7 @@ def reference(tmp_path_factory, one_thread) -> dict:
     root = tmp_path_factory.mktemp("reference")
     metrics = T.run(CONFIG, out=root / "complete", progress=False)
     mp = pytest.MonkeyPatch()
-    mp.setattr(T, "train_step", _killed_at(5))
+    mp.setattr(T, "train_step", killed_at(5))
     with pytest.raises(KeyboardInterrupt):
         T.run(CONFIG, out=root / "partial", progress=False)
     mp.undo()
@@ -240,7 +227,7 @@ def test_runs_moved_aside_are_not_in_the_index(reference, tmp_path):
 def test_a_run_killed_at_any_step_resumes_to_the_same_result(
     call, reference, tmp_path, monkeypatch
 ):
-    monkeypatch.setattr(T, "train_step", _killed_at(call))
+    monkeypatch.setattr(T, "train_step", killed_at(call))
     with pytest.raises(KeyboardInterrupt):
         T.run(CONFIG, out=tmp_path / "run", progress=False)
     monkeypatch.undo()
@@ -271,7 +258,7 @@ def test_a_kill_inside_a_write_resumes_to_the_same_result(where, reference, tmp_
 
 
 def test_a_kill_interrupts_the_command_in_one_line(tmp_path, capsys, monkeypatch):
-    monkeypatch.setattr(T, "train_step", _killed_at(2))
+    monkeypatch.setattr(T, "train_step", killed_at(2))
     assert _cli(tmp_path / "run") == 130
     _one_line(capsys, "interrupted")
 
@@ -450,7 +437,7 @@ def test_two_configurations_on_one_folder_never_mix(reference, tmp_path, capsys)
 
 
 def test_the_lock_is_released_when_a_run_fails(tmp_path, monkeypatch):
-    monkeypatch.setattr(T, "train_step", _killed_at(2))
+    monkeypatch.setattr(T, "train_step", killed_at(2))
     with pytest.raises(KeyboardInterrupt):
         T.run(CONFIG, out=tmp_path / "run", progress=False)
     with RunDir(tmp_path / "run").lock():
