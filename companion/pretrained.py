@@ -35,14 +35,12 @@ import contextlib
 import json
 import math
 import re
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 
 import pandas as pd
 import torch
 from torch import Tensor
-from tqdm import TqdmExperimentalWarning, TqdmWarning
 
 from companion.io import atomic_write_text
 from companion.layers.attention import eta_ratio
@@ -50,6 +48,7 @@ from companion.layers.base import Transition
 from companion.layers.softmax import SCORE_BUDGET, published_log_normaliser
 from companion.spectra import LayerSpectrum, summarize
 from companion.tasks import get_task
+from companion.tasks.common import import_hf
 
 CAPTURE = "companion_capture"  # the name under which the capturing attention is registered
 ATTENTION = ("llama", "mistral", "qwen2", "qwen3", "olmo2", "olmo3", "gpt_neox")
@@ -288,22 +287,11 @@ def run_name(model_id: str) -> str:
     return "pretrained-" + re.sub(r"[^a-z0-9.]+", "-", tail.lower()).strip("-")
 
 
-def _transformers():
-    """transformers, imported without tqdm's note that notebook widgets are not installed (its
-    progress bars are off here, so the note would only clutter the book's pages)."""
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", TqdmWarning)
-        warnings.simplefilter("ignore", TqdmExperimentalWarning)
-        import transformers
-    return transformers
-
-
 def load(model_id: str):
     """``(model, tokenizer or None)`` in float32, from a local folder or the local hub cache
     (the hub itself only when ``HF_HUB_OFFLINE`` is unset); one line when it is missing."""
-    from huggingface_hub import constants
-
-    transformers = _transformers()
+    constants = import_hf("huggingface_hub.constants")
+    transformers = import_hf("transformers")
 
     transformers.utils.logging.disable_progress_bar()  # no bars in the book's pages
     local = Path(model_id).expanduser()
@@ -375,7 +363,7 @@ def analyse(
         )
     input_ids = stream[: blocks * length].view(blocks, length)
     analyses = ("exact", "published") if what == "attention" else ("exact",)
-    transformers = _transformers()
+    transformers = import_hf("transformers")
     verbosity = transformers.utils.logging.get_verbosity()
     transformers.utils.logging.set_verbosity_error()  # Mamba-2's notes on its reference kernels
     try:

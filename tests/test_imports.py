@@ -19,7 +19,6 @@ PACKAGE = Path(__file__).resolve().parents[1] / "companion"
 # Function-local imports that stay, as (importing module, imported module pattern): the reason.
 TORCH_FREE_CLI = "loads torch, which `companion --help` and `companion data ...` do without"
 TORCH_FREE_TASKS = "companion.tasks loads no torch (the data commands); only to collate a batch"
-HF_ON_USE = "the Hugging Face stack only when a split is served or the hub is used"
 ALLOWED_LOCAL = {
     # the command line: each command imports its own modules (see the top of cli.py)
     ("companion.cli", "companion.config"): TORCH_FREE_CLI,
@@ -33,7 +32,6 @@ ALLOWED_LOCAL = {
     ("companion.cli", "companion.pretrained"): TORCH_FREE_CLI,
     # transformers belongs to the optional `pretrained` extra
     ("companion.pretrained", "transformers*"): "an optional dependency (the pretrained extra)",
-    ("companion.pretrained", "huggingface_hub*"): "read with transformers, when a model loads",
     # the names and colours of the book are read by pages and tables without a figure
     ("companion.style", "seaborn"): "naming a model needs no plotting library",
     ("companion.style", "matplotlib_inline.*"): "naming a model needs no plotting library",
@@ -44,15 +42,6 @@ ALLOWED_LOCAL = {
     # names) load: torch is imported by the padding functions that build tensors
     ("companion.tasks.base", "torch"): TORCH_FREE_TASKS,
     ("companion.tasks.base", "torch.nn.utils.rnn"): TORCH_FREE_TASKS,
-    # `import datasets` takes most of a second, and datasets and huggingface_hub read the HF_*
-    # environment variables once, when first imported (a caller may set them after importing
-    # companion.tasks); the data commands write and verify parquet files with pyarrow alone
-    ("companion.tasks.cache", "datasets"): HF_ON_USE,
-    ("companion.tasks.cache", "datasets.table"): HF_ON_USE,
-    ("companion.tasks.fetch", "datasets"): HF_ON_USE,
-    ("companion.tasks.fetch", "datasets.config"): HF_ON_USE,
-    ("companion.tasks.fetch", "huggingface_hub"): HF_ON_USE,
-    ("companion.tasks.fetch", "huggingface_hub.constants"): HF_ON_USE,
     # papermill belongs to the optional `book` extra: `companion reproduce --no-book` runs
     # without it
     ("companion.reproduce", "papermill"): "an optional dependency (the book extra)",
@@ -242,3 +231,32 @@ def test_the_command_line_profiles_are_the_configs():
     from companion import config, tasks
 
     assert tasks.PROFILES == config.PROFILES
+
+
+def kernel_stderr(source: str) -> str:
+    """What a Jupyter kernel (the book's kind, started like papermill's) writes to stderr while
+    it runs the one cell ``source``."""
+    import nbclient
+    import nbformat
+
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source)])
+    nbclient.NotebookClient(nb, kernel_name="python3", timeout=120).execute()
+    outputs = nb.cells[0].outputs
+    return "".join(o.get("text", "") for o in outputs if o.get("name") == "stderr")
+
+
+def test_a_book_kernel_serving_a_split_prints_no_note_about_widgets():
+    """Serving a split loads ``datasets`` and with it ``tqdm.auto``, which in a kernel without
+    notebook widgets warns once with the environment's absolute path: the book's pages showed
+    it under whichever chapter first computed a baseline. The control imports ``datasets``
+    plainly in a kernel and must show the note, or this test no longer tests anything."""
+    served = kernel_stderr(
+        "import pyarrow as pa\n"
+        "from companion.tasks.cache import to_dataset\n"
+        "assert len(to_dataset(pa.table({'x': [1, 2, 3]}), 'train')) == 3\n"
+        "from companion.tasks.fetch import hub_reachable\n"
+        "from companion.tasks.common import import_hf\n"
+        "import_hf('huggingface_hub.constants')\n"
+    )
+    assert served == ""
+    assert "TqdmWarning" in kernel_stderr("import datasets")

@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from companion.io import atomic_path
-from companion.tasks.common import IGNORE_INDEX, SPLITS, CacheError
+from companion.tasks.common import IGNORE_INDEX, SPLITS, CacheError, import_hf
 
 MANIFEST = "manifest.json"
 FORMAT = 1
@@ -179,7 +179,6 @@ def read_split(target: Path, split: str, hint: str) -> pa.Table:
 
 def to_dataset(table: pa.Table, split: str | None = None):
     """An in-memory ``datasets.Dataset`` over an Arrow table (no files written anywhere)."""
-    import datasets
-    from datasets.table import InMemoryTable
-
-    return datasets.Dataset(InMemoryTable(table), split=split)
+    datasets = import_hf("datasets")
+    table_module = import_hf("datasets.table")
+    return datasets.Dataset(table_module.InMemoryTable(table), split=split)

@@ -1,12 +1,18 @@
 """The names every module of ``companion.tasks`` shares: the data errors, the splits, the
-target that is not predicted and how a task is scored. A leaf: it imports nothing of the
+target that is not predicted, how a task is scored and how the Hugging Face libraries are
+imported. A leaf: it imports nothing of the
 package, so that :mod:`companion.tasks.base` (the :class:`~companion.tasks.base.Task`) and
 :mod:`companion.tasks.cache` (the prepared data it reads) can both import it at the top.
 """
 
 from __future__ import annotations
 
+import importlib
+import warnings
 from dataclasses import dataclass
+from types import ModuleType
+
+from tqdm import TqdmExperimentalWarning, TqdmWarning
 
 SPLITS: tuple[str, ...] = ("train", "val", "test")
 IGNORE_INDEX = -100  # a position of ``labels`` with nothing to predict
@@ -51,3 +57,19 @@ class Metric:
     def words(self, value: float) -> str:
         """``value`` in a sentence: ``52.6 %`` or ``perplexity 8.17``."""
         return f"perplexity {value:.2f}" if self.lower_is_better else f"{100 * value:.1f} %"
+
+
+def import_hf(module: str) -> ModuleType:
+    """``import <module>`` (``datasets``, ``huggingface_hub``, ``transformers``) without tqdm's
+    note, printed once per kernel that imports ``tqdm.auto`` without notebook widgets, that
+    would otherwise stand with the absolute path of the environment on a book page (their
+    progress bars are off in the book, so the note says nothing).
+
+    Called where a split is served or the hub is used, never at the top of a module: ``import
+    datasets`` takes most of a second, and both libraries read the ``HF_*`` environment
+    variables once, when first imported (a caller may set them after importing
+    :mod:`companion.tasks`)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", TqdmWarning)
+        warnings.simplefilter("ignore", TqdmExperimentalWarning)
+        return importlib.import_module(module)

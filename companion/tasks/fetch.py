@@ -32,7 +32,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from companion.tasks.cache import atomic_write_bytes, data_root, sha256_file
-from companion.tasks.common import CacheError, DataError, HubUnavailableError
+from companion.tasks.common import CacheError, DataError, HubUnavailableError, import_hf
 
 
 @dataclass(frozen=True)
@@ -261,9 +261,7 @@ def _env_offline() -> bool:
 def hub_reachable(timeout: float = 3.0) -> bool:
     """A TCP connection to the hub endpoint within ``timeout`` seconds (DNS included)."""
     try:
-        from huggingface_hub import constants
-
-        endpoint = constants.ENDPOINT
+        endpoint = import_hf("huggingface_hub.constants").ENDPOINT
     except Exception:  # pragma: no cover - huggingface_hub always comes with datasets
         endpoint = "https://huggingface.co"
     url = urlparse(endpoint)
@@ -289,22 +287,21 @@ def _offline_mode(enabled: bool):
     if not enabled:
         yield
         return
-    import datasets.config
-    import huggingface_hub.constants as hub_constants
-
-    saved = (datasets.config.HF_HUB_OFFLINE, hub_constants.HF_HUB_OFFLINE)
-    datasets.config.HF_HUB_OFFLINE = True
+    datasets_config = import_hf("datasets.config")
+    hub_constants = import_hf("huggingface_hub.constants")
+    saved = (datasets_config.HF_HUB_OFFLINE, hub_constants.HF_HUB_OFFLINE)
+    datasets_config.HF_HUB_OFFLINE = True
     hub_constants.HF_HUB_OFFLINE = True
     try:
         yield
     finally:
-        datasets.config.HF_HUB_OFFLINE, hub_constants.HF_HUB_OFFLINE = saved
+        datasets_config.HF_HUB_OFFLINE, hub_constants.HF_HUB_OFFLINE = saved
 
 
 def load_hub(repo: str, config: str | None = None, **kwargs):
     """``datasets.load_dataset(repo, config)``, failing within seconds when the hub is out of
     reach (a copy in the local Hugging Face cache is still used)."""
-    import datasets
+    datasets = import_hf("datasets")
 
     offline = _env_offline() or not hub_reachable()
     try:
