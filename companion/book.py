@@ -47,7 +47,7 @@ from pathlib import Path
 import pandas as pd
 import yaml
 
-from companion import claims, evidence, plots, report, style
+from companion import claims, environment, evidence, plots, report, style
 from companion import config as C
 from companion.io import atomic_path, atomic_write_text, git
 
@@ -64,6 +64,7 @@ GENERATED_FILES = {
     "findings": "findings.md",  # the claims scoreboard, summary figure, chapter map
     "summary": "summary.png",  # the findings' figure
     "configs": "configs.md",  # the appendix of configurations
+    "environment": "environment.md",  # the appendix of exact versions
     "runs": "runs_index.csv",  # download: one row per run
     "measures": "measures.csv",  # download: what the claims read
 }
@@ -252,6 +253,13 @@ def write_config_appendix(book_dir: str | os.PathLike = BOOK) -> Path:
     return dest
 
 
+def write_environment_appendix(book_dir: str | os.PathLike = BOOK) -> Path:
+    """Write the appendix of exact versions (:func:`companion.environment.appendix`)."""
+    dest = generated(book_dir, "environment")
+    atomic_write_text(dest, environment.appendix())
+    return dest
+
+
 def assemble(
     profile: str,
     runs_root: str | os.PathLike,
@@ -260,10 +268,12 @@ def assemble(
     findings_profile: str | None = None,
 ) -> Path:
     """The book's generated pages, then the strict build: the profile page from the reproduce
-    step's ``record``, the configuration appendix and the findings of the runs of
-    ``findings_profile`` (default ``profile``) under ``runs_root``. Returns the HTML folder."""
+    step's ``record``, the appendices of configurations and of versions, and the findings of
+    the runs of ``findings_profile`` (default ``profile``) under ``runs_root``. Returns the
+    HTML folder."""
     write_profile_page(profile, record, book_dir)
     write_config_appendix(book_dir)
+    write_environment_appendix(book_dir)
     write_findings_page(findings_profile or profile, runs_root, book_dir)
     return build(book_dir, strict=True, quiet=True)
 

@@ -9,6 +9,7 @@
     companion book build                       the Jupyter Book (after reproduce), strictly
     companion bench                            fast paths against the literal recurrences
     companion throughput --profile paper       step times and GFLOP/s of the main experiments
+    companion gpu-check                        the CUDA path checked and timed (one table)
     companion pretrained --model HuggingFaceTB/SmolLM2-135M   spectra of a pretrained model
 
 Bad input (a setting, a path, a damaged run file) prints one line on stderr that names it and
@@ -380,6 +381,12 @@ def _throughput(args) -> int:
     return throughput(args.rest)
 
 
+def _gpu_check(args) -> int:
+    from companion.gpu_check import main as gpu_check
+
+    return gpu_check()
+
+
 def _add_bench(sub) -> None:
     bench = sub.add_parser(
         "bench", help="time every mixer's fast path against its literal recurrence (make bench)"
@@ -397,6 +404,10 @@ def _add_bench(sub) -> None:
         help="step times and GFLOP/s of the main experiments (make throughput)",
     )
     thr.set_defaults(func=_throughput, forwards=True)
+    gpu = sub.add_parser(
+        "gpu-check", help="check and time the CUDA path on this machine's GPU (make gpu-check)"
+    )
+    gpu.set_defaults(func=_gpu_check)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -342,10 +342,10 @@ def diverged(t: Training, loss: float) -> TrainingError:
     )
 
 
-def train_loop(t: Training, progress: bool = True) -> None:
-    """Optimiser steps from ``t.step`` to the end (or early stop): evaluation every
-    ``eval_every`` steps, Λ at the steps of ``t.record_at``, a checkpoint every
-    ``checkpoint_every``."""
+def train_loop(t: Training, progress: bool = True, until: int | None = None) -> None:
+    """Optimiser steps from ``t.step`` to the end (or early stop, or step ``until``, where a
+    run stopped from outside would stop): evaluation every ``eval_every`` steps, Λ at the steps
+    of ``t.record_at``, a checkpoint every ``checkpoint_every``."""
     tc = t.config.train
     bar = tqdm(
         total=t.total,
@@ -356,7 +356,8 @@ def train_loop(t: Training, progress: bool = True) -> None:
         dynamic_ncols=True,
     )
     tokens, tick = 0, time.perf_counter()
-    while t.step < t.total and not t.stopped_early:
+    last = t.total if until is None else min(until, t.total)
+    while t.step < last and not t.stopped_early:
         batch = t.batches(t.step)
         loss = train_step(
             t.model, t.optimizer, t.scheduler, batch, t.device, tc.grad_clip, t.autocast

@@ -50,11 +50,13 @@ def test_after_post_build_every_notebook_runs_with_its_defaults(clone, monkeypat
         "PATH": f"{BIN}{os.pathsep}{os.environ['PATH']}",
         "PYTHONPATH": str(clone),  # the copy's package, as Binder's editable install
         "COMPANION_DATA": str(data_root()),  # the smoke data `make test` prepared
+        "PIP_DRY_RUN": "1",  # postBuild's install of the copy, resolved but left out of .venv
     }
     build = subprocess.run(
         ["bash", "postBuild"], cwd=clone, env=env, capture_output=True, text=True, timeout=900
     )
     assert build.returncode == 0, (build.stdout + build.stderr)[-3000:]
+    assert "Would install companion-" in build.stdout
     assert (clone / "runs" / "smoke" / "index.csv").is_file()
     assert not (clone / "runs" / "quick").exists()
     for name, value in env.items():  # the kernels papermill starts import the copy

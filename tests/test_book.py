@@ -112,7 +112,7 @@ def test_toc_names_the_chapters_and_reference_pages():
     ]
     # the book shows exactly the notebooks that reproduce executes
     assert chapters == [f"notebooks/{nb.stem}" for nb in section_notebooks()]
-    assert files[-2:] == ["limitations", "appendix_configs"]
+    assert files[-3:] == ["limitations", "appendix_configs", "appendix_environment"]
 
 
 def test_config_never_executes_and_serves_mathjax_locally():

@@ -30,6 +30,7 @@ ALLOWED_LOCAL = {
     ("companion.cli", "companion.bench"): TORCH_FREE_CLI,
     ("companion.cli", "companion.throughput"): TORCH_FREE_CLI,
     ("companion.cli", "companion.pretrained"): TORCH_FREE_CLI,
+    ("companion.cli", "companion.gpu_check"): TORCH_FREE_CLI,
     # transformers belongs to the optional `pretrained` extra
     ("companion.pretrained", "transformers*"): "an optional dependency (the pretrained extra)",
     # the names and colours of the book are read by pages and tables without a figure
