@@ -294,15 +294,18 @@ class SequenceModel(nn.Module):
     def forward(self, x: Tensor, mask: Tensor | None = None, read: Tensor | None = None) -> Tensor:
         """x: tokens ``(B, L)`` or features ``(B, L, input_dim)``; mask: ``(B, L)`` true at real
         positions (padding is at the end, so causal mixers never read it before a real token).
-        read: ``(B, L)`` bool, for a per-token head only: logits at these positions alone,
-        ``(n_read, vocab)`` in row-major order (MQAR scores 1 position in 8; the others' head
-        products and softmax would be thrown away)."""
+        read: ``(n_read,)`` positions of the flattened ``(B·L)`` sequence, for a per-token head
+        only: logits at these positions alone, ``(n_read, vocab)`` (MQAR scores 1 position in
+        8; the others' head products and softmax would be thrown away). Indices, not a mask:
+        selecting by a mask on a GPU makes the host wait for the count."""
         u = self.drop(self.embed(x))  # (B, L, d)
         for block in self.blocks:
             u = block(u)
         u = self.norm(u)
         if self.config.head == "token":
-            return self.head(u if read is None else u[read])  # (B, L, vocab) or (n_read, vocab)
+            if read is not None:
+                u = u.flatten(0, 1).index_select(0, read)  # (n_read, d)
+            return self.head(u)  # (B, L, vocab) or (n_read, vocab)
         if mask is None:
             pooled = u.mean(1)
         else:

@@ -142,8 +142,9 @@ def measure(config: C.RunConfig, steps: int, warmup: int) -> dict:
     device, autocast = device_and_autocast()
     torch.manual_seed(config.seed)
     counted = max(1, warmup)
-    batches, vocab, source = training_batches(config, counted + steps)
-    batches = [{k: v.to(device) for k, v in b.items()} for b in batches]
+    batches, vocab, source = training_batches(
+        config, counted + steps
+    )  # on the host, as in training
     model = build_model(model_config(config, task_of(config), vocab_size=vocab)).to(device)
     tc = config.train
     opt = optimizer(model, tc)

@@ -98,18 +98,28 @@ def ordered_batches(task, split: str, batch_size: int, limit: int | None = None)
         yield task.collate(data[start : min(start + batch_size, n)])
 
 
+def to_device(t: torch.Tensor, device) -> torch.Tensor:
+    """``t`` on ``device`` without the host waiting for the copy: a tensor of the host goes to
+    a GPU through page-locked memory."""
+    device = torch.device(device)
+    if device.type == "cuda" and t.device.type == "cpu" and not t.is_pinned():
+        t = t.pin_memory()
+    return t.to(device, non_blocking=True)
+
+
 def loss_and_logits(model, batch: dict, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Mean cross-entropy over the scored targets, their logits ``(N, C)`` and the targets
     ``(N,)``: one per example for classification; for per-token heads, the positions whose
-    label is not ``IGNORE_INDEX`` (the head runs on those alone)."""
-    x, mask = model_inputs(batch)
+    label is not ``IGNORE_INDEX`` (the head runs on those alone). The scored positions are found
+    on the host, where batches are built, so that nothing here waits for the device."""
+    x, mask = (to_device(t, device) for t in model_inputs(batch))
     if "label" in batch:
-        logits = model(x.to(device), mask.to(device))
-        target = batch["label"].to(device)  # (B,)
+        logits, target = model(x, mask), to_device(batch["label"], device)  # target: (B,)
     else:
-        labels = batch["labels"].to(device)  # (B, L)
-        scored = labels != IGNORE_INDEX
-        logits, target = model(x.to(device), mask.to(device), read=scored), labels[scored]
+        labels = batch["labels"].flatten().cpu()  # (B·L,)
+        read = (labels != IGNORE_INDEX).nonzero().squeeze(1)  # (N,) flat positions
+        logits = model(x, mask, read=to_device(read, device))
+        target = to_device(labels[read], device)
     return F.cross_entropy(logits.float(), target), logits, target
 
 
@@ -127,19 +137,23 @@ def optimizer_for(model, tc) -> torch.optim.AdamW:
     return torch.optim.AdamW(groups, lr=tc.lr, betas=tc.betas, fused=True)
 
 
-def train_step(model, optimizer, scheduler, batch, device, grad_clip, autocast) -> float:
-    """One optimiser update; returns the loss (not finite: nothing is updated)."""
+def train_step(model, optimizer, scheduler, batch, device, grad_clip, autocast) -> torch.Tensor:
+    """One optimiser update; returns the loss, a tensor on ``device`` that nothing here reads
+    (reading it would make the host wait for the step). A loss that is not finite updates
+    nothing: the fused optimiser reads ``found_inf`` on the device and leaves every parameter
+    and its state as they were; the loop reports the loss when it next reads them."""
+    if not optimizer.defaults.get("fused"):
+        raise TypeError("train_step skips updates on the device: it needs optimizer_for's")
     model.train()
     with autocast():
         loss = loss_and_logits(model, batch, device)[0]  # no accuracy: it costs an argmax
-    if not torch.isfinite(loss):
-        return loss.item()
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    optimizer.found_inf = torch.isfinite(loss).logical_not().float()
     optimizer.step()
     scheduler.step()
-    return loss.item()
+    return loss.detach()
 
 
 @torch.no_grad()
@@ -331,21 +345,38 @@ def start_or_resume(t: Training) -> None:
         record_spectra(t.run_dir, t.model, t.analysis, 0, "init", published=True)
 
 
-def diverged(t: Training, loss: float) -> TrainingError:
-    """The error for a loss that is not finite, naming what was kept of the run."""
+def diverged(t: Training, loss: float, step: int) -> TrainingError:
+    """The error for a loss that is not finite at ``step``, naming what was kept of the run."""
     kept = "no checkpoint"
     if t.run_dir.file("checkpoint.pt").exists():
         kept = f"the checkpoint of step {t.run_dir.load('checkpoint.pt')['step']} is kept"
     return TrainingError(
-        f"loss is {loss} at step {t.step + 1} of {t.config.run_id}; {kept} "
+        f"loss is {loss} at step {step} of {t.config.run_id}; {kept} "
         f"in {t.run_dir.path} (try a lower train.lr)"
     )
+
+
+# steps between two reads of the losses at most (a read waits for the device to finish them)
+READ_LOSSES_EVERY = 50
+
+
+def read_losses(t: Training, pending: list[torch.Tensor]) -> float:
+    """The losses of the steps up to ``t.step`` not read yet (``pending``, emptied), read in
+    one wait; the first that is not finite ends the run (its update was skipped). Returns the
+    last."""
+    values = torch.stack(pending).tolist()
+    pending.clear()
+    for i, value in enumerate(values):
+        if not math.isfinite(value):
+            raise diverged(t, value, t.step - len(values) + i + 1)
+    return values[-1]
 
 
 def train_loop(t: Training, progress: bool = True, until: int | None = None) -> None:
     """Optimiser steps from ``t.step`` to the end (or early stop, or step ``until``, where a
     run stopped from outside would stop): evaluation every ``eval_every`` steps, Λ at the steps
-    of ``t.record_at``, a checkpoint every ``checkpoint_every``."""
+    of ``t.record_at``, a checkpoint every ``checkpoint_every``. The losses are read (and
+    checked) before each of these, at the last step and every :data:`READ_LOSSES_EVERY`."""
     tc = t.config.train
     bar = tqdm(
         total=t.total,
@@ -357,18 +388,24 @@ def train_loop(t: Training, progress: bool = True, until: int | None = None) -> 
     )
     tokens, tick = 0, time.perf_counter()
     last = t.total if until is None else min(until, t.total)
+    pending: list[torch.Tensor] = []  # losses of the steps not read yet, on the device
     while t.step < last and not t.stopped_early:
         batch = t.batches(t.step)
-        loss = train_step(
-            t.model, t.optimizer, t.scheduler, batch, t.device, tc.grad_clip, t.autocast
+        pending.append(
+            train_step(t.model, t.optimizer, t.scheduler, batch, t.device, tc.grad_clip, t.autocast)
         )
-        if not math.isfinite(loss):
-            bar.close()
-            raise diverged(t, loss)
         t.step += 1
         tokens += int(batch["mask"].sum())
         bar.update(1)
-        if t.step % tc.eval_every == 0 or t.step == t.total:
+        evaluating = t.step % tc.eval_every == 0 or t.step == t.total
+        saving = t.step in t.record_at or t.step % tc.checkpoint_every == 0
+        if evaluating or saving or t.step == last or t.step % READ_LOSSES_EVERY == 0:
+            try:
+                loss = read_losses(t, pending)
+            except TrainingError:
+                bar.close()
+                raise
+        if evaluating:
             now = time.perf_counter()
             t.seconds += now - tick
             metrics = evaluate(

@@ -346,7 +346,7 @@ def test_a_diverging_run_is_one_line_and_keeps_its_checkpoint(tmp_path, capsys, 
 
     def nan_at_5(*args):
         calls.append(1)
-        return float("nan") if len(calls) == 5 else real(*args)
+        return torch.tensor(float("nan")) if len(calls) == 5 else real(*args)
 
     monkeypatch.setattr(T, "train_step", nan_at_5)
     assert _cli(tmp_path / "run") == 1

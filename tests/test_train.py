@@ -52,13 +52,18 @@ def test_killed_run_resumes_to_the_same_result(tmp_path, monkeypatch):
 
 
 def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
-    real_step, calls = T.train_step, []
+    """The loss of step 5 is NaN; the loop reads the losses only now and then (each read waits
+    for the device), yet names step 5 and keeps the checkpoint before it."""
+    real, calls = T.loss_and_logits, []
 
-    def nan_at_step_5(*args):
-        calls.append(1)
-        return float("nan") if len(calls) == 5 else real_step(*args)
+    def nan_at_step_5(model, batch, device):
+        loss, logits, target = real(model, batch, device)
+        if model.training:  # a training step, not an evaluation
+            calls.append(1)
+            loss = loss * float("nan") if len(calls) == 5 else loss
+        return loss, logits, target
 
-    monkeypatch.setattr(T, "train_step", nan_at_step_5)
+    monkeypatch.setattr(T, "loss_and_logits", nan_at_step_5)
     with pytest.raises(T.TrainingError, match=r"loss is nan at step 5 .* checkpoint of step 3"):
         T.run(smoke(), out=tmp_path, progress=False)
     run = RunDir(tmp_path)
@@ -117,11 +122,11 @@ def test_every_model_trains_under_bfloat16_autocast(cfg):
     batch, vocab = random_batch(cfg, torch.Generator().manual_seed(0))
     model = T.build_model(C.model_config(cfg, C.task_of(cfg), vocab_size=vocab))
     before = [p.detach().clone() for p in model.parameters()]
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3)
+    optimizer = T.optimizer_for(model, cfg.train)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0)
     autocast = lambda: torch.autocast("cpu", dtype=torch.bfloat16)  # noqa: E731
     loss = T.train_step(model, optimizer, scheduler, batch, torch.device("cpu"), 1.0, autocast)
-    assert torch.isfinite(torch.tensor(loss))
+    assert torch.isfinite(loss)
     assert any(not torch.equal(a, p) for a, p in zip(before, model.parameters(), strict=True))
 
 
@@ -142,3 +147,34 @@ def test_a_checkpoint_keeps_and_restores_the_random_state_of_every_gpu(monkeypat
     assert len(restored) == 1
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert T.cuda_rng_states() == []
+
+
+def test_a_step_whose_loss_is_not_finite_changes_no_parameter_and_no_optimiser_state(monkeypatch):
+    """The update is skipped on the device (the fused optimiser's ``found_inf``), without the
+    host reading the loss; a finite step after it updates as usual."""
+    cfg = smoke()
+    task = C.task_of(cfg)
+    model = T.build_model(C.model_config(cfg, task))
+    optimizer = T.optimizer_for(model, cfg.train)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: 1.0)
+    batch = T.Batches(task, "train", cfg.train.batch_size, cfg.seed)(0)
+    no_autocast = lambda: torch.autocast("cpu", enabled=False)  # noqa: E731
+
+    def step():
+        return T.train_step(model, optimizer, scheduler, batch, "cpu", 1.0, no_autocast)
+
+    def state():
+        tensors = [p.detach().clone() for p in model.parameters()]
+        for s in optimizer.state.values():
+            tensors += [v.clone() for v in s.values()]
+        return tensors
+
+    assert torch.isfinite(step())  # the optimiser has its moments and step count now
+    before = state()
+    real = T.loss_and_logits
+    monkeypatch.setattr(T, "loss_and_logits", lambda *a: (real(*a)[0] * float("inf"), None, None))
+    assert not torch.isfinite(step())
+    assert all(torch.equal(a, b) for a, b in zip(before, state(), strict=True))
+    monkeypatch.setattr(T, "loss_and_logits", real)
+    assert torch.isfinite(step())
+    assert not all(torch.equal(a, b) for a, b in zip(before, state(), strict=True))
