@@ -106,11 +106,20 @@ def describe(o: Outcome) -> str:
     return f"{o.run_id}: {when}{speed}, {metric}{note}"
 
 
-def _die_with_parent() -> None:
+def _start_worker(gpus) -> None:
     """Pool initializer: a worker gets SIGTERM when the process that started it dies (Linux),
-    so a killed ``companion reproduce`` leaves no run training in the background."""
+    so a killed ``companion reproduce`` leaves no run training in the background, and takes
+    its GPU (:func:`take_gpu`)."""
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    take_gpu(gpus)
+
+
+def take_gpu(gpus) -> None:
+    """Take the next GPU of the queue ``gpus`` as the only one this process sees (before
+    anything in it touches CUDA); ``None`` (no GPUs) changes nothing."""
+    if gpus is not None:
+        os.environ["CUDA_VISIBLE_DEVICES"] = gpus.get()
 
 
 def expected_work(config: C.RunConfig) -> float:
@@ -146,20 +155,45 @@ def usable_cores() -> int:
     return max(1, min(cores or 1, math.floor(quota) if quota else cores or 1))
 
 
+def visible_gpus() -> list[str]:
+    """The GPUs this process may use, as ``CUDA_VISIBLE_DEVICES`` names them (its own list when
+    it is set, e.g. by Slurm; else every device CUDA counts); [] without CUDA."""
+    named = os.environ.get("CUDA_VISIBLE_DEVICES")
+    if named is not None:
+        return [g.strip() for g in named.split(",") if g.strip() and g.strip() != "-1"]
+    return [str(i) for i in range(torch.cuda.device_count())] if torch.cuda.is_available() else []
+
+
 def default_workers() -> int:
-    """Runs to train at once when none is asked for: the usable cores, each run with
-    :data:`THREADS_PER_RUN` threads (one run on Binder's single core)."""
-    return max(1, usable_cores() // THREADS_PER_RUN)
+    """Runs to train at once when none is asked for: one per visible GPU; without one, the
+    usable cores, each run with :data:`THREADS_PER_RUN` threads (one run on Binder's single
+    core)."""
+    return len(visible_gpus()) or max(1, usable_cores() // THREADS_PER_RUN)
+
+
+def gpu_slots(workers: int, gpus: list[str]) -> list[str]:
+    """The GPU each of ``workers`` workers sees: one each, in turn (two workers share one GPU
+    only when more workers than GPUs are asked for)."""
+    return [gpus[i % len(gpus)] for i in range(workers)]
 
 
 def run_local(configs: list[C.RunConfig], root: str | Path, workers: int, report=print):
     """Run ``configs`` in a pool of ``workers`` processes, splitting the usable cores between
-    them. The largest runs start first (:func:`expected_work`), so that no long run is left to
-    finish alone at the end."""
+    them and giving each its own GPU where there are GPUs (:func:`gpu_slots`). The largest runs
+    start first (:func:`expected_work`), so that no long run is left to finish alone at the
+    end."""
     threads = max(1, usable_cores() // workers)
     outcomes = []
     context = get_context("spawn")
-    with ProcessPoolExecutor(workers, mp_context=context, initializer=_die_with_parent) as pool:
+    gpus = visible_gpus()
+    slots = None
+    if gpus:
+        slots = context.Queue()
+        for gpu in gpu_slots(workers, gpus):
+            slots.put(gpu)
+    with ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_start_worker, initargs=(slots,)
+    ) as pool:
         ordered = sorted(configs, key=expected_work, reverse=True)  # stable: book order on ties
         futures = {pool.submit(run_logged, c, root, threads): c for c in ordered}
         for i, future in enumerate(as_completed(futures), 1):

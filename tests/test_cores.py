@@ -49,3 +49,40 @@ def test_notebook_kernels_get_their_share_of_the_threads_and_the_setting_is_rest
     with R.kernel_threads("3"):
         assert os.environ["OMP_NUM_THREADS"] == "3"
     assert "OMP_NUM_THREADS" not in os.environ
+
+
+@pytest.mark.parametrize(
+    ("named", "gpus"),
+    [("0,2", ["0", "2"]), ("", []), ("-1", []), ("GPU-5f1c, GPU-77ab", ["GPU-5f1c", "GPU-77ab"])],
+)
+def test_the_visible_gpus_are_the_ones_cuda_visible_devices_names(monkeypatch, named, gpus):
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", named)
+    assert X.visible_gpus() == gpus
+
+
+def test_one_run_per_gpu_where_there_are_gpus_else_one_per_core(monkeypatch):
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setattr(X.torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(X.torch.cuda, "device_count", lambda: 8)
+    monkeypatch.setattr(X, "usable_cores", lambda: 64)
+    assert X.visible_gpus() == [str(i) for i in range(8)] and X.default_workers() == 8
+    monkeypatch.setattr(X.torch.cuda, "is_available", lambda: False)
+    assert X.visible_gpus() == [] and X.default_workers() == 64
+    assert X.gpu_slots(3, ["0", "1"]) == ["0", "1", "0"]
+    assert X.gpu_slots(2, ["4", "6"]) == ["4", "6"]
+
+
+def test_each_worker_sees_only_the_gpu_it_takes(monkeypatch):
+    import queue
+
+    slots = queue.Queue()
+    for gpu in X.gpu_slots(2, ["3", "5"]):
+        slots.put(gpu)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2,3,4,5")
+    seen = []
+    for _ in range(2):  # two workers start
+        X.take_gpu(slots)
+        seen.append(os.environ["CUDA_VISIBLE_DEVICES"])
+    assert seen == ["3", "5"]
+    X.take_gpu(None)  # without GPUs a worker leaves the variable alone
+    assert os.environ["CUDA_VISIBLE_DEVICES"] == "5"
