@@ -33,8 +33,8 @@ def operands(length, shared, decay, batch=2, heads=3, d_k=4, d_v=5, seed=0):
 
 @pytest.mark.parametrize("decay", [False, True], ids=["no-decay", "decay"])
 @pytest.mark.parametrize("shared", [False, True], ids=["per-head", "shared-qk"])
-@pytest.mark.parametrize("length", [1, 63, 64, 65, 200])
-@pytest.mark.parametrize("chunk", [1, 7, 64, 128, None])
+@pytest.mark.parametrize("length", [1, 63, 64, 65, 200, 300])
+@pytest.mark.parametrize("chunk", [1, 7, 16, 32, 64, 128, 256, None])
 def test_chunked_linear_attention_equals_the_recurrence(chunk, length, shared, decay):
     q, k, v, a = operands(length, shared, decay)
     y = chunked_linear_attention(q, k, v, a, chunk=chunk)
@@ -100,3 +100,19 @@ def test_causal_depthwise_conv_equals_torch_conv1d(length, batch, dtype):
         strict=True,
     ):
         torch.testing.assert_close(got, want, rtol=tol, atol=tol * length * batch)
+
+
+def test_the_chunk_sweep_times_every_chunk_and_marks_the_chosen_one():
+    from companion.bench import bench_chunks, chunk_shapes
+
+    shapes = chunk_shapes()
+    assert {"quick/mqar/mamba2", "paper/text/linear"} <= {
+        run for s in shapes for run in s["runs"].split()
+    }
+    small = [dict(L=40, H=2, d_k=4, d_v=8, shared=shared, runs="") for shared in (False, True)]
+    rows = bench_chunks(small, chunks=(16, 32, 64))
+    for row in rows:
+        assert row["T16_ms"] > 0 and row["T32_ms"] > 0
+        assert row["T64_ms"] is not None  # 64 > L: the whole sequence as one chunk
+        assert row["chosen"] == 16 and row["best"] in (16, 32, 40)
+        assert row["chosen_over_best"] >= 1.0
