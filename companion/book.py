@@ -319,6 +319,16 @@ def resolved_config(book_dir: str | os.PathLike, url: str | None) -> dict:
     return config
 
 
+def built_mark(book_dir: str | os.PathLike) -> Path:
+    """The file a successful build writes last (and every build removes first)."""
+    return Path(book_dir) / "_build" / ".built"
+
+
+def is_built(book_dir: str | os.PathLike = BOOK) -> bool:
+    """Whether the last build of the book in ``book_dir`` succeeded."""
+    return built_mark(book_dir).is_file()
+
+
 def build(
     book_dir: str | os.PathLike = BOOK,
     strict: bool = True,
@@ -329,8 +339,10 @@ def build(
 
     ``strict`` adds ``-W -n --keep-going --all`` (fresh environment: a warning of an earlier
     build cannot hide behind Sphinx's cache). Fetches MathJax when ``_mathjax/es5`` is missing
-    and writes the no-profile note when ``_generated/profile.md`` is. ``quiet`` captures the
-    builder's output and puts it into the error instead of the terminal."""
+    and writes the no-profile note when ``_generated/profile.md`` is (and the appendix of
+    versions when it is missing). ``quiet`` captures the builder's output and puts it into the
+    error instead of the terminal. The HTML counts as built (:func:`is_built`) only once a
+    build succeeded: a failed or killed one leaves pages but no mark."""
     book_dir = Path(book_dir).resolve()
     if missing := missing_pages(book_dir):
         raise BookError(
@@ -344,9 +356,12 @@ def build(
     findings = generated(book_dir, "findings")
     if not findings.is_file():
         atomic_write_text(findings, NO_FINDINGS + "\n" + chapter_map(book_dir))
+    if not generated(book_dir, "environment").is_file():
+        write_environment_appendix(book_dir)
 
     url = repository_url(repository)
     out = book_dir / "_build"
+    built_mark(book_dir).unlink(missing_ok=True)
     config_path = out / "_config.resolved.yml"
     atomic_write_text(config_path, yaml.safe_dump(resolved_config(book_dir, url), sort_keys=False))
 
@@ -368,6 +383,7 @@ def build(
         tail = (proc.stdout or "")[-6000:] + (proc.stderr or "")[-6000:]
         raise BookError(f"jupyter-book build {book_dir} failed ({proc.returncode})\n{tail}")
     html = out / "html"
+    atomic_write_text(built_mark(book_dir), "")
     if not url:
         print(
             "companion.book: no repository address (BOOK_REPOSITORY_URL or git remote origin); "

@@ -276,7 +276,7 @@ def reproduce(
         timings["notebooks"] = time.perf_counter() - t
         html = book_dir / "_build" / "html"
         t = time.perf_counter()
-        if summary["trained"] or executed or not (html / "index.html").exists():
+        if summary["trained"] or executed or not book_mod.is_built(book_dir):
             record = {
                 "commit": git_commit(),
                 "runs": len(outcomes),

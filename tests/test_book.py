@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import io
 import shutil
+import subprocess
 import time
 from pathlib import Path
 
@@ -252,3 +253,14 @@ def test_claim_anchors_name_the_claim_never_its_verdict():
     anchor = report.claim_anchor("C1", "Depth changes both the spectra and the accuracy.")
     assert anchor == "c1-depth-changes-both-the-spectra-and-the-accuracy"
     assert report.claim_anchor("C4 (Λ without weight decay)", "x") == "c4-without-weight-decay-x"
+
+
+def test_only_a_successful_build_counts_as_built(built, tiny_book, monkeypatch):
+    """A failed (or killed) build leaves pages behind; `make reproduce` must still build again,
+    so only a build that succeeded leaves the mark it reads."""
+    assert book.is_built(tiny_book) and (built / "index.html").is_file()
+    failed = subprocess.CompletedProcess([], 2, stdout="a warning", stderr="")
+    monkeypatch.setattr(book.subprocess, "run", lambda *a, **k: failed)
+    with pytest.raises(book.BookError, match="failed"):
+        book.build(tiny_book, strict=True, repository=REPO, quiet=True)
+    assert (built / "index.html").is_file() and not book.is_built(tiny_book)
