@@ -153,8 +153,14 @@ def test_the_slurm_sweep_equals_the_local_one_and_resubmits_only_the_killed_run(
 
 
 def test_an_interrupted_wait_leaves_the_jobs_and_the_next_call_waits_for_them(cluster, tmp_path):
+    # Ctrl-C as from a terminal: a job a shell starts in the background inherits SIGINT
+    # ignored, and Python keeps it ignored
+    interruptible = (
+        "import runpy, signal; signal.signal(signal.SIGINT, signal.default_int_handler); "
+        "runpy.run_module('companion.cli', run_name='__main__')"
+    )
     command = [
-        sys.executable, "-m", "companion.cli", "reproduce", "--profile", "smoke", "--no-book",
+        sys.executable, "-c", interruptible, "reproduce", "--profile", "smoke", "--no-book",
         "--executor", "slurm", "--only", "mqar/softmax/", "--workers", "1", "--poll", "0.5",
         "--root", str(tmp_path),
     ]  # fmt: skip
