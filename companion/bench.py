@@ -153,7 +153,7 @@ def bench_chunks(shapes: list[dict], chunks=CHUNKS) -> list[dict]:
         times = {}
         for chunk in sorted({min(c, L) for c in chunks}):
             times[chunk] = 1e3 * timed(lambda chunk=chunk: step(chunk), budget_s=2.0)
-        chosen = min(default_chunk(d_k, d_v), L)
+        chosen = min(default_chunk(d_k, d_v, L), L)
         if chosen not in times:
             times[chosen] = 1e3 * timed(lambda: step(chosen), budget_s=2.0)  # noqa: B023
         best = min(times, key=times.get)

@@ -35,21 +35,32 @@ def _segsum(a: Tensor) -> Tensor:
     return out.masked_fill(~causal, float("-inf"))
 
 
-def default_chunk(d_k: int, d_v: int) -> int:
+LONG = 512  # sequence lengths from which the chunk follows the long-sequence rule
+
+
+def default_chunk(d_k: int, d_v: int, length: int | None = None) -> int:
     """The chunk length ``T`` that balances the two costs of the algorithm: the intra-chunk
     products grow as ``L·T·(d_k + d_v)``, the chunk states as ``(L/T)·d_k·d_v``, so the best
-    ``T`` grows as ``√(d_k d_v / (d_k + d_v))``. The constant 24 and the power of 2 in
-    [16, 128] were measured on CPU training steps (Mamba-2 at d_k = 32, d_v = 16: T = 16 takes
-    106 ms, 64 takes 151 ms, 128 takes 228 ms)."""
-    best = math.sqrt(24 * d_k * d_v / (d_k + d_v))
-    return int(min(128, max(16, 2 ** round(math.log2(best)))))
+    ``T`` grows as ``√(h)``, ``h = d_k d_v / (d_k + d_v)``; a power of 2.
+
+    Short sequences (``length`` under :data:`LONG`, or not given): ``√(24 h)`` in [16, 128],
+    measured on CPU training steps at the quick profile (Mamba-2 at d_k = 32, d_v = 16: T = 16
+    takes 106 ms, 64 takes 151 ms, 128 takes 228 ms). Long sequences: ``√(160 h)`` in [64, 128],
+    from ``make bench``'s sweep of the op alone (fwd+bwd, float32, B = 8, 2 CPU threads) at
+    the paper profile's shapes, L = 512 to 4096: 64 was best for h from 10.7 to 42.7 (ListOps,
+    Text, Image; 16 took 1.6–1.9× as long there), 128 for h = 57 and 64 (LM Mamba-2, MQAR; 64
+    took 1.4× and 1.13× as long), and 64 was within 7 % of 128 at h = 32 (LM attention)."""
+    h = d_k * d_v / (d_k + d_v)
+    if length is not None and length >= LONG:
+        return int(min(128, max(64, 2 ** round(math.log2(math.sqrt(160 * h))))))
+    return int(min(128, max(16, 2 ** round(math.log2(math.sqrt(24 * h))))))
 
 
 def chunked_linear_attention(
     q: Tensor, k: Tensor, v: Tensor, log_decay: Tensor | None = None, chunk: int | None = None
 ) -> Tensor:
     """Causal (decayed) linear attention in chunks of ``chunk`` steps (default:
-    :func:`default_chunk` of the head sizes).
+    :func:`default_chunk` of the head sizes and the length).
 
     q, k: ``(B, H, L, d_k)``, or ``(B, 1, L, d_k)`` when shared by all heads (Mamba-2's B and
     C; their scores are then formed once); v: ``(B, H, L, d_v)``; log_decay: ``(B, H, L)``
@@ -57,7 +68,7 @@ def chunked_linear_attention(
     Any ``L`` works: the tail is padded with zeros, which a causal map never reads.
     """
     Bsz, H, L, _ = v.shape
-    T = min(chunk or default_chunk(q.shape[-1], v.shape[-1]), L)
+    T = min(chunk or default_chunk(q.shape[-1], v.shape[-1], L), L)
     n = -(-L // T)
     pad = n * T - L
     if pad:
