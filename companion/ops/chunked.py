@@ -45,13 +45,15 @@ def default_chunk(d_k: int, d_v: int, length: int | None = None) -> int:
 
     Short sequences (``length`` under :data:`LONG`, or not given): ``√(24 h)`` in [16, 128],
     measured on CPU training steps at the quick profile (Mamba-2 at d_k = 32, d_v = 16: T = 16
-    takes 106 ms, 64 takes 151 ms, 128 takes 228 ms; chunk 64 for every quick run made the
-    Image, Text and LM steps of linear, norm attention and Mamba-2 0.61–0.89× as fast, though the
-    op alone at B = 8 is faster at 64 for some of these shapes). Long sequences: ``√(160 h)`` in [64, 128],
-    from ``make bench``'s sweep of the op alone (fwd+bwd, float32, B = 8, 2 CPU threads) at
-    the paper profile's shapes, L = 512 to 4096: 64 was best for h from 10.7 to 42.7 (ListOps,
-    Text, Image; 16 took 1.6–1.9× as long there), 128 for h = 57 and 64 (LM Mamba-2, MQAR; 64
-    took 1.4× and 1.13× as long), and 64 was within 7 % of 128 at h = 32 (LM attention)."""
+    takes 106 ms, 64 takes 151 ms, 128 takes 228 ms). Chunk 64 for every quick run made the
+    Image, Text and LM steps of linear and norm attention and Mamba-2 0.61–0.89× as fast, though
+    the op alone at B = 8 is faster at 64 for some of these shapes.
+
+    Long sequences: ``√(160 h)`` in [64, 128], from ``make bench``'s sweep of the op alone
+    (fwd+bwd, float32, B = 8, 2 CPU threads) at the paper profile's shapes, L = 512 to 4096: 64
+    was best for h from 10.7 to 42.7 (ListOps, Text, Image; 16 took 1.6–1.9× as long there),
+    128 for h = 57 and 64 (LM Mamba-2, MQAR; 64 took 1.4× and 1.13× as long), and 64 was
+    within 7 % of 128 at h = 32 (LM attention)."""
     h = d_k * d_v / (d_k + d_v)
     if length is not None and length >= LONG:
         return int(min(128, max(64, 2 ** round(math.log2(math.sqrt(160 * h))))))
