@@ -42,7 +42,6 @@ from torch import Tensor
 from companion import config as C
 from companion import throughput, train
 from companion.layers import MIXERS, make_mixer
-from companion.model import build_model
 from companion.runs import RunDir
 
 D_MODEL, N_HEADS, STATE, LENGTH, BATCH = 8, 2, 4, 65, 2
@@ -150,17 +149,10 @@ def speed(profile: str = "paper", steps: int = 200, runs=tuple(SPEED_RUNS)) -> l
 def host_syncs(config: C.RunConfig, steps: int = 5) -> Check:
     """Host synchronisations per training step of ``config`` (after one untimed step), as
     CUDA's sync debug mode reports them."""
-    device, autocast = train.device_and_autocast()
+    device, _ = train.device_and_autocast()
     if device.type != "cuda":
         return Check("syncs per step", "not counted: no CUDA device")
-    batches, vocab, _ = throughput.training_batches(config, steps + 1)
-    model = build_model(C.model_config(config, C.task_of(config), vocab)).to(device)
-    opt = train.optimizer_for(model, config.train)
-    scheduler = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
-
-    def step(batch):
-        train.train_step(model, opt, scheduler, batch, device, config.train.grad_clip, autocast)
-
+    step, batches, _ = throughput.stepper(config, steps + 1)
     step(batches[0])
     torch.cuda.synchronize(device)
     with warnings.catch_warnings(record=True) as seen:
@@ -180,10 +172,6 @@ def end_to_end_config(steps: int) -> C.RunConfig:
     every = max(1, steps // 6)  # 50 of 300
     tc = {"steps": steps, "eval_every": every, "checkpoint_every": every, "early_stop": None}
     return C.resolve("mqar", "mamba2", None, "smoke", overrides={"train": tc})
-
-
-def trained_whole(config: C.RunConfig, out: Path) -> None:
-    train.run(config, out=out, progress=False)
 
 
 def trained_with_a_stop(config: C.RunConfig, out: Path, stop: int) -> int:
@@ -256,7 +244,7 @@ def end_to_end(root: Path, steps: int = 300, stop: int = 160) -> list[Check]:
     two checkpoints, so that the resumed run repeats steps), and, on a GPU, on the CPU too."""
     config = end_to_end_config(steps)
     device, _ = train.device_and_autocast()
-    trained_whole(config, root / "whole")
+    train.run(config, out=root / "whole", progress=False)
     resumed_at = trained_with_a_stop(config, root / "stopped", stop)
     whole, stopped = outcome(root / "whole"), outcome(root / "stopped")
     same = whole[0] == stopped[0] and whole[1] == stopped[1] and whole[2].equals(stopped[2])

@@ -135,27 +135,40 @@ def optimizer(model, tc) -> torch.optim.Optimizer:
     return torch.optim.AdamW(groups, lr=tc.lr, betas=tc.betas)
 
 
-def measure(config: C.RunConfig, steps: int, warmup: int) -> dict:
-    """Seconds per optimiser step of ``config``'s model (mean of ``steps`` after ``warmup``
-    counted ones, at least one), tokens per second, matmul GFLOP per step, and the peak GPU
-    memory (0 on the CPU)."""
+def stepper(config: C.RunConfig, count: int):
+    """``(step, batches, source)``: ``count`` training batches of ``config`` on the host, as
+    training takes them (:func:`training_batches`, and where they came from), and ``step(batch)``,
+    one optimiser step of ``config``'s model, seeded and on the training device, as
+    :func:`companion.train.run` takes it."""
     device, autocast = device_and_autocast()
     torch.manual_seed(config.seed)
-    counted = max(1, warmup)
-    batches, vocab, source = training_batches(
-        config, counted + steps
-    )  # on the host, as in training
+    batches, vocab, source = training_batches(config, count)
     model = build_model(model_config(config, task_of(config), vocab_size=vocab)).to(device)
     tc = config.train
     opt = optimizer(model, tc)
     scheduler = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: 1.0)
+
+    def step(batch: dict) -> None:
+        train_step(model, opt, scheduler, batch, device, tc.grad_clip, autocast)
+
+    return step, batches, source
+
+
+def measure(config: C.RunConfig, steps: int, warmup: int) -> dict:
+    """Seconds per optimiser step of ``config``'s model (mean of ``steps`` after ``warmup``
+    counted ones, at least one), tokens per second, matmul GFLOP per step, and the peak GPU
+    memory (0 on the CPU)."""
+    device, _ = device_and_autocast()
+    tc = config.train
+    counted = max(1, warmup)
+    step, batches, source = stepper(config, counted + steps)
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats(device)
 
     def run(chunk: list[dict]) -> float:
         start = time.perf_counter()
         for batch in chunk:
-            train_step(model, opt, scheduler, batch, device, tc.grad_clip, autocast)
+            step(batch)
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         return time.perf_counter() - start

@@ -143,7 +143,9 @@ def train_step(model, optimizer, scheduler, batch, device, grad_clip, autocast) 
     nothing: the fused optimiser reads ``found_inf`` on the device and leaves every parameter
     and its state as they were; the loop reports the loss when it next reads them."""
     if not optimizer.defaults.get("fused"):
-        raise TypeError("train_step skips updates on the device: it needs optimizer_for's")
+        raise TypeError(
+            "train_step needs a fused optimiser (optimizer_for's): it skips updates on the device"
+        )
     model.train()
     with autocast():
         loss = loss_and_logits(model, batch, device)[0]  # no accuracy: it costs an argmax
@@ -378,57 +380,54 @@ def train_loop(t: Training, progress: bool = True, until: int | None = None) -> 
     of ``t.record_at``, a checkpoint every ``checkpoint_every``. The losses are read (and
     checked) before each of these, at the last step and every :data:`READ_LOSSES_EVERY`."""
     tc = t.config.train
-    bar = tqdm(
+    with tqdm(
         total=t.total,
         initial=t.step,
         desc=t.config.run_id,
         disable=not progress,
         mininterval=1.0,
         dynamic_ncols=True,
-    )
-    tokens, tick = 0, time.perf_counter()
-    last = t.total if until is None else min(until, t.total)
-    pending: list[torch.Tensor] = []  # losses of the steps not read yet, on the device
-    while t.step < last and not t.stopped_early:
-        batch = t.batches(t.step)
-        pending.append(
-            train_step(t.model, t.optimizer, t.scheduler, batch, t.device, tc.grad_clip, t.autocast)
-        )
-        t.step += 1
-        tokens += int(batch["mask"].sum())
-        bar.update(1)
-        evaluating = t.step % tc.eval_every == 0 or t.step == t.total
-        saving = t.step in t.record_at or t.step % tc.checkpoint_every == 0
-        if evaluating or saving or t.step == last or t.step % READ_LOSSES_EVERY == 0:
-            try:
+    ) as bar:  # closed however the loop ends
+        tokens, tick = 0, time.perf_counter()
+        last = t.total if until is None else min(until, t.total)
+        pending: list[torch.Tensor] = []  # losses of the steps not read yet, on the device
+        while t.step < last and not t.stopped_early:
+            batch = t.batches(t.step)
+            pending.append(
+                train_step(
+                    t.model, t.optimizer, t.scheduler, batch, t.device, tc.grad_clip, t.autocast
+                )
+            )
+            t.step += 1
+            tokens += int(batch["mask"].sum())
+            bar.update(1)
+            evaluating = t.step % tc.eval_every == 0 or t.step == t.total
+            saving = t.step in t.record_at or t.step % tc.checkpoint_every == 0
+            if evaluating or saving or t.step == last or t.step % READ_LOSSES_EVERY == 0:
                 loss = read_losses(t, pending)
-            except TrainingError:
-                bar.close()
-                raise
-        if evaluating:
-            now = time.perf_counter()
-            t.seconds += now - tick
-            metrics = evaluate(
-                t.model, t.task, "val", tc.batch_size, tc.eval_examples, t.device, t.autocast
-            )
-            t.history.append(
-                {
-                    "step": t.step,
-                    "train_loss": loss,
-                    "lr": t.scheduler.get_last_lr()[0],
-                    "tokens_per_second": tokens / max(now - tick, 1e-9),
-                    **metrics,
-                }
-            )
-            bar.set_postfix({k: f"{v:.3g}" for k, v in metrics.items()})
-            if tc.early_stop is not None and metrics.get("val_accuracy", 0.0) >= tc.early_stop:
-                t.stopped_early = True
-            tokens, tick = 0, time.perf_counter()
-        if t.step in t.record_at:
-            record_spectra(t.run_dir, t.model, t.analysis, t.step, "train", published=False)
-        if t.step % tc.checkpoint_every == 0:
-            t.checkpoint()
-    bar.close()
+            if evaluating:
+                now = time.perf_counter()
+                t.seconds += now - tick
+                metrics = evaluate(
+                    t.model, t.task, "val", tc.batch_size, tc.eval_examples, t.device, t.autocast
+                )
+                t.history.append(
+                    {
+                        "step": t.step,
+                        "train_loss": loss,
+                        "lr": t.scheduler.get_last_lr()[0],
+                        "tokens_per_second": tokens / max(now - tick, 1e-9),
+                        **metrics,
+                    }
+                )
+                bar.set_postfix({k: f"{v:.3g}" for k, v in metrics.items()})
+                if tc.early_stop is not None and metrics.get("val_accuracy", 0.0) >= tc.early_stop:
+                    t.stopped_early = True
+                tokens, tick = 0, time.perf_counter()
+            if t.step in t.record_at:
+                record_spectra(t.run_dir, t.model, t.analysis, t.step, "train", published=False)
+            if t.step % tc.checkpoint_every == 0:
+                t.checkpoint()
 
 
 def finish(t: Training) -> dict:

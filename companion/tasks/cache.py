@@ -180,5 +180,4 @@ def read_split(target: Path, split: str, hint: str) -> pa.Table:
 def to_dataset(table: pa.Table, split: str | None = None):
     """An in-memory ``datasets.Dataset`` over an Arrow table (no files written anywhere)."""
     datasets = import_hf("datasets")
-    table_module = import_hf("datasets.table")
-    return datasets.Dataset(table_module.InMemoryTable(table), split=split)
+    return datasets.Dataset(datasets.table.InMemoryTable(table), split=split)

@@ -1,8 +1,8 @@
 """The names every module of ``companion.tasks`` shares: the data errors, the splits, the
 target that is not predicted, how a task is scored and how the Hugging Face libraries are
-imported. A leaf: it imports nothing of the
-package, so that :mod:`companion.tasks.base` (the :class:`~companion.tasks.base.Task`) and
-:mod:`companion.tasks.cache` (the prepared data it reads) can both import it at the top.
+imported. A leaf: it imports nothing of the package, so that :mod:`companion.tasks.base` (the
+:class:`~companion.tasks.base.Task`) and :mod:`companion.tasks.cache` (the prepared data it
+reads) can both import it at the top.
 """
 
 from __future__ import annotations
