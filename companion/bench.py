@@ -1,26 +1,34 @@
-"""``make bench``: how fast each mixer's fast path is against its literal recurrence, what the
-exact spectral analysis costs against a plain forward pass, and how the chunked op's time
-depends on its chunk length at the shapes of the book's runs.
+"""``make bench``: how fast each mixer's fast path is against its literal recurrence, what it
+costs at the paper profile's shapes, what the exact spectral analysis costs against a plain
+forward pass, and how the chunked op's time depends on its chunk length at the shapes of the
+book's runs.
 
-Times are medians of a few repetitions of forward + backward at ``B=8, d_model=128`` (4 heads,
-state 64), float32, on however many threads torch uses here. The chunk sweep times
-:func:`~companion.ops.chunked_linear_attention` forward + backward at ``B=8`` and the sequence
-length and head sizes of every linear-attention, norm-attention and Mamba-2 run of the quick
-and paper profiles, at each chunk length of :data:`CHUNKS` and at the one
+Times are medians of a few repetitions of forward + backward, float32, on however many threads
+torch uses here: the mixers at ``B=8, d_model=128`` (4 heads, state 64) against their
+recurrence, then at ``B=8`` as each main run of the paper profile builds its mixer (width,
+heads, state, options) at its task's length. The chunk sweep times
+:func:`~companion.ops.chunked_linear_attention` forward + backward at the sequence length and
+head sizes of every linear-attention, norm-attention and Mamba-2 run of the quick and paper
+profiles (quick: at the run's batch on one thread, as ``make reproduce`` trains it; paper:
+``B=8``), at each chunk length of :data:`CHUNKS` and at the one
 :func:`~companion.ops.chunked.default_chunk` chooses. Results print as tables and are written
-to ``bench/results/mixers.csv``, ``spectra.csv`` and ``chunks.csv`` (``companion bench --out``).
+to ``bench/results/mixers.csv``, ``mixers_paper.csv``, ``spectra.csv`` and ``chunks.csv``
+(``companion bench --out``).
 """
 
 from __future__ import annotations
 
 import statistics
 import time
+from contextlib import contextmanager
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 import torch
 
 from companion import config as C
+from companion.executors import THREADS_PER_RUN
 from companion.io import atomic_write_text
 from companion.layers import MIXERS, make_mixer
 from companion.model import build_model
@@ -30,6 +38,7 @@ from companion.spectra import collect
 
 B, D_MODEL, N_HEADS, STATE = 8, 128, 4, 64
 CHUNKS = (16, 32, 64, 128, 256)
+CPU = torch.device("cpu")
 CHUNKED_MODELS = ("linear", "norm", "mamba2")  # the models whose mixer runs the chunked op
 
 
@@ -112,9 +121,12 @@ def bench_spectra(L: int) -> list[dict]:
 
 
 def chunk_shapes(profiles=("quick", "paper")) -> list[dict]:
-    """The distinct shapes the chunked op sees in the main runs of ``profiles``: ``L``, heads
-    ``H``, ``d_k``, ``d_v`` and whether ``q`` and ``k`` are shared by the heads (Mamba-2),
-    with the runs that have them."""
+    """The distinct shapes the chunked op sees in the main runs of ``profiles``: batch ``B``,
+    ``L``, heads ``H``, ``d_k``, ``d_v``, whether ``q`` and ``k`` are shared by the heads
+    (Mamba-2), and the CPU ``threads`` to time it on, with the runs that have them. A quick
+    shape is timed as ``make reproduce`` trains it: at the run's batch size, on
+    :data:`~companion.executors.THREADS_PER_RUN` threads; a paper shape (trained on a GPU) at
+    ``B = 8`` on every thread torch uses (``threads`` 0)."""
     shapes: dict[tuple, list[str]] = {}
     for profile in profiles:
         for task in C.tasks():
@@ -123,45 +135,110 @@ def chunk_shapes(profiles=("quick", "paper")) -> list[dict]:
                 m, H = config.model, config.model.get("n_heads", 1)
                 mamba = m["mixer"] == "mamba2"
                 d_k = m["state_dim"] if mamba else m["state_dim"] // H
-                key = (C.task_of(config).seq_len, H, d_k, m["d_model"] // H, mamba)
+                batch, threads = (config.train.batch_size, THREADS_PER_RUN)
+                if profile != "quick":
+                    batch, threads = B, 0
+                key = (batch, C.task_of(config).seq_len, H, d_k, m["d_model"] // H, mamba, threads)
                 shapes.setdefault(key, []).append(f"{profile}/{task}/{model}")
     return [
-        dict(L=L, H=H, d_k=d_k, d_v=d_v, shared=shared, runs=" ".join(runs))
-        for (L, H, d_k, d_v, shared), runs in sorted(shapes.items())
+        dict(B=b, L=L, H=H, d_k=d_k, d_v=d_v, shared=shared, threads=threads, runs=" ".join(runs))
+        for (b, L, H, d_k, d_v, shared, threads), runs in sorted(
+            shapes.items(), key=lambda item: (item[0][-1] == 0, item[0][1:], item[0][0])
+        )
     ]
 
 
-def bench_chunks(shapes: list[dict], chunks=CHUNKS) -> list[dict]:
-    """Forward + backward of the chunked op at each shape and chunk length (a chunk at least
-    ``L`` long is one chunk: timed once, as ``L``); one row per shape with the times, the best
-    chunk and the one :func:`default_chunk` chooses."""
+@contextmanager
+def cpu_threads(count: int):
+    """Run the block on ``count`` CPU threads (0: as many as torch uses now)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(count or before)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def bench_chunks(shapes: list[dict], chunks=CHUNKS, device=CPU) -> list[dict]:
+    """Forward + backward of the chunked op on ``device`` at each shape and chunk length (a
+    chunk at least ``L`` long is one chunk: timed once, as ``L``); one row per shape with the
+    times, the best chunk and the one :func:`default_chunk` chooses."""
     rows = []
     for shape in shapes:
         L, H, d_k, d_v = shape["L"], shape["H"], shape["d_k"], shape["d_v"]
         g = torch.Generator().manual_seed(0)
         heads_qk = 1 if shape["shared"] else H
-        q, k = (torch.randn(B, heads_qk, L, d_k, generator=g) / d_k**0.5 for _ in range(2))
-        v = torch.randn(B, H, L, d_v, generator=g)
-        a = -torch.rand(B, H, L, generator=g) if shape["shared"] else None
-        leaves = [t.requires_grad_() for t in (q, k, v)]
+        size = (shape["B"], heads_qk, L, d_k)
+        q, k = (torch.randn(size, generator=g) / d_k**0.5 for _ in range(2))
+        v = torch.randn(shape["B"], H, L, d_v, generator=g)
+        a = -torch.rand(shape["B"], H, L, generator=g) if shape["shared"] else None
+        leaves = [t.to(device).requires_grad_() for t in (q, k, v)]
+        a = None if a is None else a.to(device)
 
         def step(chunk, leaves=leaves, a=a):
             for t in leaves:
                 t.grad = None
             chunked_linear_attention(*leaves, log_decay=a, chunk=chunk).sum().backward()
+            if device.type == "cuda":
+                torch.cuda.synchronize(device)
 
-        times = {}
-        for chunk in sorted({min(c, L) for c in chunks}):
-            times[chunk] = 1e3 * timed(lambda chunk=chunk: step(chunk), budget_s=2.0, max_reps=50)
-        chosen = min(default_chunk(d_k, d_v, L), L)
-        if chosen not in times:
-            times[chosen] = 1e3 * timed(lambda: step(chosen), budget_s=2.0, max_reps=50)  # noqa: B023
+        def time_chunk(chunk, step=step):
+            return 1e3 * timed(lambda: step(chunk), budget_s=2.0, max_reps=50)
+
+        with cpu_threads(shape["threads"]):
+            times = {chunk: time_chunk(chunk) for chunk in sorted({min(c, L) for c in chunks})}
+            chosen = min(default_chunk(d_k, d_v, L), L)
+            if chosen not in times:
+                times[chosen] = time_chunk(chosen)
         best = min(times, key=times.get)
-        row = {k: shape[k] for k in ("L", "H", "d_k", "d_v", "shared")}
+        row = {k: shape[k] for k in ("B", "L", "H", "d_k", "d_v", "shared", "threads")}
         row.update({f"T{c}_ms": times.get(min(c, L)) for c in chunks})
-        row.update(chosen=chosen, best=best, chosen_over_best=times[chosen] / times[best])
+        row.update(chosen=chosen, best=best, best_ms=times[best])
+        row.update(chosen_over_best=times[chosen] / times[best])
         rows.append({**row, "runs": shape["runs"]})
         print(_fmt(rows[-1]), flush=True)
+    return rows
+
+
+def mixer_shapes(profile: str = "paper") -> list[dict]:
+    """The distinct mixers of the main runs of ``profile``: name, the task's sequence length
+    ``L``, ``d_model``, heads ``H``, state ``N`` and options, with one run's config (to build
+    it as the run does) and the runs that have it."""
+    shapes: dict[tuple, dict] = {}
+    for task in C.tasks():
+        for model in C.models(task):
+            config = C.resolve(task, model, None, profile)
+            m = config.model
+            options = ", ".join(f"{k}={v}" for k, v in sorted(m.get("mixer_options", {}).items()))
+            shape = dict(
+                mixer=m["mixer"],
+                L=C.task_of(config).seq_len,
+                d_model=m["d_model"],
+                H=m.get("n_heads", 1),
+                N=m["state_dim"],
+                options=options,
+            )
+            entry = shapes.setdefault(tuple(shape.values()), dict(shape, config=config, runs=[]))
+            entry["runs"].append(f"{profile}/{task}/{model}")
+    return list(shapes.values())
+
+
+def bench_mixers_at(shapes: list[dict]) -> list[dict]:
+    """Forward + backward of each shape's mixer (its fast path, float32, ``B = 8``, in
+    training mode) at the shape's sequence length: ms per call and tokens per second."""
+    rows = []
+    for shape in shapes:
+        config = shape["config"]
+        torch.manual_seed(0)
+        task = C.task_of(config)  # any vocabulary will do for one block (Text's is read from data)
+        mc = C.model_config(config, task, vocab_size=None if task.input_dim else 256)
+        mixer = build_model(replace(mc, n_layers=1)).blocks[0].mixer
+        x = torch.randn(B, shape["L"], shape["d_model"], requires_grad=True)
+        ms = 1e3 * timed(lambda: fwd_bwd(mixer)(x))  # noqa: B023 - evaluated immediately
+        row = {k: shape[k] for k in ("mixer", "L", "d_model", "H", "N", "options")}
+        row.update(fast_ms=ms, tokens_per_s=B * shape["L"] / ms * 1e3, runs=" ".join(shape["runs"]))
+        rows.append(row)
+        print(_fmt(row), flush=True)
     return rows
 
 
@@ -175,16 +252,20 @@ def run(lengths: list[int], recurrent_max_len: int, spectra_len: int, out: Path)
     torch.set_grad_enabled(True)
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, B={B}, d={D_MODEL}")
     mixers = pd.DataFrame(bench_mixers(lengths, recurrent_max_len))
+    paper = pd.DataFrame(bench_mixers_at(mixer_shapes("paper")))
     spectra = pd.DataFrame(bench_spectra(spectra_len))
     chunks = pd.DataFrame(bench_chunks(chunk_shapes()))
     print("\nfwd+bwd, fast path against the literal recurrence (ms)")
     print(mixers.to_string(index=False, float_format="%.1f"))
+    print(f"\nfwd+bwd of the fast path at the paper profile's mixers, B={B} (ms)")
+    print(paper.drop(columns="runs").to_string(index=False, float_format="%.1f"))
     print("\nspectra.collect against one forward pass (ms)")
     print(spectra.to_string(index=False, float_format="%.2f"))
-    print("\nthe chunked op, fwd+bwd at B=8, by chunk length T (ms), and the chosen T")
+    print("\nthe chunked op, fwd+bwd by chunk length T (ms), and the chosen T (threads 0: all)")
     print(chunks.drop(columns="runs").to_string(index=False, float_format="%.1f"))
     written = []
-    for name, table in (("mixers", mixers), ("spectra", spectra), ("chunks", chunks)):
+    tables = (("mixers", mixers), ("mixers_paper", paper), ("spectra", spectra), ("chunks", chunks))
+    for name, table in tables:
         atomic_write_text(out / f"{name}.csv", table.to_csv(index=False))
         written.append(str(out / f"{name}.csv"))
     print(f"\nwritten: {', '.join(written)}")

@@ -12,8 +12,12 @@ Without a GPU it says so in one line and exits 0. On a CUDA device it runs, in o
 3. **speed**: 200 steps of the paper profile's MQAR Mamba-2, Image S4 and S4D and LM softmax
    runs (:func:`companion.throughput.measure`): ms per step, tokens/s, peak memory and the
    share of the GPU's measured bfloat16 matmul peak (measurements, no pass or fail);
-4. **syncs**: host synchronisations in one training step, counted by CUDA's sync debug mode;
-5. **end to end**: a 300-step MQAR Mamba-2 run on the smoke data (evaluations, both analyses,
+4. **chunk length**: the chunked op (forward + backward, ``B = 8``) at the paper profile's
+   shapes and each chunk length of :data:`companion.bench.CHUNKS`
+   (:func:`companion.bench.bench_chunks`): the chunk that
+   :func:`~companion.ops.chunked.default_chunk` chooses must be within 10 % of the best;
+5. **syncs**: host synchronisations in one training step, counted by CUDA's sync debug mode;
+6. **end to end**: a 300-step MQAR Mamba-2 run on the smoke data (evaluations, both analyses,
    checkpoints every 50 steps) trained whole, and trained again in a fresh folder, dropped at
    step 160 and resumed in fresh objects from the checkpoint of step 150, as a new process
    would: losses, metrics and spectra must repeat bit for bit; its spectra are then compared
@@ -39,8 +43,8 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from companion import bench, throughput, train
 from companion import config as C
-from companion import throughput, train
 from companion.layers import MIXERS, make_mixer
 from companion.runs import RunDir
 
@@ -48,6 +52,7 @@ D_MODEL, N_HEADS, STATE, LENGTH, BATCH = 8, 2, 4, 65, 2
 PARITY_TOLERANCE = 1e-9  # float64 on two devices: rounding only
 BF16_TOLERANCE = 0.1  # bfloat16 keeps 8 bits: about 0.4 % per rounding
 SPECTRA_TOLERANCE = 0.2  # bin shares after 300 steps in bfloat16 against float32
+CHUNK_TOLERANCE = 1.1  # the chosen chunk's time over the best one's
 # (task, model, variant) timed at the paper profile
 SPEED_RUNS = [("mqar", "mamba2", None), ("image", "s4", None), ("image", "s4", "s4d")]
 SPEED_RUNS += [("lm", "softmax", None)]
@@ -144,6 +149,24 @@ def speed(profile: str = "paper", steps: int = 200, runs=tuple(SPEED_RUNS)) -> l
             )
         )
     return checks
+
+
+def chunk_check(row: dict) -> Check:
+    """One row of :func:`companion.bench.bench_chunks` as a check: the chosen chunk's time
+    within :data:`CHUNK_TOLERANCE` of the best chunk's."""
+    shape = f"L={row['L']} H={row['H']} d_k={row['d_k']} d_v={row['d_v']}"
+    best = f"the best ({row['best']}, {row['best_ms']:.2f} ms)"
+    return Check(
+        f"chunk {shape}{' shared' if row['shared'] else ''}",
+        f"chosen {row['chosen']}: {row['chosen_over_best']:.2f}x {best}",
+        row["chosen_over_best"] <= CHUNK_TOLERANCE,
+    )
+
+
+def chunk_rule(device: torch.device, profile: str = "paper", chunks=bench.CHUNKS) -> list[Check]:
+    """The chunk sweep of ``profile``'s shapes on ``device``, one check per shape."""
+    rows = bench.bench_chunks(bench.chunk_shapes((profile,)), chunks, device)
+    return [chunk_check(row) for row in rows]
 
 
 def host_syncs(config: C.RunConfig, steps: int = 5) -> Check:
@@ -291,6 +314,7 @@ def main() -> int:
     checks = [mixer_parity(name, device) for name in MIXERS]
     checks += [mixer_bf16(name, device) for name in MIXERS]
     checks += speed()
+    checks += chunk_rule(device)
     checks.append(host_syncs(C.resolve("mqar", "mamba2", None, "paper")))
     with tempfile.TemporaryDirectory(prefix="gpu-check-") as tmp:
         checks += end_to_end(Path(tmp))

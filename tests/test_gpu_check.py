@@ -63,6 +63,15 @@ def test_speed_times_each_run():
     assert all("ms/step" in c.result and c.passed is None for c in checks)
 
 
+def test_the_chunk_rule_is_checked_at_every_shape_and_fails_far_from_the_best():
+    checks = G.chunk_rule(CPU, "smoke", chunks=(16, 32))
+    assert checks and all(c.name.startswith("chunk L=") and "chosen" in c.result for c in checks)
+    row = dict(L=1024, H=4, d_k=16, d_v=32, shared=True, chosen=64, best=128, best_ms=2.0)
+    assert G.chunk_check({**row, "chosen_over_best": 1.05}).passed is True
+    failed = G.chunk_check({**row, "chosen_over_best": 1.4})
+    assert failed.passed is False and "1.40x the best (128, 2.00 ms)" in failed.result
+
+
 def test_syncs_are_counted_on_cuda_only():
     from companion import config as C
 

@@ -119,10 +119,40 @@ def test_the_chunk_sweep_times_every_chunk_and_marks_the_chosen_one():
     assert {"quick/mqar/mamba2", "paper/text/linear"} <= {
         run for s in shapes for run in s["runs"].split()
     }
-    small = [dict(L=40, H=2, d_k=4, d_v=8, shared=shared, runs="") for shared in (False, True)]
+    # quick shapes as make reproduce trains them: the run's batch, one thread; paper: B = 8
+    quick = next(s for s in shapes if "quick/lm/mamba2" in s["runs"].split())
+    paper = next(s for s in shapes if "paper/text/mamba2" in s["runs"].split())
+    assert (quick["B"], quick["threads"], quick["L"]) == (16, 1, 256)
+    assert (paper["B"], paper["threads"], paper["L"]) == (8, 0, 4096)
+    small = [
+        dict(B=b, L=40, H=2, d_k=4, d_v=8, shared=shared, threads=t, runs="")
+        for b, shared, t in ((3, False, 1), (1, True, 0))
+    ]
+    threads = torch.get_num_threads()
     rows = bench_chunks(small, chunks=(16, 32, 64))
+    assert torch.get_num_threads() == threads  # restored after a one-thread shape
     for row in rows:
         assert row["T16_ms"] > 0 and row["T32_ms"] > 0
         assert row["T64_ms"] is not None  # 64 > L: the whole sequence as one chunk
         assert row["chosen"] == 16 and row["best"] in (16, 32, 40)
-        assert row["chosen_over_best"] >= 1.0
+        assert row["chosen_over_best"] >= 1.0 and row["best_ms"] > 0
+
+
+def test_the_paper_mixers_are_timed_as_their_runs_build_them():
+    from companion.bench import bench_mixers_at, mixer_shapes
+
+    shapes = mixer_shapes("paper")
+    runs = [run for s in shapes for run in s["runs"]]
+    assert len(runs) == len(set(runs)) == 30  # every main run of the paper profile, once
+    text = next(s for s in shapes if "paper/text/mamba2" in s["runs"])
+    assert (text["mixer"], text["L"], text["d_model"], text["H"], text["N"]) == (
+        "mamba2",
+        4096,
+        128,
+        4,
+        64,
+    )
+    assert text["options"] == "conv=4"
+    rows = bench_mixers_at(mixer_shapes("smoke")[:2])
+    assert [r["runs"] for r in rows] == [" ".join(s["runs"]) for s in mixer_shapes("smoke")[:2]]
+    assert all(r["fast_ms"] > 0 and r["tokens_per_s"] > 0 for r in rows)
