@@ -49,18 +49,18 @@ def default_chunk(d_k: int, d_v: int, length: int | None = None) -> int:
     Image, Text and LM steps of linear and norm attention and Mamba-2 0.61–0.89× as fast, though
     the op alone at B = 8 is faster at 64 for some of these shapes.
 
-    Long sequences: ``√(160 h)`` in [64, 128], from ``make bench``'s sweep of the op alone
+    Long sequences: ``√(320 h)`` in [64, 128], from ``make bench``'s sweep of the op alone
     (fwd+bwd, float32, B = 8, 2 CPU threads) at the paper profile's shapes, L = 512 to 4096: 64
-    was best for h from 10.7 to 42.7 (ListOps, Text, Image; 16 took 1.6–1.9× as long there),
-    128 for h = 57 and 64 (LM Mamba-2, MQAR; 64 took 1.4× and 1.13× as long), and 64 was
-    within 7 % of 128 at h = 32 (LM attention).
+    was best for h from 10.7 to 21.3 (ListOps, Text, Image attention; 16 took 1.5–1.9× as long
+    there), 128 for h = 32 and 57 (LM attention, where 64 took 1.16× as long, and LM Mamba-2),
+    and 128 was within 7 % of the best at h = 43 and 64 (Image and MQAR Mamba-2).
 
     The rule is measured on the CPU and applies on every device; ``make gpu-check`` times the
     same sweep on CUDA and fails at any paper shape where this chunk is more than 10 % slower
     than the best there."""
     h = d_k * d_v / (d_k + d_v)
     if length is not None and length >= LONG:
-        return int(min(128, max(64, 2 ** round(math.log2(math.sqrt(160 * h))))))
+        return int(min(128, max(64, 2 ** round(math.log2(math.sqrt(320 * h))))))
     return int(min(128, max(16, 2 ** round(math.log2(math.sqrt(24 * h))))))
 
 
