@@ -47,7 +47,10 @@ def default_chunk(d_k: int, d_v: int, length: int | None = None) -> int:
     measured on CPU training steps at the quick profile (Mamba-2 at d_k = 32, d_v = 16: T = 16
     takes 106 ms, 64 takes 151 ms, 128 takes 228 ms). Chunk 64 for every quick run made the
     Image, Text and LM steps of linear and norm attention and Mamba-2 0.61–0.89× as fast, though
-    the op alone at B = 8 is faster at 64 for some of these shapes.
+    the op alone is faster at 32 or 64 for some of these shapes (up to 1.4× at the run's batch
+    on one thread). With the chunk forced to 16, 32 and 64 in whole training steps of every
+    quick run, this rule's chunk was the fastest or within 7 % in 14 of 15 (ListOps Mamba-2,
+    L = 60: 1.14× one chunk of 64).
 
     Long sequences: ``√(320 h)`` in [64, 128], from ``make bench``'s sweep of the op alone
     (fwd+bwd, float32, B = 8, 2 CPU threads) at the paper profile's shapes, L = 512 to 4096: 64
