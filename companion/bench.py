@@ -135,16 +135,13 @@ def chunk_shapes(profiles=("quick", "paper")) -> list[dict]:
                 m, H = config.model, config.model.get("n_heads", 1)
                 mamba = m["mixer"] == "mamba2"
                 d_k = m["state_dim"] if mamba else m["state_dim"] // H
-                batch, threads = (config.train.batch_size, THREADS_PER_RUN)
-                if profile != "quick":
-                    batch, threads = B, 0
-                key = (batch, C.task_of(config).seq_len, H, d_k, m["d_model"] // H, mamba, threads)
+                quick = profile == "quick"
+                batch, threads = (config.train.batch_size, THREADS_PER_RUN) if quick else (B, 0)
+                key = (C.task_of(config).seq_len, H, d_k, m["d_model"] // H, mamba, batch, threads)
                 shapes.setdefault(key, []).append(f"{profile}/{task}/{model}")
     return [
         dict(B=b, L=L, H=H, d_k=d_k, d_v=d_v, shared=shared, threads=threads, runs=" ".join(runs))
-        for (b, L, H, d_k, d_v, shared, threads), runs in sorted(
-            shapes.items(), key=lambda item: (item[0][-1] == 0, item[0][1:], item[0][0])
-        )
+        for (L, H, d_k, d_v, shared, b, threads), runs in sorted(shapes.items())
     ]
 
 
