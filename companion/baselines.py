@@ -59,20 +59,51 @@ class Baseline:
     n: int
 
 
+def _margin(metric: str, value: float, n: int) -> tuple[float, str]:
+    """How far beyond ``value`` (an accuracy on ``n`` test predictions, or a perplexity) a
+    score must be to count as clearly beyond it: the line, and the margin in words."""
+    if metric == "perplexity":
+        return PPL_FACTOR * value, f"{PPL_FACTOR:g} × its perplexity"
+    se = math.sqrt(value * (1 - value) / max(n, 1))
+    margin = max(MARGIN, SE_MARGIN * se)
+    why = f"{100 * MARGIN:g} points" if margin == MARGIN else f"{SE_MARGIN:g} standard errors"
+    return value + margin, f"+{100 * margin:.1f} ({why})"
+
+
 @dataclass(frozen=True)
 class Gate:
-    """The line a seed's test metric must pass to count as having learned its task."""
+    """The two lines a seed's test metric is read against.
+
+    ``line``: the seed **used its state** when it is clearly beyond both the strongest trivial
+    predictor and the mean of the same network without its mixer (``control``; NaN when that
+    control has no runs, and then no seed passes); ``baseline``/``value`` name the stronger of
+    the two. ``shallow_line``: the seed went **beyond the strongest shallow predictor**
+    (``shallow``/``shallow_value``), the sign that the task instance made the demand a
+    sequence model is for."""
 
     metric: str  # "accuracy" (higher is better) | "perplexity" (lower is better)
     line: float
-    baseline: str  # the strongest trivial predictor
+    baseline: str  # what sets the line
     value: float  # its score
     margin: str  # the margin in words
+    control: float = math.nan  # the no-mixing control's mean test metric
+    shallow: str = ""
+    shallow_value: float = math.nan
+    shallow_line: float = math.nan
+
+    def _beyond(self, score, line) -> bool:
+        if score is None or not math.isfinite(score) or not math.isfinite(line):
+            return False
+        return score >= line if self.metric == "accuracy" else score <= line
 
     def passes(self, score: float) -> bool:
-        if score is None or not math.isfinite(score):
-            return False
-        return score >= self.line if self.metric == "accuracy" else score <= self.line
+        """The seed used its state (see the class docstring)."""
+        return self._beyond(score, self.line)
+
+    def beyond_shallow(self, score: float) -> bool:
+        """The seed is clearly beyond the strongest shallow predictor (True when the task has
+        none)."""
+        return self._beyond(score, self.shallow_line) if self.shallow else self.passes(score)
 
 
 def strongest(table: list[Baseline], kind: str) -> Baseline | None:
@@ -85,17 +116,32 @@ def strongest(table: list[Baseline], kind: str) -> Baseline | None:
     return min(found, key=lambda b: sign * b.value)
 
 
-def gate(table: list[Baseline]) -> Gate:
-    """The competence gate of a task from its baselines (see the module docstring)."""
+CONTROL_NAME = "the network without its mixer"
+
+
+def gate(table: list[Baseline], control: float | None = None) -> Gate:
+    """The gate of a task from its baselines and, for one model, the mean test metric of its
+    no-mixing ``control`` (None: the task's gate before any control ran, as ``companion data
+    info`` prints it; NaN: the control has no runs, so nothing passes)."""
     best = strongest(table, "trivial")
-    if best.metric == "perplexity":
-        line = PPL_FACTOR * best.value
-        return Gate("perplexity", line, best.name, best.value, f"{PPL_FACTOR:g} × its perplexity")
-    se = math.sqrt(best.value * (1 - best.value) / best.n)
-    margin = max(MARGIN, SE_MARGIN * se)
-    why = f"{100 * MARGIN:g} points" if margin == MARGIN else f"{SE_MARGIN:g} standard errors"
+    lower = best.metric == "perplexity"
+    name, value = best.name, best.value
+    if (
+        control is not None
+        and math.isfinite(control)
+        and (control < value if lower else control > value)
+    ):
+        name, value = CONTROL_NAME, control
+    line, margin = _margin(best.metric, value, best.n)
+    if control is not None and not math.isfinite(control):
+        line = math.nan
+    top = strongest(table, "shallow")
+    extra = {}
+    if top is not None:
+        shallow_line = _margin(top.metric, top.value, top.n)[0]
+        extra = dict(shallow=top.name, shallow_value=top.value, shallow_line=shallow_line)
     return Gate(
-        "accuracy", best.value + margin, best.name, best.value, f"+{100 * margin:.1f} ({why})"
+        best.metric, line, name, value, margin, math.nan if control is None else control, **extra
     )
 
 
@@ -285,9 +331,16 @@ def for_task(name: str, profile: str, **options) -> tuple[list[Baseline], Gate]:
 
 
 def describe(table: list[Baseline], g: Gate) -> str:
-    """One line per baseline and one for the gate, for ``companion data info``."""
+    """One line per baseline and two for the gate's lines, for ``companion data info``."""
     unit = (lambda v: f"{v:.2f}") if g.metric == "perplexity" else (lambda v: f"{100 * v:.1f} %")
     lines = [f"  {b.kind:7s} {b.name}: {unit(b.value)}" for b in table]
     word = "at most" if g.metric == "perplexity" else "at least"
-    lines.append(f"  gate    learned = {word} {unit(g.line)} ({g.baseline} {g.margin})")
+    lines.append(
+        f"  gate    used its state = {word} {unit(g.line)} ({g.baseline} {g.margin}), and "
+        f"beyond {CONTROL_NAME} (its own runs)"
+    )
+    if g.shallow:
+        lines.append(
+            f"  demand  beyond the shallow predictors = {word} {unit(g.shallow_line)} ({g.shallow})"
+        )
     return "\n".join(lines)

@@ -40,6 +40,10 @@ from companion.tasks.base import replace_config
 CONFIG_DIR = Path(__file__).parent / "configs"
 BOOK_RUNS = CONFIG_DIR / "book.yaml"
 RUNG = "ladder-"  # a rung's variant names: ladder-<rung> (main grid), <variant>-ladder-<rung>
+# the variant every experiment has: the same network with its sequence mixer removed (the
+# floor a model must beat to count as having used its state; ``model.mixing``)
+CONTROL = "nomix"
+CONTROL_SETTINGS = {"model": {"mixing": False}}
 # ModelConfig fields that come from the task, never from a config file
 TASK_FACTS = ("vocab_size", "input_dim", "max_len", "head", "n_classes")
 
@@ -161,8 +165,21 @@ def models(task: str) -> list[str]:
     return sorted(p.stem for p in (CONFIG_DIR / task).glob("*.yaml") if p.stem != "task")
 
 
+def _variants(task: str, model: str) -> dict[str, dict]:
+    """The variants of an experiment file, and the no-mixing ``CONTROL`` every one has."""
+    named = _load(CONFIG_DIR / task / f"{model}.yaml").get("variants") or {}
+    return {**named, CONTROL: CONTROL_SETTINGS}
+
+
 def variants(task: str, model: str) -> list[str]:
-    return sorted(_load(CONFIG_DIR / task / f"{model}.yaml").get("variants") or {})
+    return sorted(_variants(task, model))
+
+
+def control_of(variant: str | None) -> str:
+    """The variant of the no-mixing control that a run of ``variant`` is measured against: the
+    control of the main grid, at the same ladder rung."""
+    rung = split_rung(variant)[1]
+    return f"{CONTROL}-{RUNG}{rung}" if rung else CONTROL
 
 
 def departures(task: str, model: str) -> list[dict]:
@@ -257,9 +274,10 @@ def split_rung(variant: str | None) -> tuple[str | None, str | None]:
 
 def ladder_experiments(task: str) -> list[tuple[str, str | None]]:
     """``(model, variant)`` of every experiment the ladder runs on ``task`` at each rung: the
-    main grid (variant ``None``), then the variants it names."""
+    main grid (variant ``None``), its no-mixing controls, then the variants it names."""
     named = (_ladder().get("variants") or {}).get(task, [])
-    return [(m, None) for m in models(task)] + [tuple(n.split("/")) for n in named]
+    grid = [(m, v) for v in (None, CONTROL) for m in models(task)]
+    return grid + [tuple(n.split("/")) for n in named]
 
 
 def ladder_runs(only: str | None = None) -> list[RunConfig]:
@@ -353,8 +371,9 @@ def resolve(
     if profile not in PROFILES:
         raise ConfigError(f"unknown profile {profile!r}; choose one of: {', '.join(PROFILES)}")
     base, exp = _load(CONFIG_DIR / task / "task.yaml"), _load(CONFIG_DIR / task / f"{model}.yaml")
+    all_variants = _variants(task, model)
     exp.pop("departures", None)  # documentation of the file, not part of the run
-    all_variants = exp.pop("variants", None) or {}
+    exp.pop("variants", None)
     variant_of, rung = split_rung(variant)
     if variant_of is not None and variant_of not in all_variants:
         valid = _choices(all_variants) or "none"
@@ -463,7 +482,14 @@ def appendix() -> str:
         t = cfg.train
         return f"{t.steps} steps" if t.steps else f"{t.epochs:g} epochs"
 
-    lines = ["Generated from the YAML files in `companion/configs/` by `make reproduce`.", ""]
+    lines = [
+        "Generated from the YAML files in `companion/configs/` by `make reproduce`.",
+        "",
+        f"Every experiment below also runs as `{CONTROL}`: the same configuration with each "
+        "sequence mixer replaced by the identity (`model.mixing: false`), the control a model "
+        "must beat to count as having used its state.",
+        "",
+    ]
     for task in tasks():
         lines += [
             f"## {task}",
@@ -496,7 +522,7 @@ def appendix() -> str:
                 f"- `{model}` ({d['part']}): {d['what']}. *Why:* {d['why']}."
                 for d in departures(task, model)
             ]
-        ablations = [(m, v) for m in models(task) for v in variants(task, m)]
+        ablations = [(m, v) for m in models(task) for v in variants(task, m) if v != CONTROL]
         if ablations:
             lines += ["", "Ablations (paper profile):", ""]
             lines += [

@@ -15,10 +15,13 @@ bin columns            the share of ``|λ|`` in each of the paper's seven bins (
 ``band_live``
 ``quantiles``          101 quantiles of ``log |λ|`` (all layers, heads, examples), from which
                        :func:`w1` gives the Wasserstein-1 distance between two spectra
-``test_accuracy``,     the run's test metric, the strongest trivial predictor of its task
-``test_perplexity``,   (``baseline``, ``baseline_value``), the competence gate's line
-``baseline``, ...      (``gate_line``) and whether the run passed it (``learned``): see
-                       :mod:`companion.baselines`
+``test_accuracy``,     the run's test metric; what sets its gate's line (``baseline``,
+``test_perplexity``,   ``baseline_value``: the strongest trivial predictor or the same network
+``baseline``, ...      without its mixer, whose mean is ``control_value``), the line
+                       (``gate_line``) and whether the run passed it (``learned``: it used its
+                       state); the strongest shallow predictor (``shallow``,
+                       ``shallow_value``), its line and whether the run went beyond it
+                       (``beyond_shallow``): see :mod:`companion.baselines`
 =====================  =====================================================================
 
 The statistics are ``scipy.stats``: a condition (task, model, variant) is the mean of its seeds;
@@ -42,7 +45,7 @@ import torch
 from scipy import stats
 
 from companion import baselines
-from companion.config import split_rung
+from companion.config import control_of, split_rung
 from companion.runs import RunDir, layer_spectra
 from companion.spectra import (
     MAGNITUDE_BINS,
@@ -51,7 +54,7 @@ from companion.spectra import (
     fractions,
     membership,
 )
-from companion.tasks import PROFILES
+from companion.tasks import PROFILES, metric
 
 KEYS = ["task", "model", "variant", "seed"]
 CONDITION = ["task", "model", "variant"]
@@ -117,23 +120,45 @@ def run_measures(run_path: str | Path) -> list[dict]:
 
 def measures(index: pd.DataFrame) -> pd.DataFrame:
     """One row per (run, analysis, stage) of the runs ``index`` (the runs index table), with the
-    run's ``task, model, variant, seed``, its test metric and its competence gate; see the
-    module docstring."""
-    runs = index.assign(variant=index["variant"].fillna("").astype(str))
-    gates: dict[tuple[str, str, str], baselines.Gate] = {}
+    run's ``task, model, variant, seed``, its test metric and its gate (:func:`run_gates`); see
+    the module docstring."""
+    runs = index.assign(variant=index["variant"].fillna("").astype(str)).reset_index(drop=True)
     rows = []
-    for _, run in runs.iterrows():
-        data = run.get("data")
-        key = (run["task"], run.get("profile", "quick"), data if isinstance(data, str) else "{}")
-        if key not in gates:  # the gate of the data the run trained on
-            gates[key] = baselines.for_task(*key[:2], **json.loads(key[2]))[1]
-        identity = {k: run[k] for k in KEYS} | learned_columns(run, gates[key])
+    for (_, run), gate in zip(runs.iterrows(), run_gates(runs), strict=True):
+        identity = {k: run[k] for k in KEYS} | learned_columns(run, gate)
         rows += [{**identity, **row} for row in run_measures(run["path"])]
     return pd.DataFrame(rows)
 
 
+def run_gates(index: pd.DataFrame) -> list[baselines.Gate]:
+    """The gate of each run of ``index``, in its order: the baselines of the data the run
+    trained on (its task, profile and ``data`` options), and the mean test metric of the
+    seeds of its no-mixing control in ``index`` (the same task, model and profile, variant
+    :func:`companion.config.control_of`; NaN when it has none)."""
+    runs = index.assign(variant=index["variant"].fillna("").astype(str))
+    tables: dict[tuple[str, str, str], list[baselines.Baseline]] = {}
+    out = []
+    for _, run in runs.iterrows():
+        data = run.get("data")
+        key = (run["task"], run.get("profile", "quick"), data if isinstance(data, str) else "{}")
+        if key not in tables:  # the baselines of the data the run trained on
+            tables[key] = baselines.for_task(*key[:2], **json.loads(key[2]))[0]
+        column = metric(run["task"]).column()
+        control = runs[
+            (runs["task"] == run["task"])
+            & (runs["model"] == run["model"])
+            & (runs["variant"] == control_of(run["variant"] or None))
+        ]
+        if "profile" in runs:
+            control = control[control["profile"] == run["profile"]]
+        scores = control.get(column, pd.Series(dtype=float)).dropna()
+        out.append(baselines.gate(tables[key], float(scores.mean()) if len(scores) else math.nan))
+    return out
+
+
 def learned_columns(run: pd.Series, gate: baselines.Gate) -> dict:
-    """A run's test metric and whether it passed its task's competence ``gate``."""
+    """A run's test metric and where it stands against its ``gate``: ``learned`` (it used its
+    state) and ``beyond_shallow``."""
     accuracy = float(run.get("test_accuracy", np.nan))
     perplexity = float(run.get("test_perplexity", np.nan))
     score = perplexity if gate.metric == "perplexity" else accuracy
@@ -142,8 +167,13 @@ def learned_columns(run: pd.Series, gate: baselines.Gate) -> dict:
         "test_perplexity": perplexity,
         "baseline": gate.baseline,
         "baseline_value": gate.value,
+        "control_value": gate.control,
         "gate_line": gate.line,
         "learned": gate.passes(score),
+        "shallow": gate.shallow,
+        "shallow_value": gate.shallow_value,
+        "shallow_line": gate.shallow_line,
+        "beyond_shallow": gate.beyond_shallow(score),
     }
 
 
@@ -167,10 +197,13 @@ def normalise(measures: pd.DataFrame) -> pd.DataFrame:
         out["quantiles"] = [
             np.asarray(json.loads(q) if isinstance(q, str) else q, float) for q in out["quantiles"]
         ]
-    if "learned" in out:
-        if out["learned"].isna().any():
-            raise ValueError("measures: the 'learned' column has empty cells")
-        out["learned"] = out["learned"].astype(bool)  # read_csv already parses True/False
+    for column in ("learned", "beyond_shallow"):
+        if column in out:
+            if out[column].isna().any():
+                raise ValueError(f"measures: the {column!r} column has empty cells")
+            out[column] = out[column].astype(bool)  # read_csv already parses True/False
+    if "shallow" in out:
+        out["shallow"] = out["shallow"].fillna("").astype(str)
     return out
 
 

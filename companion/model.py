@@ -42,7 +42,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from companion.layers import MIXERS, check_options, make_mixer
+from companion.layers import IDENTITY, MIXERS, check_options, make_mixer
 from companion.layers.base import check_choice
 from companion.schema import setting, validate
 
@@ -76,7 +76,9 @@ class ModelConfig:
     families' block norm and its place (transformer blocks are pre-norm with LayerNorm);
     ``bn_momentum``: how fast BatchNorm's running statistics follow the batches (the JAX
     models' Flax momentum 0.99 is PyTorch's 0.01); ``gate``: the output gate (transformer
-    family only, as in the public code).
+    family only, as in the public code); ``mixing=False``: the same network with every
+    sequence mixer replaced by the identity (``companion.layers.identity``), the control that
+    tells what the network learns without carrying anything across time.
     """
 
     mixer: str = setting("", choices=MIXERS)
@@ -94,6 +96,7 @@ class ModelConfig:
     gate: bool = setting(False)
     dropout: float = setting(0.0, at_least=0, below=1)
     positional: bool = setting(False)  # learned positional embeddings (needs max_len)
+    mixing: bool = setting(True)  # false: the mixer replaced by the identity (the control)
     # facts of the task, filled in by the training code:
     vocab_size: int | None = None
     input_dim: int | None = None
@@ -139,6 +142,18 @@ class ModelConfig:
     @property
     def mlp_dim(self) -> int:
         return max(1, round(self.mlp_ratio * self.d_model))
+
+    def make_mixer(self, **extra):
+        """The block's sequence mixer: ``mixer`` with its options (and ``extra`` defaults), or
+        the identity when ``mixing`` is off."""
+        if not self.mixing:
+            return make_mixer(IDENTITY, self.d_model)
+        options = {**extra, **self.mixer_options}
+        return make_mixer(self.mixer, self.d_model, self.n_heads, self.state_dim, **options)
+
+    @property
+    def mixer_name(self) -> str:
+        return self.mixer if self.mixing else IDENTITY
 
 
 class MLP(nn.Module):
@@ -195,11 +210,9 @@ class TransformerBlock(nn.Module):
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.mixer_name = cfg.mixer
+        self.mixer_name = cfg.mixer_name
         self.norm = nn.LayerNorm(cfg.d_model)  # shared by the mixer and the MLP
-        self.mixer = make_mixer(
-            cfg.mixer, cfg.d_model, cfg.n_heads, cfg.state_dim, **cfg.mixer_options
-        )
+        self.mixer = cfg.make_mixer()
         self.drop = nn.Dropout(cfg.dropout)
         self.mlp = {
             "mlp": lambda: MLP(cfg.d_model, cfg.mlp_dim, cfg.dropout),
@@ -229,12 +242,11 @@ class SSMBlock(nn.Module):
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
-        self.mixer_name, self.prenorm = cfg.mixer, cfg.prenorm
+        self.mixer_name, self.prenorm = cfg.mixer_name, cfg.prenorm
         self.norm = _norm(cfg)
-        options = dict(cfg.mixer_options)
-        if cfg.mixer == "s4" and cfg.max_len:  # the kernel at the task's length, as published
-            options.setdefault("l_max", cfg.max_len)
-        self.mixer = make_mixer(cfg.mixer, cfg.d_model, cfg.n_heads, cfg.state_dim, **options)
+        # S4's kernel at the task's length, as published
+        extra = {"l_max": cfg.max_len} if cfg.mixer == "s4" and cfg.max_len else {}
+        self.mixer = cfg.make_mixer(**extra)
         shared = cfg.family == "sequence_layer"
         self.drop = (TimeSharedDropout if shared else nn.Dropout)(cfg.dropout)
         self.glu = GLU(cfg.d_model) if cfg.mlp == "glu" else None

@@ -34,12 +34,27 @@ SHORT = dict(zip(("near0", "small", "mid", "near1", "above"), MAGNITUDE_BINS, st
 
 
 def cond(
-    task, model, variant="", *, acc=0.5, final=None, init=None, jitter=0.0, seeds=3, learned=True
+    task,
+    model,
+    variant="",
+    *,
+    acc=0.5,
+    final=None,
+    init=None,
+    jitter=0.0,
+    seeds=3,
+    learned=True,
+    beyond=None,
+    control=0.1,
 ):
     """Rows of ``measures`` for one condition: ``seeds`` seeds, both stages, both analyses.
     ``final``/``init``: shares by short name (near0, small, mid, near1, above; ``band``
     defaults to near1); ``jitter``: the seed-to-seed spread of the final accuracy and shares
-    (added to near0, small and near1, taken from mid and above)."""
+    (added to near0, small and near1, taken from mid and above); ``learned`` and ``beyond``
+    (default: as ``learned``): whether each seed used its state and went beyond the shallow
+    predictor (a bool or one per seed); ``control``: the no-mixing control's mean (NaN: it
+    has no runs)."""
+    beyond = learned if beyond is None else beyond
     final = final or {"near1": 1.0}
     init = init or final
     out = []
@@ -58,9 +73,14 @@ def cond(
                     test_accuracy=acc + d,
                     test_perplexity=float("nan"),
                     learned=learned if isinstance(learned, bool) else learned[i],
+                    beyond_shallow=beyond if isinstance(beyond, bool) else beyond[i],
                     baseline="majority class",
                     baseline_value=0.1,
+                    control_value=control,
                     gate_line=0.13,
+                    shallow="logistic regression",
+                    shallow_value=0.2,
+                    shallow_line=0.23,
                     dead_heads=0,
                     quantiles=np.zeros(101),
                 )

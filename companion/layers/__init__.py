@@ -22,8 +22,10 @@ _REGISTRY: dict[str, tuple[str, str, dict]] = {
     "lru": ("companion.layers.lru", "LRU", {}),
     "mamba2": ("companion.layers.mamba2", "Mamba2", {"lti": False}),
     "mamba2_lti": ("companion.layers.mamba2", "Mamba2", {"lti": True}),
+    "identity": ("companion.layers.identity", "Identity", {}),
 }
-MIXERS: tuple[str, ...] = tuple(_REGISTRY)
+IDENTITY = "identity"  # the no-mixing control (``model.mixing: false``), not a paper mixer
+MIXERS: tuple[str, ...] = tuple(n for n in _REGISTRY if n != IDENTITY)
 
 
 def mixer_class(name: str) -> type[Mixer]:
@@ -49,4 +51,12 @@ def make_mixer(name: str, d_model: int, n_heads: int = 1, state_dim: int = 64, *
     )
 
 
-__all__ = ["MIXERS", "Mixer", "Transition", "check_options", "make_mixer", "mixer_class"]
+__all__ = [
+    "IDENTITY",
+    "MIXERS",
+    "Mixer",
+    "Transition",
+    "check_options",
+    "make_mixer",
+    "mixer_class",
+]
