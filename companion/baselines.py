@@ -87,6 +87,8 @@ class Gate:
     value: float  # its score
     margin: str  # the margin in words
     control: float = math.nan  # the no-mixing control's mean test metric
+    trivial: str = ""  # the strongest trivial predictor
+    trivial_value: float = math.nan
     shallow: str = ""
     shallow_value: float = math.nan
     shallow_line: float = math.nan
@@ -140,9 +142,8 @@ def gate(table: list[Baseline], control: float | None = None) -> Gate:
     if top is not None:
         shallow_line = _margin(top.metric, top.value, top.n)[0]
         extra = dict(shallow=top.name, shallow_value=top.value, shallow_line=shallow_line)
-    return Gate(
-        best.metric, line, name, value, margin, math.nan if control is None else control, **extra
-    )
+    control = math.nan if control is None else control
+    return Gate(best.metric, line, name, value, margin, control, best.name, best.value, **extra)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -1211,38 +1211,83 @@ def sensitivity(parts: pd.DataFrame, factors=(0.5, 2.0)) -> pd.DataFrame:
     return out.reset_index(drop=True)
 
 
+def edge_sensitivity(measures: pd.DataFrame, analysis: str = "exact") -> pd.DataFrame:
+    """Every claim's verdict with the bin edges (and the near-1 band's half-width) moved by
+    each of :data:`companion.evidence.SHIFTS` (measures recomputed from the same spectra, not
+    rescaled), beside the verdict as is, and how many of its parts change state. Columns:
+    ``claim``, one ``verdict at <shift>`` per shift and ``verdict``, ``parts that move``.
+    Empty when the measures carry no shifted columns."""
+    columns = [*MAGNITUDE_BINS, NEAR1]
+    if not all(ev.shifted(c, s) in measures for c in columns for s in ev.SHIFTS):
+        return pd.DataFrame()
+    base_v, base_p = evaluate(measures, (analysis,))
+    out = base_v[["claim"]].copy()
+    moved = pd.Series(0, index=base_p.index)
+    for shift in ev.SHIFTS:
+        m = measures.assign(**{c: measures[ev.shifted(c, shift)] for c in columns})
+        v, p = evaluate(m, (analysis,))
+        out[f"verdict at {shift:+g}"] = v["verdict"].to_numpy()
+        moved += (p["state"].to_numpy() != base_p["state"].to_numpy()).astype(int)
+    out["verdict"] = base_v["verdict"].to_numpy()
+    counts = (moved > 0).groupby(base_p["claim"]).sum()
+    out["parts that move"] = out["claim"].map(counts).fillna(0).astype(int)
+    return out[
+        [
+            "claim",
+            *(f"verdict at {s:+g}" for s in ev.SHIFTS[:1]),
+            "verdict",
+            *(f"verdict at {s:+g}" for s in ev.SHIFTS[1:]),
+            "parts that move",
+        ]
+    ]
+
+
 def gates(measures: pd.DataFrame, factors=(0.5, 1.0, 2.0)) -> pd.DataFrame:
-    """Per task: the strongest trivial predictor, the gate's line, the conditions (task,
-    model, variant) and how many of them have at least ``MIN_LEARNED`` seeds that learned, at
-    the gate's margin scaled by each of ``factors`` (1: the gate the claims use)."""
+    """Per task, in words for the claims chapter: its strongest trivial predictor, the range of
+    its no-mixing controls (one per model), its strongest shallow predictor, the conditions
+    (task, model, variant; controls aside) and how many of them have at least
+    ``MIN_LEARNED`` seeds that used their state, with each seed's margin scaled by each of
+    ``factors`` (1: the gate the claims use), and how many also went beyond the shallow
+    predictor (at 1×)."""
     m = ev.normalise(measures)
     m = m[(m["analysis"] == m["analysis"].iloc[0]) & (m["stage"] == "final")] if len(m) else m
+    if len(m):
+        m = m[~m["variant"].str.startswith(CONTROL)]
     rows = []
     for task, group in m.groupby("task", sort=False):
         first = group.iloc[0]
         lower = metric(task).lower_is_better
         score = group[metric(task).column()]
-        margin = first["gate_line"] - first["baseline_value"]
-        row = dict(
-            task=task,
-            baseline=first["baseline"],
-            baseline_value=first["baseline_value"],
-            gate_line=first["gate_line"],
-            conditions=group.groupby(ev.CONDITION).ngroups,
-        )
+        by = [group[c] for c in ev.CONDITION]
+        controls = group["control_value"].dropna() if "control_value" in group else []
+        row = {
+            "task": task,
+            "strongest trivial predictor": f"{first.get('trivial', '')} "
+            f"({_score(task, first.get('trivial_value', math.nan))})",
+            "without mixing": "—"
+            if not len(controls)
+            else f"{_score(task, controls.min())} to {_score(task, controls.max())}",
+            "strongest shallow predictor": f"{first.get('shallow', '')} "
+            f"({_score(task, first.get('shallow_value', math.nan))})",
+            "conditions": group.groupby(ev.CONDITION).ngroups,
+        }
         for k in factors:
-            line = first["baseline_value"] + k * margin
+            line = group["baseline_value"] + k * (group["gate_line"] - group["baseline_value"])
             passed = (score <= line) if lower else (score >= line)
-            per = passed.groupby([group[c] for c in ev.CONDITION]).sum()
-            row[f"learned at {k:g}× margin"] = int((per >= MIN_LEARNED).sum())
+            per = passed.groupby(by).sum()
+            row[f"used their state at {k:g}× margin"] = int((per >= MIN_LEARNED).sum())
+        both = group["learned"].astype(bool) & group.get("beyond_shallow", group["learned"])
+        row["beyond the shallow predictor"] = int((both.groupby(by).sum() >= MIN_LEARNED).sum())
         rows.append(row)
     return pd.DataFrame(rows)
 
 
 def summary(measures: pd.DataFrame, analysis: str = "exact") -> pd.DataFrame:
-    """Per condition (task, model, variant) after training: the number of seeds and of those
-    that learned the task, the test accuracy's mean over every seed with its 95 % interval
-    (within [0, 1]; seed noise pooled over the task), the test perplexity's mean, and the mean
+    """Per condition (task, model, variant) after training: the number of seeds, of those that
+    used their state (``learned``) and of those beyond the shallow line (``beyond``), the mean
+    of its no-mixing control (``control``), the test accuracy's mean over every seed with its
+    95 % interval (within [0, 1]; seed noise pooled over the task), the test perplexity's
+    mean, and the mean
     shares near 0 (``[0, 0.1]``), near 1 (the symmetric band) and of ``|λ| ≤ 0.5``; the numbers
     behind the chapters' sentences and summary tables."""
     e = Conditions(measures, analysis)
@@ -1262,6 +1307,8 @@ def summary(measures: pd.DataFrame, analysis: str = "exact") -> pd.DataFrame:
                 variant=variant,
                 seeds=group["seed"].nunique(),
                 learned=int(group["learned"].astype(bool).sum()),
+                beyond=int(group.get("beyond_shallow", group["learned"]).astype(bool).sum()),
+                control=group["control_value"].mean() if "control_value" in group else np.nan,
                 accuracy=acc.mean if acc is not None else np.nan,
                 low=interval[0] if interval else np.nan,
                 high=interval[1] if interval else np.nan,
@@ -1277,12 +1324,21 @@ def summary(measures: pd.DataFrame, analysis: str = "exact") -> pd.DataFrame:
 
 
 def untestable_tasks(summary_rows: pd.DataFrame) -> dict[str, str]:
-    """The tasks of the main grid on which no model learned, with the reason in words."""
+    """The tasks of the main grid on which no model can carry a part, with the reason in
+    words: none used its state, or none went beyond the strongest shallow predictor."""
     main = summary_rows[summary_rows["variant"] == ""]
     out = {}
     for task, rows in main.groupby("task"):
         if not (rows["learned"] >= MIN_LEARNED).any():
-            out[task] = f"no model has {MIN_LEARNED} seeds beyond the strongest trivial predictor"
+            out[task] = (
+                f"no model has {MIN_LEARNED} seeds beyond its no-mixing control and the "
+                "strongest trivial predictor"
+            )
+        elif not ((rows["learned"] >= MIN_LEARNED) & (rows["beyond"] >= MIN_LEARNED)).any():
+            out[task] = (
+                f"no model has {MIN_LEARNED} seeds beyond the strongest shallow predictor: the "
+                "task instance makes no demand on the state at this scale"
+            )
     return out
 
 

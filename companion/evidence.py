@@ -10,6 +10,8 @@ bin columns            the share of ``|λ|`` in each of the paper's seven bins (
 ``band``               the share in the symmetric band ``|log |λ|| ≤ 0.105`` around 1
                        (``0.90 ≤ |λ| ≤ 1.11``): attention's Λ straddles 1, SSMs' stays below
 ``<column>_se``        the standard error of that share over the analysis batch
+``<column>@±0.02``     the same share with every bin edge (and the band's half-width) moved
+                       by ±0.02: the edge sensitivity (:data:`SHIFTS`)
 ``dead_heads``         heads whose Λ is exactly 1 at every step (no gradient reaches them)
 ``near0_live``,        near-0 share and near-1 band without the dead heads
 ``band_live``
@@ -71,26 +73,38 @@ def _step_records(run_path: Path) -> dict[str, dict]:
     }
 
 
-def _shares(spectrum: LayerSpectrum, heads: torch.Tensor) -> torch.Tensor:
+def _shares(spectrum: LayerSpectrum, heads: torch.Tensor, shift: float = 0.0) -> torch.Tensor:
     """Per-example shares ``(B, 8)`` of one layer: the seven bins (counted as
     ``spectra.summarize`` counts them for its analysis), then the band; heads weighted equally,
-    only the ``heads`` selected (bool ``(G,)``; a time-invariant layer pools its modes)."""
+    only the ``heads`` selected (bool ``(G,)``; a time-invariant layer pools its modes).
+    ``shift``: every bin edge and the band's half-width moved by it (the edge sensitivity)."""
     values, mask = spectrum.samples()
     magnitude = values.abs().double()
-    member = membership(magnitude, MAGNITUDE_EDGES, spectrum.published)
-    band = (magnitude.clamp_min(1e-300).log().abs() <= BAND).unsqueeze(-1)
+    edges = tuple(e + shift for e in MAGNITUDE_EDGES)
+    member = membership(magnitude, edges, spectrum.published)
+    band = (magnitude.clamp_min(1e-300).log().abs() <= BAND + shift).unsqueeze(-1)
     frac = fractions(torch.cat([member, band.double()], -1), mask)  # (B, G, 8) or (1, 1, 8)
     return frac.mean(1) if spectrum.transition.time_invariant else frac[:, heads].mean(1)
+
+
+SHIFTS = (-0.02, 0.02)  # the bin edges moved by these for the edge sensitivity
+
+
+def shifted(column: str, shift: float) -> str:
+    """The name of a bin (or band) column counted with its edges moved by ``shift``."""
+    return f"{column}@{shift:+g}"
 
 
 def run_measures(run_path: str | Path) -> list[dict]:
     """The rows of :func:`measures` for one run folder (without its identity columns)."""
     rows = []
+    names = [*MAGNITUDE_BINS, "band"]
     for stage, record in _step_records(Path(run_path)).items():
         for analysis in ("exact", "published"):
             if analysis not in record:
                 continue
             per_layer, per_layer_live, logs, dead = [], [], [], 0
+            moved = {shift: [] for shift in SHIFTS}
             for spectrum in layer_spectra(record[analysis]):
                 counted = defined_values(spectrum)[0].abs().double()  # (M, G)
                 is_dead = (counted == 1.0).all(0)
@@ -99,18 +113,22 @@ def run_measures(run_path: str | Path) -> list[dict]:
                 dead += int(is_dead.sum())
                 every = torch.ones_like(is_dead)
                 per_layer.append(_shares(spectrum, every))
+                for shift in SHIFTS:
+                    moved[shift].append(_shares(spectrum, every, shift).mean(0))
                 live = ~is_dead if bool((~is_dead).any()) else every
                 per_layer_live.append(_shares(spectrum, live))
                 logs.append(counted.reshape(-1).clamp_min(1e-300).log())
             batch = max(s.shape[0] for s in per_layer)
             shares = torch.stack([s.expand(batch, -1) for s in per_layer]).mean(0)  # (B, 8)
             live = torch.stack([s.expand(batch, -1) for s in per_layer_live]).mean(0)
-            names = [*MAGNITUDE_BINS, "band"]
             mean = shares.mean(0)
             se = shares.std(0) / math.sqrt(batch) if batch > 1 else torch.zeros_like(mean)
             row = {"analysis": analysis, "stage": stage, "dead_heads": dead}
             row.update({n: float(mean[i]) for i, n in enumerate(names)})
             row.update({f"{n}_se": float(se[i]) for i, n in enumerate(names)})
+            for shift, layers in moved.items():
+                m = torch.stack(layers).mean(0)
+                row.update({shifted(n, shift): float(m[i]) for i, n in enumerate(names)})
             row["near0_live"] = float(live[:, 0].mean())
             row["band_live"] = float(live[:, -1].mean())
             row["quantiles"] = np.quantile(torch.cat(logs).numpy(), LEVELS)
@@ -168,6 +186,8 @@ def learned_columns(run: pd.Series, gate: baselines.Gate) -> dict:
         "baseline": gate.baseline,
         "baseline_value": gate.value,
         "control_value": gate.control,
+        "trivial": gate.trivial,
+        "trivial_value": gate.trivial_value,
         "gate_line": gate.line,
         "learned": gate.passes(score),
         "shallow": gate.shallow,
@@ -202,8 +222,9 @@ def normalise(measures: pd.DataFrame) -> pd.DataFrame:
             if out[column].isna().any():
                 raise ValueError(f"measures: the {column!r} column has empty cells")
             out[column] = out[column].astype(bool)  # read_csv already parses True/False
-    if "shallow" in out:
-        out["shallow"] = out["shallow"].fillna("").astype(str)
+    for column in ("shallow", "trivial"):
+        if column in out:
+            out[column] = out[column].fillna("").astype(str)
     return out
 
 

@@ -18,12 +18,15 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+import numpy as np
 import pandas as pd
 
 from companion import baselines, claims
 from companion import style as S
-from companion.evidence import read_index
-from companion.tasks import DataError, metric
+from companion.config import CONTROL, runs_profile
+from companion.evidence import read_index, run_gates
+from companion.tasks import DataError, get_task, metric
+from companion.tasks.listops import nesting_depths
 
 
 @dataclass(frozen=True)
@@ -46,10 +49,10 @@ PROFILES = {
         "the **quick** profile, which runs on two CPU cores: real offline data (Rotten-Tomatoes "
         "sentences as bytes instead of IMDb, 5,000 MNIST digits at 14×14 instead of CIFAR-10, "
         "Wikipedia articles as bytes instead of WikiText-103 with GPT-2 BPE), generated ListOps "
-        "with lengths 10–60 and nesting depth 3 instead of up to 2,000 and 10, MQAR with "
-        "vocabulary 256, length 64 and 8 pairs instead of 8,192, 512 and 64, and models of two "
-        "layers and width 64 instead of the public configurations. Spectral shapes can be "
-        "compared with the paper's; accuracies cannot.",
+        "({listops}) instead of up to 2,000 tokens and 10 levels, MQAR ({mqar}) instead of "
+        "vocabulary 8,192, length 512 and 64 pairs, and models of two layers and width 64 "
+        "instead of the public configurations. Spectral shapes can be compared with the "
+        "paper's; accuracies cannot.",
         "small-scale evidence: short runs of small models, three seeds each",
     ),
     "ladder": Profile(
@@ -69,10 +72,36 @@ PROFILES = {
 
 
 def profile(name: str) -> Profile:
-    """The description of profile ``name``; a custom profile is described as one."""
-    return PROFILES.get(
+    """The description of profile ``name``, its generated tasks described from their test
+    splits (:func:`stand_in`); a custom profile is described as one."""
+    found = PROFILES.get(
         name,
         Profile(f"the **{name}** profile, a custom one: compare its configuration files.", name),
+    )
+    if "{" not in found.what:
+        return found
+    facts = {task: stand_in(task, runs_profile(name)) for task in ("listops", "mqar")}
+    return Profile(found.what.format(**facts), found.evidence)
+
+
+def stand_in(task: str, profile: str) -> str:
+    """A generated task's test split in words, counted from the data themselves (not from
+    the generator's settings): ListOps' token lengths and operator levels, MQAR's vocabulary,
+    length and pairs; "data not prepared" without a cache."""
+    try:
+        t = get_task(task, profile)
+        rows = t.stored("test")["input_ids"]
+    except DataError:
+        return "data not prepared"
+    if task == "mqar":  # no padding: every position is a token
+        c = t.config
+        return f"vocabulary {c.vocab_size}, length {len(rows[0])}, {c.n_pairs} pairs"
+    lengths = np.array([int((np.asarray(r) != t.pad_id).sum()) for r in rows])
+    levels = pd.Series(nesting_depths(rows)).value_counts(normalize=True).sort_index()
+    shares = ", ".join(f"{100 * v:.0f} % of the trees with {k}" for k, v in levels.items())
+    return (
+        f"{lengths.min()}–{lengths.max()} tokens, median {np.median(lengths):g}; operator "
+        f"levels: {shares}"
     )
 
 
@@ -121,48 +150,74 @@ def reference(task: str, refs, kind: str, digits: int) -> str:
 def accuracy_table(index: pd.DataFrame, variants: bool = False, digits: int = 1) -> pd.DataFrame:
     """Test metric per task (rows) and model (columns) for display: accuracy in percent or
     perplexity; with several seeds, their mean followed by every seed's value (outcomes can be
-    bimodal, so a standard deviation would mislead), a seed marked † when it did not pass the
-    task's competence line; ``—`` where no run exists. The last columns give the task's
-    strongest trivial predictor, the competence line and the strongest shallow reference
-    (:mod:`companion.baselines`). ``variants``: include the ablation runs as their own
-    columns."""
-    runs = S.labelled(read_index(index))
-    if not variants:
-        runs = runs[runs["variant"] == ""]
-    refs = {t: task_baselines(t, profile_of(runs)) for t in runs["task"].unique()}
+    bimodal, so a standard deviation would mislead), a seed marked † when it did not use its
+    state (it did not pass its gate: :func:`companion.evidence.run_gates`) and ‡ when it used
+    it but did not go beyond the strongest shallow predictor; ``—`` where no run exists.
+    Under each task, the row "without mixing" gives each model's no-mixing control: the same
+    network with its mixer removed. The last columns give the task's strongest trivial and
+    shallow predictors (:mod:`companion.baselines`). ``variants``: include the ablation runs
+    as their own columns."""
+    runs = read_index(index).reset_index(drop=True)
+    runs = runs.assign(gate=run_gates(runs))
+    control = runs["variant"] == CONTROL
+    shown_runs = runs[~control] if variants else runs[runs["variant"] == ""]
+    rows = pd.concat([shown_runs.assign(row=shown_runs["task"]), _controls(runs[control])])
+    rows = S.labelled(rows)
+    refs = {t: task_baselines(t, profile_of(runs)) for t in rows["task"].unique()}
     cells = {}
-    for (task, label), group in runs.groupby(["task", "label"], observed=True):
-        m = metric(task)
-        gate = refs[task][1] if refs[task] else None
-
-        def shown(x, m=m, gate=gate):
-            return m.shown(x, digits) + ("†" if gate and not gate.passes(x) else "")
-
-        v = group.sort_values("seed")[m.column()].astype(float)
-        cells[task, label] = (
-            shown(v.iloc[0])
-            if len(v) == 1
-            else f"{m.shown(v.mean(), digits)} ({', '.join(map(shown, v))})"
+    for (row, label), group in rows.groupby(["row", "label"], observed=True):
+        m = metric(group["task"].iloc[0])
+        group = group.sort_values("seed")
+        v = group[m.column()].astype(float)
+        each = [
+            m.shown(x, digits) + ("" if row.endswith(NO_MIXING) else _mark(x, gate))
+            for x, gate in zip(v, group["gate"], strict=True)
+        ]
+        cells[row, label] = (
+            each[0] if len(v) == 1 else f"{m.shown(v.mean(), digits)} ({', '.join(each)})"
         )
     table = pd.Series(cells).unstack()
-    labels = [lab for lab in S.labels(runs) if lab in table.columns]
-    table = table.reindex(index=sorted(table.index, key=S.task_key), columns=labels).fillna("—")
-    table["trivial baseline"] = [reference(t, refs[t], "trivial", digits) for t in table.index]
-    table["competence line"] = [
-        metric(t).shown(refs[t][1].line, digits) if refs[t] else "—" for t in table.index
+    labels = [lab for lab in S.labels(rows) if lab in table.columns]
+    order = sorted(table.index, key=lambda r: (S.task_key(r.split(",")[0]), r))
+    table = table.reindex(index=order, columns=labels).fillna("—")
+    task_of = {r: r.split(",")[0] for r in table.index}
+    table["strongest trivial predictor"] = [
+        "" if r.endswith(NO_MIXING) else reference(t, refs[t], "trivial", digits)
+        for r, t in task_of.items()
     ]
-    table["shallow reference"] = [reference(t, refs[t], "shallow", digits) for t in table.index]
-    table.index = [f"{S.name(t)} ({metric(t).unit})" for t in table.index]
+    table["strongest shallow predictor"] = [
+        "" if r.endswith(NO_MIXING) else reference(t, refs[t], "shallow", digits)
+        for r, t in task_of.items()
+    ]
+    table.index = [
+        f"{S.name(t)}{r[len(t) :]}" + ("" if r.endswith(NO_MIXING) else f" ({metric(t).unit})")
+        for r, t in task_of.items()
+    ]
     table.columns.name = None
     return table
 
 
+NO_MIXING = ", without mixing"
+
+
+def _mark(score: float, gate) -> str:
+    """† a seed that did not use its state, ‡ one that did but not beyond the shallow line."""
+    return "†" if not gate.passes(score) else "‡" if not gate.beyond_shallow(score) else ""
+
+
+def _controls(runs: pd.DataFrame) -> pd.DataFrame:
+    """The no-mixing control runs as rows of :func:`accuracy_table`: under their task, in
+    the column of the model they control."""
+    return runs.assign(row=runs["task"] + NO_MIXING, variant="")
+
+
 def best_models(summary: pd.DataFrame, tasks, profile: str) -> str:
-    """The main grid of ``tasks`` in words, one Markdown item per task: how many models learned
-    the task (passed its competence line in at least two seeds) against its strongest trivial
-    predictor and shallow reference, the highest mean with its 95 % interval (a description:
-    the claims pick "the most accurate" by rank intervals, :func:`companion.claims.most_accurate`),
-    where its |λ| sit, and which models put most of their mass near 1. ``summary``:
+    """The main grid of ``tasks`` in words, one Markdown item per task: how many models used
+    their state (passed their gate in at least two seeds: beyond the same network without its
+    mixer and the strongest trivial predictor) and how many also went beyond the strongest
+    shallow predictor, the highest mean with its 95 % interval (a description: the claims pick
+    "the most accurate" by rank intervals, :func:`companion.claims.most_accurate`), where its
+    |λ| sit, and which models put most of their mass near 1. ``summary``:
     :func:`companion.claims.summary` rows."""
     main = summary[summary["variant"] == ""]
     lines = []
@@ -176,12 +231,13 @@ def best_models(summary: pd.DataFrame, tasks, profile: str) -> str:
         if refs:
             against = (
                 f" (strongest trivial predictor {reference(task, refs, 'trivial', 1)}; "
-                f"shallow reference {reference(task, refs, 'shallow', 1)})"
+                f"strongest shallow predictor {reference(task, refs, 'shallow', 1)})"
             )
         learned = [x for x in rows.index if rows.loc[x, "learned"] >= 2]
+        beyond = [x for x in learned if rows.loc[x, "beyond"] >= 2]
         if not learned:
             lines.append(
-                f"- **{S.name(task)}**: no model learned the task at this profile{against}: "
+                f"- **{S.name(task)}**: no model used its state at this profile{against}: "
                 "its claims are untestable here."
             )
             continue
@@ -194,12 +250,18 @@ def best_models(summary: pd.DataFrame, tasks, profile: str) -> str:
             value = f"{100 * b.accuracy:.1f} %, 95 % interval {100 * b.low:.1f}–{100 * b.high:.1f}"
         near1 = [S.name(x) for x in learned if rows.loc[x, "near1"] > 0.5]
         lines.append(
-            f"- **{S.name(task)}**: {len(learned)} of {len(rows)} models learned the task"
-            f"{against}. The highest mean is {S.name(best)}'s ({value} over {b.seeds} "
-            f"seed(s)), with {100 * b.near1:.0f} % of its |λ| in the near-1 band and "
-            f"{100 * b.near0:.0f} % near 0. {len(near1)} of the {len(learned)} models that "
-            "learned put most of their mass in the near-1 band"
-            + (f" ({', '.join(near1)})." if near1 else ".")
+            f"- **{S.name(task)}**: {len(learned)} of {len(rows)} models used their state"
+            f"{against}, and {len(beyond)} went beyond the shallow predictor"
+            + (
+                " (the task instance makes no demand on the state at this scale)"
+                if not beyond
+                else ""
+            )
+            + f". The highest mean is {S.name(best)}'s ({value} over {b.seeds} "
+            f"seed(s); {m.words(b.control)} without its mixer), with {100 * b.near1:.0f} % of "
+            f"its |λ| in the near-1 band and {100 * b.near0:.0f} % near 0. {len(near1)} of the "
+            f"{len(learned)} models that used their state put most of their mass in the near-1 "
+            "band" + (f" ({', '.join(near1)})." if near1 else ".")
         )
     return "\n".join(lines) or "No runs of these tasks at this profile."
 
@@ -290,7 +352,8 @@ def findings_page(
         )
     else:
         untested = (
-            "- On every task at least one model learned beyond its strongest trivial predictor."
+            "- On every task at least one model used its state and went beyond the strongest "
+            "shallow predictor."
         )
     figure = files["summary"].rpartition("/")[2]  # the page sits beside its figure
     lines = [
@@ -303,22 +366,29 @@ def findings_page(
         + (", ".join(flips) if flips else "no claim")
         + " (chapter 6 shows why).",
         untested,
-        "- The most accurate models of each task (those that learned it and that no other "
-        "is clearly more accurate than, by 95 % intervals of the test accuracy over seeds): "
+        "- The most accurate models of each task (those that no other is clearly more "
+        "accurate than, by 95 % intervals of the test accuracy over all seeds): "
         + ("; ".join(best) if best else "none")
         + ".",
         "",
         "![Shares of the eigenvalues near 0 and near 1 after training, per task and model]"
         f"({figure})",
         "",
-        "| claim | statement | exact analysis | published analysis |",
-        "| --- | --- | --- | --- |",
+        f"Each verdict was decided at the `{name}` profile; the last column names the part "
+        "that decided it under the exact analysis (its name starts with the task, whose "
+        "stand-in at this profile chapters 3 and 4 describe) or, for a claim that holds, says "
+        "so.",
+        "",
+        "| claim | statement | exact analysis | published analysis | decided by (exact) |",
+        "| --- | --- | --- | --- | --- |",
     ]
+    deciding = verdicts[verdicts["analysis"] == "exact"].set_index("claim")["deciding"]
     for _, row in board.iterrows():
         link = f"notebooks/07_claims.html#{claim_anchor(row['claim'], row['statement'])}"
+        by = deciding.get(row["claim"], "") or "every part holds"
         lines.append(
             f'| <a href="{link}">{row["claim"]}</a> | {row["statement"]} | {row["exact"]} '
-            f"| {row['published']} |"
+            f"| {row['published']} | {cell(by)} |"
         )
     lines += [
         "",

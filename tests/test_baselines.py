@@ -118,3 +118,19 @@ def test_image_runs_of_either_encoding_are_gated_by_the_same_images(tmp_path, mo
     assert B.load(floats) == B.load(tokens)
     assert B.for_task("image", "quick", encoding="floats") == B.for_task("image", "quick")
     assert (tmp_path / "data" / "image" / floats.cache_key / B.FILE).is_file()
+
+
+def test_the_no_mixing_control_raises_the_line_where_it_beats_the_trivial_predictors():
+    table = [acc("majority", 0.30, n=100_000), acc("pixels", 0.90, n=100_000, kind="shallow")]
+    g = B.gate(table, control=0.60)
+    assert g.baseline == B.CONTROL_NAME and g.line == pytest.approx(0.63) and g.control == 0.60
+    assert g.shallow == "pixels" and g.shallow_line == pytest.approx(0.93)
+    assert g.passes(0.7) and not g.beyond_shallow(0.7) and g.beyond_shallow(0.95)
+    # a control below the trivial predictor leaves the trivial line
+    assert B.gate(table, control=0.2).baseline == "majority"
+    # a control with no runs: nothing passes, whatever the score
+    missing = B.gate(table, control=float("nan"))
+    assert not missing.passes(0.99) and math.isnan(missing.line)
+    # perplexity: the lower control sets the line
+    lm = [B.Baseline("bigram", "trivial", "perplexity", 12.0, 500)]
+    assert B.gate(lm, control=10.0).line == pytest.approx(9.0)

@@ -605,11 +605,18 @@ def test_the_sensitivity_table_reads_each_threshold_at_half_and_twice():
 
 
 def test_the_gate_table_counts_conditions_at_each_margin():
-    world = c5_world()
-    g = claims.gates(world)
-    assert list(g["task"]) == ["listops", "text", "image", "mqar"]
-    assert (g["conditions"] == 6).all()
-    assert g.filter(like="learned at").to_numpy().max() <= 6
+    world = pd.concat([c5_world(), table(cond("mqar", "lru", "nomix", acc=0.05))])
+    near_line = (world["task"] == "listops") & (world["model"] == "s4")
+    world.loc[near_line, "test_accuracy"] = 0.14  # the line is 0.13: the margin is 0.03
+    world.loc[(world["task"] == "text") & (world["model"] == "linear"), "beyond_shallow"] = False
+    g = claims.gates(world).set_index("task")
+    assert list(g.index) == ["listops", "text", "image", "mqar"]
+    assert (g["conditions"] == 6).all()  # the no-mixing control is not a condition
+    used = g.filter(like="used their state")
+    assert list(used.loc["listops"]) == [6, 6, 5]  # at 0.5×, 1× and 2× the margin
+    assert list(used.loc["text"]) == [6, 6, 6]
+    assert g.loc["text", "beyond the shallow predictor"] == 5
+    assert g.loc["listops", "strongest shallow predictor"] == "logistic regression (20.0 %)"
 
 
 def test_the_exported_measures_reproduce_the_verdicts(tmp_path):
@@ -735,3 +742,25 @@ def test_holm_takes_back_a_weak_decision_among_many_parts():
     claims._check(c, {})
     assert claims.verdict(c.parts)[0] == "inconclusive"
     assert "Holm-adjusted p" in c.parts[1].note
+
+
+def test_verdicts_are_read_again_with_the_bin_edges_moved():
+    world = c1_world()
+    assert claims.edge_sensitivity(world).empty  # no shares counted at moved edges
+    for shift in ev.SHIFTS:
+        for column in [*MAGNITUDE_BINS, "band"]:
+            world[ev.shifted(column, shift)] = world[column]
+    # LRA's best model has its near-1 mass just inside the band: a narrower band loses it
+    best = world["model"] == "mamba2"
+    world.loc[best & (world["stage"] == "final"), ev.shifted("band", -0.02)] = 0.3
+    world.loc[best & (world["stage"] == "init"), ev.shifted("band", -0.02)] = 0.9
+    table = claims.edge_sensitivity(world).set_index("claim")
+    assert list(table.columns) == [
+        "verdict at -0.02",
+        "verdict",
+        "verdict at +0.02",
+        "parts that move",
+    ]
+    assert table.loc["C1", "verdict"] == "holds" == table.loc["C1", "verdict at +0.02"]
+    assert table.loc["C1", "verdict at -0.02"] == "does not hold"
+    assert table.loc["C1", "parts that move"] == 3 and table.loc["C2", "parts that move"] == 0

@@ -1,6 +1,8 @@
 """The measures the claims read, checked against the summaries training wrote and against
 records built by hand."""
 
+import math
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -69,3 +71,28 @@ def test_pad_steps_and_the_undefined_first_step_are_not_counted(tmp_path):
     rows = E.run_measures(_record(tmp_path, values, mask))
     assert rows[0]["(0.9,1]"] == pytest.approx(1.0) and rows[0]["band"] == pytest.approx(1.0)
     assert rows[0]["(0.9,1]_se"] == 0.0
+
+
+def test_each_run_is_gated_by_its_own_no_mixing_control(monkeypatch):
+    from companion import baselines
+
+    table = [baselines.Baseline("majority class", "trivial", "accuracy", 0.2, 10_000)]
+    monkeypatch.setattr(baselines, "for_task", lambda *a, **k: (table, baselines.gate(table)))
+    rows = [
+        ("image", "softmax", "", 0.70),
+        ("image", "softmax", "gate", 0.80),
+        ("image", "softmax", "nomix", 0.60),
+        ("image", "softmax", "nomix", 0.62),
+        ("image", "lru", "", 0.50),  # its control never ran
+        ("mqar", "lru", "ladder-L128x16", 0.5),
+        ("mqar", "lru", "nomix-ladder-L128x16", 0.01),
+        ("mqar", "lru", "nomix", 0.3),  # the quick rung's control: not this rung's
+    ]
+    index = pd.DataFrame(
+        [dict(task=t, model=m, variant=v, profile="quick", test_accuracy=a) for t, m, v, a in rows]
+    )
+    gates = E.run_gates(index)
+    assert gates[0].control == pytest.approx(0.61) and gates[0].line == pytest.approx(0.64)
+    assert gates[0].passes(0.70) and gates[1].control == pytest.approx(0.61)
+    assert math.isnan(gates[4].control) and not gates[4].passes(0.99)
+    assert gates[5].control == pytest.approx(0.01) and gates[5].baseline == "majority class"

@@ -14,35 +14,43 @@ from companion.tasks import PROFILES, TASKS, metric
 
 
 def test_accuracy_table_pivots_tasks_by_model(monkeypatch):
+    from companion import evidence
+
     image = [
         B.Baseline("majority class", "trivial", "accuracy", 0.10, 1000),
         B.Baseline("linear classifier on pixels", "shallow", "accuracy", 0.80, 1000),
     ]
-    refs = {"image": (image, B.gate(image))}  # line: 0.10 + 0.03
+    lm = [B.Baseline("bigram", "trivial", "perplexity", 14.0, 1000)]
+    refs = {"image": (image, B.gate(image)), "lm": (lm, B.gate(lm))}
     monkeypatch.setattr(R, "task_baselines", lambda task, profile: refs.get(task))
+    monkeypatch.setattr(evidence.baselines, "for_task", lambda task, profile, **_: refs[task])
+
+    def run(model, variant, task, seed, **metric):
+        return {**identity(model, model, variant, task, seed), "mixer": model, **metric}
+
     rows = [
-        {
-            **identity("softmax", "softmax", "", "image", seed),
-            "mixer": "softmax",
-            "test_accuracy": acc,
-        }
-        for seed, acc in ((1, 0.5), (2, 0.7), (3, 0.12))
+        run("softmax", "", "image", seed, test_accuracy=acc)
+        for seed, acc in ((1, 0.5), (2, 0.9), (3, 0.12))
     ]
-    rows.append({**identity("s4d", "s4d", "", "lm"), "mixer": "s4d", "test_perplexity": 12.34})
-    rows.append({**identity("s4d", "s4d", "gate", "lm"), "mixer": "s4d", "test_perplexity": 9.0})
+    rows += [run("softmax", "nomix", "image", s, test_accuracy=a) for s, a in ((1, 0.4), (2, 0.44))]
+    rows.append(run("s4d", "", "lm", 1, test_perplexity=12.34))
+    rows.append(run("s4d", "gate", "lm", 1, test_perplexity=9.0))
     table = R.accuracy_table(pd.DataFrame(rows))
-    assert list(table.index) == ["Image (acc. %)", "Language model (ppl)"]
-    references = ["trivial baseline", "competence line", "shallow reference"]
+    image_rows = ["Image (acc. %)", "Image, without mixing"]
+    assert list(table.index) == [*image_rows, "Language model (ppl)"]
+    references = ["strongest trivial predictor", "strongest shallow predictor"]
     assert list(table.columns) == ["Softmax attn.", "S4D", *references]
-    # every seed, the one below the competence line marked
-    assert table.loc["Image (acc. %)", "Softmax attn."] == "44.0 (50.0, 70.0, 12.0†)"
+    # every seed: † did not use its state (the control's 42 % + 3 points), ‡ used it but
+    # stayed below the shallow line (80 % + 3 points)
+    assert table.loc["Image (acc. %)", "Softmax attn."] == "50.7 (50.0‡, 90.0, 12.0†)"
+    assert table.loc["Image, without mixing", "Softmax attn."] == "42.0 (40.0, 44.0)"
     assert table.loc["Image (acc. %)", references].tolist() == [
         "10.0 (majority class)",
-        "13.0",
         "80.0 (linear classifier on pixels)",
     ]
-    assert (table.loc["Language model (ppl)", references] == "—").all()  # no data prepared
-    assert table.loc["Language model (ppl)", "S4D"] == "12.3"
+    assert table.loc["Image, without mixing", references].tolist() == ["", ""]
+    # no control ran on the language model: nothing passes
+    assert table.loc["Language model (ppl)", "S4D"] == "12.3†"
     assert table.loc["Image (acc. %)", "S4D"] == "—"
     assert "S4D · gate" in R.accuracy_table(pd.DataFrame(rows), variants=True).columns
 
@@ -89,3 +97,15 @@ def test_every_model_and_task_has_one_name_colour_and_place():
     assert S.run_label("mamba2_lti", "lti", "mamba2") == "Mamba-2 (pseudo-LTI)"
     assert S.run_label("s4d", "gate") == "S4D · gate"
     assert sorted(["lm", "zeta", "listops"], key=S.task_key) == ["listops", "lm", "zeta"]
+
+
+def test_a_generated_task_is_described_from_its_data_not_its_settings():
+    from companion.tasks import get_task
+    from companion.tasks.listops import nesting_depths
+
+    text = R.stand_in("listops", "smoke")
+    rows = get_task("listops", "smoke").stored("test")["input_ids"]
+    deepest = int(nesting_depths(rows).max())
+    assert f"with {deepest}" in text and "operator levels" in text
+    assert R.stand_in("mqar", "smoke").startswith("vocabulary ")
+    assert "{" not in R.profile("quick").what

@@ -161,3 +161,9 @@ def test_data_prepare_reads_the_release_it_is_given_before_the_environment(tmp_p
     assert prepare(tasks, tmp_path / "data", log=lines.append).cached == ["listops"]
     elsewhere = prepare(tasks, tmp_path / "other", log=lines.append)  # the environment's: empty
     assert elsewhere.failed[0].startswith("listops: ListOps (paper) reads the LRA release")
+
+
+def test_nesting_depth_counts_operator_levels():
+    trees = ["[MIN 1 2 ]", "[MAX 2 [MIN 3 4 ] 5 ]", "[SM [MED [MAX 1 ] 2 ] [MIN 3 ] ]", "7"]
+    rows = [listops.encode(t, 60) for t in trees]
+    assert listops.nesting_depths(rows).tolist() == [1, 2, 3, 0]

@@ -105,6 +105,20 @@ def apply(op: str, args: Sequence[int]) -> int:
     raise ValueError(f"unknown ListOps operator {op!r}")
 
 
+def nesting_depths(rows: Sequence[Sequence[int]]) -> np.ndarray:
+    """The number of operator levels of each encoded tree ``(N,)``: the deepest run of open
+    operators (``[MIN 1 [MAX 2 X X`` has two). ``rows``: token ids of :data:`VOCAB`."""
+    opens = {STOI[op] for op in OPERATORS}
+    depths = []
+    for ids in rows:
+        level = deepest = 0
+        for i in ids:
+            level += (i in opens) - (i == STOI["X"])
+            deepest = max(deepest, level)
+        depths.append(deepest)
+    return np.asarray(depths)
+
+
 def tokenize(source: str) -> list[str]:
     """LRA tokenisation: drop parentheses, rename ``]`` to ``X``, split on whitespace."""
     return source.translate({ord("]"): "X", ord("("): None, ord(")"): None}).split()
