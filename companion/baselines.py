@@ -1,25 +1,30 @@
-"""What a task's test set gives away without a sequence model: trivial predictors, shallow
-references, and the competence gate the claims read.
+"""What a task's test set gives away without a sequence model's state: trivial and shallow
+predictors, and the gate the claims read.
 
-Every predictor is fitted on the training split and scored on the test split of the task's
-prepared data:
+Every predictor is fitted on the training split (a hyperparameter chosen on the validation
+split) and scored on the test split of the task's prepared data:
 
 * **trivial** predictors read at most one token: the majority class; the majority label given
   the first token (for ListOps the root operator: MIN→0, MAX→9, MED/SM→5); for MQAR a value
   guessed among the ``K`` values of the context (``1/K``) and the most frequent value; for the
-  language model the unigram perplexity;
-* **shallow** references: naive Bayes on tokens and on token pairs (Text, ListOps), a linear
-  (ridge) classifier on the raw pixels (Image), the bigram perplexity (language model).
+  language model the unigram and the bigram (Kneser–Ney) perplexity;
+* **shallow** predictors (:mod:`companion.shallow`), as strong as we could make them without
+  a state: the flat ListOps evaluator and logistic regression on token n-grams, logistic
+  regression on byte n-grams and naive Bayes on words (Text), logistic regression and nearest
+  neighbours on pixels (Image), the query-order guess (MQAR), n-gram models up to order 5.
 
-A seed **has learned** its task when its test metric beats the strongest trivial predictor by
-the **gate margin**: at least 3 points and 2 binomial standard errors of that predictor's
-accuracy on the test set, ``max(0.03, 2·sqrt(p(1-p)/n))`` (``n`` scored predictions); for the
-language model, a perplexity of at most 0.9 × the unigram one. The shallow references are shown
-beside every accuracy; they do not gate.
+:func:`gate` draws two lines per model. A seed **used its state** when its test metric is
+beyond both the strongest trivial predictor and the mean of the same network without its
+mixer (the ``nomix`` control, :func:`companion.evidence.run_gates`) by the **margin**: at
+least 3 points and 2 binomial standard errors of that accuracy on the test set,
+``max(0.03, 2·sqrt(p(1-p)/n))`` (``n`` scored predictions); for the language model, a
+perplexity of at most 0.9 × that line's. It went **beyond the shallow predictors** when it is
+beyond the strongest one by the same margin: only then does the task instance make the
+demand a sequence model is for.
 
 The table is computed once per data cache and stored beside it
-(``<task>/<profile>/baselines.json``, keyed by the cache's sha256), so that
-``companion data info`` prints it and the book reads it without refitting.
+(``<task>/<profile>/baselines.json``, keyed by the cache's sha256 and :data:`VERSION`), so
+that ``companion data info`` prints it and the book reads it without refitting.
 
 >>> from companion.tasks import get_task
 >>> table = compute(get_task("mqar", "smoke"))
@@ -35,13 +40,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
-from scipy import sparse
 
 from companion.io import atomic_write_text
 from companion.tasks import Task, get_task
 from companion.tasks.common import IGNORE_INDEX, DataError
 
 FILE = "baselines.json"
+VERSION = 2  # of the predictors: a table stored by another version is computed again
 MARGIN = 0.03  # accuracy points a learned model must add to the strongest trivial predictor
 SE_MARGIN = 2.0  # ... and this many binomial standard errors of it on the test set
 PPL_FACTOR = 0.9  # a learned language model's perplexity is at most this × the unigram one
@@ -173,36 +178,6 @@ def _majority_given(x_train, y_train, x_test, y_test) -> float:
     return float(np.mean(guess == y_test))
 
 
-def _counts(seqs: list[np.ndarray], vocab: int, pairs: bool) -> sparse.csr_matrix:
-    """Bag of tokens ``(N, V)`` or of adjacent token pairs ``(N, V²)``."""
-    rows, cols = [], []
-    for i, s in enumerate(seqs):
-        c = s[:-1] * vocab + s[1:] if pairs else s
-        rows.append(np.full(len(c), i))
-        cols.append(c)
-    r, c = np.concatenate(rows), np.concatenate(cols)
-    return sparse.csr_matrix(
-        (np.ones(len(r)), (r, c)), shape=(len(seqs), vocab * vocab if pairs else vocab)
-    )
-
-
-def _naive_bayes(train, test, vocab: int, pairs: bool) -> float:
-    from sklearn.naive_bayes import MultinomialNB
-
-    fit = MultinomialNB().fit(_counts(_ids(train), vocab, pairs), np.asarray(train["label"]))
-    return float(fit.score(_counts(_ids(test), vocab, pairs), np.asarray(test["label"])))
-
-
-def _linear_pixels(train, test) -> float:
-    from sklearn.linear_model import RidgeClassifier
-
-    def pixels(d):
-        return np.stack(_ids(d)).astype(np.float64) / 255.0
-
-    fit = RidgeClassifier(alpha=1.0).fit(pixels(train), np.asarray(train["label"]))
-    return float(fit.score(pixels(test), np.asarray(test["label"])))
-
-
 def _classification(task: Task, train, test) -> list[Baseline]:
     y_train, y_test = np.asarray(train["label"]), np.asarray(test["label"])
     n = len(y_test)
@@ -222,16 +197,6 @@ def _classification(task: Task, train, test) -> list[Baseline]:
             n,
         ),
     ]
-    if task.name == "image":
-        out.append(
-            Baseline(
-                "linear classifier on pixels", "shallow", "accuracy", _linear_pixels(train, test), n
-            )
-        )
-    else:
-        for pairs, what in ((False, "tokens"), (True, "token pairs")):
-            value = _naive_bayes(train, test, task.vocab_size, pairs)
-            out.append(Baseline(f"naive Bayes on {what}", "shallow", "accuracy", value, n))
     return out
 
 
@@ -254,44 +219,33 @@ def _perplexity(log_p: np.ndarray) -> float:
     return float(np.exp(-np.mean(log_p)))
 
 
-def _lm(task: Task, train, val, test) -> list[Baseline]:
-    """Unigram and bigram perplexities with additive smoothing; the bigram's pseudo-count is
-    chosen on the validation split."""
+def _lm(task: Task, train, test) -> list[Baseline]:
+    """The unigram perplexity with add-one smoothing."""
     V = task.vocab_size
 
-    def stream(d):
-        x = np.concatenate(_ids(d))
+    def targets(d):
         y = np.concatenate([np.asarray(s, dtype=np.int64) for s in d["labels"]])
-        keep = y != IGNORE_INDEX
-        return x[keep], y[keep]
+        return y[y != IGNORE_INDEX]
 
-    (x_tr, y_tr), (x_va, y_va), (x_te, y_te) = stream(train), stream(val), stream(test)
+    y_tr, y_te = targets(train), targets(test)
     uni = np.bincount(y_tr, minlength=V) + 1.0
     log_uni = np.log(uni / uni.sum())
-    keys, counts = np.unique(x_tr * V + y_tr, return_counts=True)
-    context = np.bincount(x_tr, minlength=V).astype(np.float64)
-
-    def bigram_log_p(x, y, k):
-        pos = np.clip(np.searchsorted(keys, x * V + y), 0, len(keys) - 1)
-        c = np.where(keys[pos] == x * V + y, counts[pos], 0)
-        return np.log((c + k * V * np.exp(log_uni[y])) / (context[x] + k * V))
-
-    k = min((10.0**e for e in range(-3, 2)), key=lambda k: -bigram_log_p(x_va, y_va, k).mean())
-    n = len(y_te)
-    return [
-        Baseline("unigram", "trivial", "perplexity", _perplexity(log_uni[y_te]), n),
-        Baseline("bigram", "shallow", "perplexity", _perplexity(bigram_log_p(x_te, y_te, k)), n),
-    ]
+    return [Baseline("unigram", "trivial", "perplexity", _perplexity(log_uni[y_te]), len(y_te))]
 
 
 def compute(task: Task) -> list[Baseline]:
-    """Every baseline of ``task`` (fitted on its train split, scored on its test split)."""
+    """Every baseline of ``task``: its trivial predictors and the shallow ones of
+    :mod:`companion.shallow` (each fitted on the train split, scored on the test split)."""
+    from companion import shallow  # scikit-learn, only where a table is computed
+
     train, test = task.stored("train"), task.stored("test")
-    if task.name == "mqar":
-        return _mqar(task, train, test)
-    if task.name == "lm":
-        return _lm(task, train, task.stored("val"), test)
-    return _classification(task, train, test)
+    trivial = {"mqar": _mqar, "lm": _lm}.get(task.name, _classification)(task, train, test)
+    metric_name = trivial[0].metric
+    found = [
+        Baseline(name, "trivial" if name == shallow.BIGRAM else "shallow", metric_name, v, n)
+        for name, v, n in shallow.predictors(task)
+    ]
+    return trivial + found
 
 
 # ---------------------------------------------------------------------------------------------
@@ -299,17 +253,19 @@ def compute(task: Task) -> list[Baseline]:
 
 
 def _data_key(task: Task) -> str | None:
-    """The sha256 of the cache's files (None for a generated task built in memory)."""
+    """The predictors' version and the sha256 of the cache's files (None for a generated task
+    built in memory)."""
     try:
         files = task.manifest()["files"]
     except DataError:
         return None
-    return ":".join(files[s]["sha256"] for s in sorted(files))
+    return ":".join([f"v{VERSION}", *(files[s]["sha256"] for s in sorted(files))])
 
 
 def load(task: Task) -> list[Baseline]:
     """The baselines of ``task``: read from ``baselines.json`` beside its cache when that was
-    computed from the same files, else computed (and stored there, when the cache exists)."""
+    computed from the same files by the same predictors, else computed (and stored there,
+    when the cache exists)."""
     key = _data_key(task)
     path = Path(task.cache_dir()) / FILE
     if key is not None and path.is_file():

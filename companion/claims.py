@@ -229,17 +229,6 @@ class Conditions:
                 notes.append(f"bimodal: {passed} of {seeds} seeds of {what} used their state")
         return "", "; ".join(notes)
 
-    def demand(self, task) -> tuple[str, str]:
-        """``("", "")`` when some main-grid model of ``task`` passes its gate (the task
-        instance makes the demand a sequence model is for), else ``untestable`` (or
-        ``missing`` without runs) and why."""
-        notes = [self.gate([(task, m, "")]) for m in self.models(task)]
-        if not notes:
-            return "missing", f"no runs of {task}"
-        if any(not state for state, _ in notes):
-            return "", ""
-        return "untestable", f"no model of {task} passed its gate ({notes[0][1]})"
-
     # -- measures --------------------------------------------------------------------------
     def _seeds(self, task, model, variant, column, stage) -> pd.DataFrame:
         """The seeds a measure is read from: every seed for the accuracy, the seeds that
@@ -882,20 +871,18 @@ def _neg(d: ev.Estimate | None) -> ev.Estimate | None:
 
 def solves(e: Conditions, name: str, cond: Condition) -> Part:
     """Every seed of ``cond`` reaches ``SOLVED`` (holds), none does (fails) or some do (within
-    noise: a bimodal condition). A claim that a model solves a task does not need the model to
-    pass its gate (not learning at all is failing to solve it); it needs the task to make the
-    demand: some main-grid model of it passes its gate (:meth:`Conditions.demand`)."""
+    noise: a bimodal condition); gated like any part."""
     measure = f"share of seeds at or above {_pct(SOLVED)}"
     state, why = e.gate([cond])
-    if state != "missing":
-        state, why = e.demand(cond[0])
     if state:
         return Part(name, measure, None, None, 1.0, ">", why, state, "accuracy", False)
     accs = e.all_rows(*cond)["test_accuracy"]
     share = float((accs >= SOLVED).mean())
     word = "holds" if share == 1 else "fails" if share == 0 else "within noise"
     note = f"seeds: {', '.join(_pct(a) for a in accs)}"
-    return Part(name, measure, share, (share, share), 1.0, ">", note, word, "accuracy", False)
+    return Part(
+        name, measure, share, (share, share), 1.0, ">", _join(note, why), word, "accuracy", False
+    )
 
 
 def c8(e: Conditions) -> Claim:

@@ -9,7 +9,7 @@ import pytest
 from fixtures.sources import install_fixture_sources
 
 from companion import baselines as B
-from companion import cli
+from companion import cli, shallow
 from companion.tasks import get_task
 from companion.tasks.common import IGNORE_INDEX
 
@@ -77,7 +77,11 @@ def test_lm_unigram_perplexity_by_hand_and_bigram_below_it():
     counts = np.bincount(targets("train"), minlength=task.vocab_size) + 1.0
     log_p = np.log(counts / counts.sum())[targets("test")]
     assert table["unigram"].value == pytest.approx(np.exp(-log_p.mean()))
-    assert table["bigram"].value < table["unigram"].value
+    bigram = table[shallow.BIGRAM]
+    assert bigram.kind == "trivial" and bigram.value < table["unigram"].value
+    assert [b.kind for b in table.values() if "gram (" in b.name and b is not bigram] == [
+        "shallow"
+    ] * 3  # orders 3, 4, 5
 
 
 def test_the_table_is_stored_beside_the_cache_and_refitted_when_the_data_change(
@@ -99,7 +103,7 @@ def test_the_table_is_stored_beside_the_cache_and_refitted_when_the_data_change(
         assert B.load(get_task("mqar", "smoke")) == [B.Baseline(**b) for b in first["baselines"]]
         assert cli.main(["data", "info", "--profile", "smoke", "--task", "mqar"]) == 0
     info = capsys.readouterr().out
-    assert "baselines on the test split" in info and "gate    learned = at least" in info
+    assert "baselines on the test split" in info and "gate    used its state = at least" in info
 
     stored.write_text(json.dumps({**first, "data": "other files"}))  # as after a rebuild
     table = B.load(get_task("mqar", "smoke"))

@@ -330,7 +330,6 @@ def c8_world(conv_near1=0.2, one_layer=0.99, jitter=0.0):
             )
         )
     out.append(cond("mqar", "softmax", "layers1-conv", acc=one_layer, jitter=jitter))
-    out.append(cond("mqar", "mamba2", acc=0.99))  # the task makes the demand: a model solves it
     return table(*out)
 
 

@@ -51,7 +51,7 @@ ALLOWED_LOCAL = {
     ("companion.reproduce", "jupyter_core.paths"): "papermill's kernels (the book extra)",
     # scikit-learn takes a second or two to import; it fits the shallow references once per
     # data cache, and every later reader takes the stored table
-    ("companion.baselines", "sklearn.*"): "fitted once per data cache",
+    ("companion.baselines", "companion.shallow"): "scikit-learn, fitted once per data cache",
 }
 
 

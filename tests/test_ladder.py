@@ -88,25 +88,29 @@ def test_each_run_is_gated_against_the_baselines_of_its_own_data(monkeypatch):
 
     def for_task(name, profile, **options):
         asked.append((name, profile, options))
-        line = 0.5 if options else 0.2
-        return [], ev.baselines.Gate("accuracy", line, "guess", line - 0.03, "3 points")
+        guess = ev.baselines.Baseline(
+            "guess", "trivial", "accuracy", 0.47 if options else 0.17, 10**6
+        )
+        return [guess], ev.baselines.gate([guess])
 
     monkeypatch.setattr(ev.baselines, "for_task", for_task)
     monkeypatch.setattr(ev, "run_measures", lambda path: [{"analysis": "exact"}])
+    rung = json.dumps({"n_pairs": 32, "seq_len": 256})
     index = pd.DataFrame(
         {
-            "task": ["mqar", "mqar"],
-            "model": ["lru", "lru"],
-            "variant": ["", "ladder-L256x32"],
-            "seed": [1, 1],
-            "profile": ["quick", "quick"],
-            "data": ["{}", json.dumps({"n_pairs": 32, "seq_len": 256})],
-            "test_accuracy": [0.4, 0.4],
-            "path": ["a", "b"],
+            "task": ["mqar"] * 4,
+            "model": ["lru"] * 4,
+            "variant": ["", "ladder-L256x32", "nomix", "nomix-ladder-L256x32"],
+            "seed": [1] * 4,
+            "profile": ["quick"] * 4,
+            "data": ["{}", rung, "{}", rung],
+            "test_accuracy": [0.4, 0.4, 0.01, 0.01],
+            "path": ["a", "b", "c", "d"],
         }
     )
     m = ev.measures(index)
-    assert list(m["learned"]) == [True, False]  # 0.4 passes 0.2 but not the harder rung's 0.5
+    # 0.4 passes 0.2 but not the harder rung's 0.5 (each its guess + 3 points)
+    assert list(m["learned"])[:2] == [True, False]
     assert asked[1] == ("mqar", "quick", {"n_pairs": 32, "seq_len": 256})
 
 
@@ -239,7 +243,9 @@ def test_a_ladder_run_trains_on_its_rung_data_and_is_gated_against_it(tmp_path, 
     assert json.loads(index.loc[0, "data"]) == {"max_depth": 2, "min_length": 1}
     m = ev.measures(index)
     depth2 = ev.baselines.for_task("listops", "quick", max_depth=2, min_length=1)[1]
-    assert (m["gate_line"] == depth2.line).all()  # the rung's own line, not the quick data's
+    # the rung's own baselines, not the quick data's (no control ran: nothing passes)
+    assert (m["trivial_value"] == depth2.trivial_value).all() and not m["learned"].any()
+    assert (m["shallow_line"] == depth2.shallow_line).all()
     comp = ladder.competence(m)
     assert list(comp[["rung", "model", "seeds"]].itertuples(index=False, name=None)) == [
         ("depth2", "lru", 1)
