@@ -87,21 +87,27 @@ def at_rung(measures: pd.DataFrame, task: str, rung: str) -> pd.DataFrame:
 
 
 def competence(measures: pd.DataFrame) -> pd.DataFrame:
-    """One row per task, rung and ladder experiment with runs: ``seeds``, ``learned`` (seeds
-    that passed the rung's competence line), ``competent`` (at least ``claims.MIN_LEARNED``
-    did, so that a claim may read it), the mean test accuracy and every seed's, the line and
-    the strongest trivial predictor of the rung's data."""
+    """One row per task, rung and ladder experiment with runs (the no-mixing controls aside):
+    ``seeds``, ``learned`` (seeds that used their state: past their gate at the rung),
+    ``beyond`` (of those, the seeds past the rung's strongest shallow predictor),
+    ``competent`` (at least ``claims.MIN_LEARNED`` of both, so that a claim may read it), the
+    mean test accuracy and every seed's, the mean of its no-mixing control, and the strongest
+    trivial and shallow predictors of the rung's data."""
     m = label(ev.normalise(measures))
     m = m[(m["analysis"] == "exact") & (m["stage"] == "final") & m["rung"].notna()]
     rows = []
     for task in tasks():
         order = {r: i for i, r in enumerate(rungs(task))}
         for model, variant in C.ladder_experiments(task):
+            if variant == C.CONTROL:
+                continue
             for rung, group in m[
                 (m["task"] == task) & (m["model"] == model) & (m["experiment"] == (variant or ""))
             ].groupby("rung"):
                 group = group.sort_values("seed")
-                learned = int(group["learned"].astype(bool).sum())
+                used = group["learned"].astype(bool)
+                learned = int(used.sum())
+                beyond = int((used & group["beyond_shallow"].astype(bool)).sum())
                 rows.append(
                     dict(
                         task=task,
@@ -111,22 +117,23 @@ def competence(measures: pd.DataFrame) -> pd.DataFrame:
                         variant=variant or "",
                         seeds=len(group),
                         learned=learned,
-                        competent=learned >= claims.MIN_LEARNED,
+                        beyond=beyond,
+                        competent=min(learned, beyond) >= claims.MIN_LEARNED,
                         accuracy=group["test_accuracy"].mean(),
                         accuracies=tuple(group["test_accuracy"]),
-                        passed=tuple(group["learned"].astype(bool)),
-                        gate_line=group["gate_line"].iloc[0],
-                        baseline=group["baseline"].iloc[0],
-                        baseline_value=group["baseline_value"].iloc[0],
+                        passed=tuple(used),
+                        control_value=group["control_value"].iloc[0],
+                        **group.iloc[0][list(REFERENCES)].to_dict(),
                     )
                 )
     out = pd.DataFrame(rows, columns=COMPETENCE)
     return out.sort_values(["task", "step"], kind="stable", ignore_index=True)
 
 
+REFERENCES = ("trivial", "trivial_value", "shallow", "shallow_value", "shallow_line")
 COMPETENCE = [
-    *("task", "rung", "step", "model", "variant", "seeds", "learned", "competent"),
-    *("accuracy", "accuracies", "passed", "gate_line", "baseline", "baseline_value"),
+    *("task", "rung", "step", "model", "variant", "seeds", "learned", "beyond", "competent"),
+    *("accuracy", "accuracies", "passed", "control_value", *REFERENCES),
 ]
 
 
@@ -178,9 +185,9 @@ def _settings(task: str, rung: str) -> str:
 
 
 def rung_table(competence: pd.DataFrame) -> pd.DataFrame:
-    """Per task and rung: its settings, the strongest trivial predictor and the competence line
-    of its data, and how many experiments are competent (have at least
-    ``claims.MIN_LEARNED`` seeds past the line) of how many with runs."""
+    """Per task and rung: its settings, the strongest trivial and shallow predictors of its
+    data, and how many experiments are competent (have at least ``claims.MIN_LEARNED`` seeds
+    that used their state and went beyond the shallow predictor) of how many with runs."""
     rows = []
     for task in tasks():
         for rung in rungs(task):
@@ -193,8 +200,10 @@ def rung_table(competence: pd.DataFrame) -> pd.DataFrame:
                     "settings": _settings(task, rung),
                     "strongest trivial predictor": "—"
                     if first is None
-                    else f"{_pct(first['baseline_value'])} % ({first['baseline']})",
-                    "competence line": "—" if first is None else f"{_pct(first['gate_line'])} %",
+                    else f"{_pct(first['trivial_value'])} % ({first['trivial']})",
+                    "strongest shallow predictor": "—"
+                    if first is None
+                    else f"{_pct(first['shallow_value'])} % ({first['shallow']})",
                     "competent": f"{int(group['competent'].sum())} of {len(group)}"
                     if len(group)
                     else "no runs",
@@ -205,15 +214,17 @@ def rung_table(competence: pd.DataFrame) -> pd.DataFrame:
 
 def accuracy_table(competence: pd.DataFrame, task: str) -> pd.DataFrame:
     """Test accuracy (%) of each ladder experiment of ``task`` (rows) at each rung (columns):
-    the mean over seeds, then every seed, a seed marked † when it did not pass the rung's
-    competence line; ``—`` without runs."""
+    the mean over seeds, then every seed, a seed marked † when it did not use its state (it
+    did not pass its gate at the rung), and the mean of its no-mixing control; ``—`` without
+    runs."""
     rows = competence[competence["task"] == task]
     table = {}
     for r in rows.itertuples():
         marks = zip(r.accuracies, r.passed, strict=True)
         seeds = ", ".join(_pct(a) + ("" if ok else "†") for a, ok in marks)
         name = r.model + (f" / {r.variant}" if r.variant else "")
-        table.setdefault(name, {})[r.rung] = f"{_pct(r.accuracy)} ({seeds})"
+        control = "" if pd.isna(r.control_value) else f"; {_pct(r.control_value)} without mixing"
+        table.setdefault(name, {})[r.rung] = f"{_pct(r.accuracy)} ({seeds}{control})"
     out = pd.DataFrame.from_dict(table, orient="index").reindex(columns=rungs(task))
     return out.fillna("—").rename_axis("experiment").reset_index()
 

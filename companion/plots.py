@@ -768,8 +768,9 @@ def ladder_figure(
 ) -> Figure:
     """The scale ladder at a glance. Top, one panel per task: the test accuracy of every main
     model at each rung (the mean over seeds, a dot per seed), the strongest trivial predictor
-    (dotted) and the competence line (solid grey) of each rung's data, and under each rung how
-    many experiments are competent. Bottom: the verdict of each claim at each rung of the
+    (dotted) and the line of the strongest shallow predictor (solid grey) of each rung's data,
+    and under each rung how many experiments are competent (used their state and went beyond
+    that line). Bottom: the verdict of each claim at each rung of the
     tasks it has parts on. ``competence``, ``verdicts``: :func:`companion.ladder.competence`
     and :func:`companion.ladder.verdicts`."""
     tasks = sorted(set(competence["task"]) | set(verdicts["task"]), key=S.task_key)
@@ -801,8 +802,8 @@ def ladder_figure(
                 )
         for _, r in steps.iterrows():
             span = [r["step"] - 0.35, r["step"] + 0.35]
-            ax.plot(span, [100 * r["baseline_value"]] * 2, ":", color="0.25", lw=1.2)
-            ax.plot(span, [100 * r["gate_line"]] * 2, "-", color="0.55", lw=1.2)
+            ax.plot(span, [100 * r["trivial_value"]] * 2, ":", color="0.25", lw=1.2)
+            ax.plot(span, [100 * r["shallow_line"]] * 2, "-", color="0.55", lw=1.2)
         share = rows.groupby("step")["competent"].agg(["sum", "size"])
         ax.set_xticks(
             steps["step"],
@@ -825,7 +826,7 @@ def ladder_figure(
     ]
     handles += [
         Line2D([], [], ls=":", color="0.25", label="strongest trivial predictor"),
-        Line2D([], [], color="0.55", label="competence line"),
+        Line2D([], [], color="0.55", label="strongest shallow predictor + margin"),
     ]
     # the title heads the legend: a subfigure's title and an "outside" legend would overlap
     legend = top.legend(

@@ -77,6 +77,8 @@ def cond(
                     baseline="majority class",
                     baseline_value=0.1,
                     control_value=control,
+                    trivial="majority class",
+                    trivial_value=0.1,
                     gate_line=0.13,
                     shallow="logistic regression",
                     shallow_value=0.2,
