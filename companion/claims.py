@@ -1176,24 +1176,34 @@ def evaluate(
     return pd.DataFrame(verdicts), pd.DataFrame(parts)
 
 
+ZERO_SHIFT = 0.02  # a zero threshold is read again at ±this (two points of a share)
+
+
 def sensitivity(parts: pd.DataFrame, factors=(0.5, 2.0)) -> pd.DataFrame:
-    """Every part whose threshold can be scaled (a non-zero threshold on a share, distance or
-    accuracy; not ranks, signs or seed counts), read again at ``factors`` × its threshold from
-    its stored effect and interval: no training, no new measures. Columns: ``claim, analysis,
-    part, threshold, state`` and one ``state at k×`` per factor."""
-    rows = parts[parts["scalable"].astype(bool) & (parts["threshold"] != 0)]
+    """Every part whose threshold is ours to choose (on a share, distance or accuracy; not
+    ranks, seed counts or ρ), read again at a lower and a higher threshold from its stored
+    effect and interval: no training, no new measures. A non-zero threshold is scaled by
+    ``factors``; a zero threshold (a sign: "more", "grows") is moved by ∓:data:`ZERO_SHIFT`.
+    Columns: ``claim, analysis, part, threshold, state``, the two thresholds tried
+    (``lower``, ``higher``) and the state at each."""
+    rows = parts[parts["scalable"].astype(bool)]
     out = rows[["claim", "analysis", "part", "threshold", "state"]].copy()
-    for k in factors:
-        out[f"state at {k:g}×"] = [
+    thresholds = [
+        (-ZERO_SHIFT, ZERO_SHIFT) if t == 0 else (factors[0] * t, factors[1] * t)
+        for t in rows["threshold"].astype(float)
+    ]
+    for k, side in enumerate(("lower", "higher")):
+        out[side] = [t[k] for t in thresholds]
+        out[f"state at the {side}"] = [
             r["state"]
             if r["state"] in ("missing", "untestable")
             else decide(
                 None if pd.isna(r["effect"]) else float(r["effect"]),
                 None if pd.isna(r["low"]) else (float(r["low"]), float(r["high"])),
-                k * float(r["threshold"]),
+                t[k],
                 r["direction"],
             )
-            for _, r in rows.iterrows()
+            for (_, r), t in zip(rows.iterrows(), thresholds, strict=True)
         ]
     return out.reset_index(drop=True)
 

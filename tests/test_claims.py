@@ -600,7 +600,21 @@ def test_the_sensitivity_table_reads_each_threshold_at_half_and_twice():
     table_ = claims.sensitivity(parts)
     assert not table_["part"].str.contains("below the middle|among the three").any()  # ranks
     row = table_[table_["part"].str.startswith("listops: the most accurate")].iloc[0]
-    assert (row["state"], row["state at 0.5×"], row["state at 2×"]) == ("holds", "holds", "fails")
+    assert (row["lower"], row["higher"]) == (0.25, 1.0)
+    assert (row["state"], row["state at the lower"], row["state at the higher"]) == (
+        "holds",
+        "holds",
+        "fails",
+    )
+
+
+def test_a_zero_threshold_is_read_again_two_points_either_side():
+    # the share of small |λ| grew by 0.01: "grows" holds above 0, not above +0.02
+    _, parts = claims.evaluate(c6_world(grown=0.01, jitter=0.001), analyses=("exact",))
+    table_ = claims.sensitivity(parts)
+    row = table_[(table_["claim"] == "C6") & table_["part"].str.startswith("listops/lru")].iloc[0]
+    assert (row["lower"], row["higher"]) == (-0.02, 0.02)
+    assert row["state"] == "holds" and row["state at the higher"] == "fails"
 
 
 def test_the_gate_table_counts_conditions_at_each_margin():
