@@ -660,11 +660,14 @@ def learning_curves(
     return _finish(fig, runs, caption)
 
 
-REFERENCE_LABELS = {"trivial": "trivial baseline (test)", "shallow": "shallow reference (test)"}
+REFERENCE_LABELS = {
+    "trivial": "strongest trivial predictor (test)",
+    "shallow": "strongest shallow predictor (test)",
+}
 
 
 def _reference_lines(ax, task: str, profile: str, column: str) -> None:
-    """The task's strongest trivial predictor (dotted) and shallow reference (dash-dotted), in
+    """The task's strongest trivial predictor (dotted) and shallow predictor (dash-dotted), in
     grey, on a learning-curve panel of the task's own metric."""
     refs = task_baselines(task, profile)
     if refs is None or not column.endswith(("accuracy", "perplexity")):

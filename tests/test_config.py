@@ -99,5 +99,7 @@ def test_the_appendix_lists_every_model_at_both_profiles_and_every_ablation():
         assert f"## {task}\n" in text
         for model in C.models(task):
             assert f"| {model} | paper |" in text and f"| {model} | quick |" in text
-            assert all(f"- `{model}/{v}`:" in text for v in C.variants(task, model))
+            ablations = [v for v in C.variants(task, model) if v != C.CONTROL]
+            assert all(f"- `{model}/{v}`:" in text for v in ablations)
     assert "encoder → blocks → head" in text and "*Why:*" in text
+    assert f"also runs as `{C.CONTROL}`" in text  # the control, once for every experiment

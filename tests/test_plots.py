@@ -309,8 +309,10 @@ def test_load_histories_and_learning_curves_in_model_colours(run_index):
     assert colours == {
         "Softmax attn.": S.MODEL_COLORS["softmax"].lower(),
         "S4D": S.MODEL_COLORS["s4d"].lower(),
-        # the task's strongest trivial predictor (a guess among the 4 values) in grey
+        # the task's strongest trivial predictor (a guess among the 4 values) and strongest
+        # shallow predictor in grey
         P.REFERENCE_LABELS["trivial"]: to_hex("0.45"),
+        P.REFERENCE_LABELS["shallow"]: to_hex("0.45"),
     }
     (guess,) = [
         line for line in ax.get_lines() if line.get_label() == P.REFERENCE_LABELS["trivial"]
