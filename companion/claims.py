@@ -6,18 +6,21 @@ a distance between spectra, an accuracy, a difference of two, or a rank) compare
 threshold of ours (the paper states none), with a 95 % interval from the seeds
 (``companion.evidence``).
 
-**Competence first.** A claim about a model on a task reads only that model's seeds that
-*learned* the task: whose test metric passed the task's competence gate
-(:mod:`companion.baselines`: the strongest trivial predictor plus a margin). A condition with
-fewer than two such seeds cannot carry the part, which is then **untestable** (its note names
-the model, the baseline and the line). Comparisons gate both sides; a comparison of accuracies
-with every seed of both sides at the ceiling (99 %) is untestable too. Rankings by accuracy
-("most accurate", "among the three best", "below the middle") are not chosen by an argmax
-over noisy means (which would favour the luckiest seeds): each model gets a **rank
-interval**, from 1 + the models clearly more accurate than it to the number of models not
-clearly less accurate (a difference is clear when its 95 % interval excludes 0); a model that
-did not learn counts below every model that did, and a ranking without any model that learned
-is untestable. "The most accurate models" are those whose rank interval starts at 1.
+**A model counts when it used its state, on a task instance that makes the demand.** A claim
+about a model on a task reads that model's seeds that *used their state*: whose test metric
+passed their gate (:mod:`companion.baselines`: beyond both the same network without its
+mixer, the ``nomix`` control, and the strongest trivial predictor, by a margin). A condition
+carries a part only when at least two seeds used their state and went beyond the strongest
+shallow predictor by the same margin; otherwise the part is **untestable** (its note names the
+model and the line it did not pass) or **missing** (no runs, or no control). Spectra are read
+from the seeds that used their state; accuracies over every seed (bimodal conditions are named
+as such). A comparison of accuracies is testable when one side can carry it; with every seed
+of both sides at the ceiling (99 %) it is untestable. Rankings by accuracy ("most accurate",
+"among the three best", "below the middle") are not chosen by an argmax over noisy means
+(which would favour the luckiest seeds): each model gets a **rank interval**, from 1 + the
+models clearly more accurate than it to the number of models not clearly less accurate (a
+difference is clear when its 95 % interval excludes 0); a ranking in which no model can carry
+the part is untestable. "The most accurate models" are those whose rank interval starts at 1.
 
 A part's state:
 
@@ -33,12 +36,15 @@ A claim **does not hold** when any part fails, **holds** when every part holds, 
 **incomplete** when runs are missing, **untestable at this scale** when a part is untestable,
 and **inconclusive** otherwise; the deciding part is the first part in that state.
 
-Controls: :func:`evaluate` scores every spectral part also on the spectra at initialisation;
-a part that holds or fails there already is marked *settled at initialisation*.
-:func:`sensitivity` reads every part at half and at twice its threshold.
+Controls and corrections: :func:`evaluate` scores every spectral part also on the spectra at
+initialisation; a part that holds or fails there already is marked *settled at
+initialisation*, and a settled failure cannot refute (it is untestable). Each decision's
+one-sided p-value is adjusted by Holm's method across the claim's parts (:func:`holm`).
+:func:`sensitivity` reads every part at a lower and a higher threshold, and
+:func:`edge_sensitivity` every claim with the bin edges moved by ±0.02.
 
 The only input is the table ``measures`` (:func:`companion.evidence.measures`, one row per run,
-analysis and stage, with each run's competence), so that tests build it by hand and the book's
+analysis and stage, with each run's gate), so that tests build it by hand and the book's
 downloadable ``measures.csv`` reproduces its verdicts.
 """
 
@@ -157,10 +163,11 @@ def _pct(x: float | None) -> str:
 
 
 class Conditions:
-    """The measures of one analysis: per condition (task, model, variant) the seeds that
-    learned their task, their means, and the noise of each (task, measure) pooled over the
-    task's conditions with seeds. ``stage``: read the final spectra (``"final"``) or, as the
-    control, the spectra at initialisation in their place (``"init"``)."""
+    """The measures of one analysis: per condition (task, model, variant) its seeds (all of
+    them for accuracies, those that used their state for spectra), their means, and the noise
+    of each (task, measure) pooled over the task's conditions with seeds. ``stage``: read the
+    final spectra (``"final"``) or, as the control, the spectra at initialisation in their
+    place (``"init"``)."""
 
     def __init__(self, measures: pd.DataFrame, analysis: str = "exact", stage: str = "final"):
         if measures.empty:

@@ -153,6 +153,7 @@ def test_browser_renders_the_books_figures_and_math(smoke, chromium, tmp_path):
 
 def test_only_selects_experiments_and_quick_runs_three_seeds_of_each():
     experiments = ["norm", "norm-noconv", "norm-gate", "norm-exp", "norm-elu", "norm-sigmoid"]
+    experiments.append("norm-nomix")  # the no-mixing control
     assert {c.run_id for c in book_runs("paper", only="image/norm/*")} == {
         f"image-{e}-s1919" for e in experiments
     }
