@@ -55,6 +55,7 @@ MODEL_BAD = {
     "gate": ("maybe", "0"),
     "dropout": ("abc", "1"),
     "positional": ("maybe", "1"),
+    "mixing": ("maybe", "2"),
 }
 # mixer option -> (the experiment that uses that mixer, a bad value)
 MIXER_BAD = {
