@@ -31,6 +31,16 @@ def test_overlays_then_variant_then_set():
     )
 
 
+# the quick MQAR learning-rate sweep (seed 1919, 3,000 steps) that every model went through
+MQAR_SWEEP = (5e-4, 2e-3, 1e-2)
+
+
+def test_every_quick_mqar_model_trains_as_long_at_a_rate_of_one_shared_sweep():
+    quick = {m: C.resolve("mqar", m, None, "quick").train for m in C.models("mqar")}
+    assert {m: t.steps for m, t in quick.items()} == dict.fromkeys(quick, 3000)
+    assert {m: t.lr in MQAR_SWEEP for m, t in quick.items()} == dict.fromkeys(quick, True)
+
+
 def test_every_experiment_resolves_at_every_profile_with_distinct_hashes():
     hashes = set()
     for task, model, variant in C.experiments():
