@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from companion.schema import ConfigError
 from companion.tasks import DataError, get_task, listops
 
 FIXTURES = Path(__file__).parent / "fixtures" / "listops_release"
@@ -98,6 +99,33 @@ def test_generator_respects_max_depth_and_args():
             elif counts:
                 counts[-1] += 1
         assert max_depth <= 2  # operators only at depths 1..max_depth-1
+
+
+def test_levels_fixes_every_trees_operator_levels_and_keeps_the_window():
+    cfg = listops.ListOpsConfig(min_length=10, max_length=60, max_depth=5, max_args=5, levels=4)
+    rows = listops.generate(200, cfg, seed=3)
+    encoded = [listops.encode(s, 60) for s, _ in rows]
+    assert set(listops.nesting_depths(encoded)) == {4}
+    lengths = [len(listops.tokenize(s)) for s, _ in rows]
+    assert 10 < min(lengths) and max(lengths) < 60
+    assert all(listops.evaluate(s) == v for s, v in rows)
+    # without levels the same grammar gives shallower trees too
+    free = listops.generate(200, replace(cfg, levels=0), seed=3)
+    depths = listops.nesting_depths([listops.encode(s, 60) for s, _ in free])
+    assert set(depths) > {4}
+
+
+def test_levels_beyond_the_depth_or_the_window_is_refused():
+    with pytest.raises(ConfigError, match="data.levels = 3: expected at most max_depth - 1 = 2"):
+        listops.ListOpsConfig(max_depth=3, levels=3)
+    # four levels need at least 13 tokens; two levels at most 5 arguments at most 37
+    short = listops.ListOpsConfig(min_length=0, max_length=13, max_depth=5, max_args=5, levels=4)
+    with pytest.raises(ValueError, match="has a length in \\(0, 13\\): they have 13-"):
+        listops.generate(1, short, seed=0)
+    long = listops.ListOpsConfig(min_length=37, max_length=90, max_depth=5, max_args=5, levels=2)
+    with pytest.raises(ValueError, match="they have 7-37 tokens"):
+        listops.generate(1, long, seed=0)
+    assert len(listops.generate(3, replace(short, max_length=14), seed=0)) == 3
 
 
 def test_splits_are_disjoint_and_seeded():

@@ -8,7 +8,11 @@ Grammar (re-implemented from the LRA generator's description):
 - MED is numpy's median truncated with ``int()`` (MED 1 2 = 1), SM is the sum modulo 10;
 - the length counts digits, operators and closing brackets, not parentheses; a tree is kept
   when ``min_length < length < max_length`` (strict, as LRA) and is distinct from all trees kept
-  so far (also across splits).
+  so far (also across splits);
+- ``levels`` (ours; 0 in LRA): when set, a tree is kept only when its operators nest exactly
+  ``levels`` deep (:func:`nesting_depths`), so the grammar above is conditioned on that depth.
+  A tree of ``max_depth`` has at most ``max_depth - 1`` operator levels, and short windows
+  favour shallow trees: at ``max_depth`` 3 and lengths 10..60 every tree has two.
 
 Text format: the LRA release writes each tree with the parentheses of its binarised form, e.g.
 ``[MAX 2 9 [MIN 4 7 ] 0 ]`` is stored as
@@ -36,7 +40,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from companion.schema import setting, validate
+from companion.schema import ConfigError, setting, validate
 from companion.tasks.base import IDS, LABEL, Task, silent, table
 from companion.tasks.common import DataError
 
@@ -58,6 +62,7 @@ class ListOpsConfig:
     max_length: int = setting(2000, at_least=2)  # exclusive, as LRA
     max_depth: int = setting(10, at_least=1)
     max_args: int = setting(10, at_least=1)
+    levels: int = setting(0, at_least=0)  # operator levels of every tree; 0: any (LRA)
     n_train: int = setting(96_000, at_least=1)
     n_val: int = setting(2_000, at_least=1)
     n_test: int = setting(2_000, at_least=1)
@@ -66,6 +71,11 @@ class ListOpsConfig:
 
     def __post_init__(self):
         validate(self, "data.")
+        if self.levels > self.max_depth - 1:
+            raise ConfigError(
+                f"data.levels = {self.levels}: expected at most max_depth - 1 = "
+                f"{self.max_depth - 1} (a tree of max_depth {self.max_depth} nests no deeper)"
+            )
 
 
 PRESETS = {
@@ -166,12 +176,13 @@ def evaluate(expression: str | Sequence[str]) -> int:
 # generation
 
 
-def _draw_shape(rand, cfg: ListOpsConfig) -> tuple[list[float] | None, int]:
-    """Draw a tree shape in preorder without building it: the random numbers used and the
-    length, or (None, length so far) as soon as the length reaches ``max_length``."""
+def _draw_shape(rand, cfg: ListOpsConfig) -> tuple[list[float] | None, int, int]:
+    """Draw a tree shape in preorder without building it: the random numbers used, the length
+    and the operator levels, or (None, length so far, levels so far) as soon as the length
+    reaches ``max_length``."""
     max_depth, max_args, max_length = cfg.max_depth, cfg.max_args, cfg.max_length
     draws: list[float] = []
-    length = 0
+    length = levels = 0
     stack = [1]  # depths of the nodes still to visit (the root has depth 1)
     while stack:
         depth = stack.pop()
@@ -182,14 +193,15 @@ def _draw_shape(rand, cfg: ListOpsConfig) -> tuple[list[float] | None, int]:
                 r = rand()
                 draws.append(r)
                 length += 2  # the operator and its closing bracket
+                levels = max(levels, depth)  # an operator at depth d is the d-th level
                 if length >= max_length:
-                    return None, length
+                    return None, length, levels
                 stack.extend([depth + 1] * (2 + int(r * (max_args - 1))))
                 continue
         length += 1  # a leaf
         if length >= max_length:
-            return None, length
-    return draws, length
+            return None, length, levels
+    return draws, length, levels
 
 
 def longest(max_depth: int, max_args: int) -> int:
@@ -238,7 +250,8 @@ def to_source(tree) -> str:
 def generate(
     n: int, cfg: ListOpsConfig, seed: int, exclude: set[str] | None = None, progress=None
 ) -> list[tuple[str, int]]:
-    """``n`` distinct (source, value) pairs with lengths strictly inside the window.
+    """``n`` distinct (source, value) pairs with lengths strictly inside the window (and
+    ``cfg.levels`` operator levels, when set).
 
     Rejection sampling, made cheap in ways that change which random numbers are drawn but not
     the distribution of the kept trees: the shape (leaf or operator, argument counts) is drawn
@@ -255,12 +268,23 @@ def generate(
             f"longer than min_length = {cfg.min_length} (the longest has "
             f"{longest(cfg.max_depth, cfg.max_args)} tokens)"
         )
+    if cfg.levels and not (
+        3 * cfg.levels + 1 < cfg.max_length
+        and longest(cfg.levels + 1, cfg.max_args) > cfg.min_length
+    ):
+        raise ValueError(
+            f"no ListOps tree with {cfg.levels} operator levels and <= {cfg.max_args} arguments "
+            f"has a length in ({cfg.min_length}, {cfg.max_length}): they have "
+            f"{3 * cfg.levels + 1}-{longest(cfg.levels + 1, cfg.max_args)} tokens"
+        )
     rng = random.Random(seed)
     seen = set(exclude or ())
     out: list[tuple[str, int]] = []
     while len(out) < n:
-        draws, length = _draw_shape(rng.random, cfg)
+        draws, length, levels = _draw_shape(rng.random, cfg)
         if draws is None or not cfg.min_length < length < cfg.max_length:
+            continue
+        if cfg.levels and levels != cfg.levels:
             continue
         tree = _fill(rng, _replay(iter(draws), 1, cfg))
         source = to_source(tree)
