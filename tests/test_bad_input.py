@@ -74,8 +74,15 @@ MIXER_BAD = {
 }
 # task -> {data option: bad value}
 DATA_BAD = {
-    "mqar": {"n_train": "0", "vocab_size": "2", "n_pairs": "0", "alpha": "0", "filler": "maybe"},
-    "listops": {"n_train": "0", "max_depth": "0", "source": "web", "seq_len": "1"},
+    "mqar": {
+        "n_train": "0",
+        "vocab_size": "2",
+        "n_pairs": "0",
+        "alpha": "0",
+        "filler": "maybe",
+        "delay": "-1",
+    },
+    "listops": {"n_train": "0", "max_depth": "0", "source": "web", "seq_len": "1", "levels": "-1"},
     "text": {"level": "word", "source": "web", "val_fraction": "1", "max_train": "-1"},
     "image": {"encoding": "rgb", "downsample": "0", "source": "svhn", "test_fraction": "0"},
     "lm": {"tokenizer": "bpe", "block_size": "1", "source": "web", "max_val": "-1"},

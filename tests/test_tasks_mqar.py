@@ -58,6 +58,29 @@ def test_gap_law_many_pairs_prefers_short_gaps():
     assert counts[:4].sum() > counts[-4:].sum()
 
 
+def test_delay_puts_every_recall_a_known_distance_back_in_a_random_order():
+    from companion import shallow
+
+    K, d = 4, 40
+    cfg = mqar.MQARConfig(vocab_size=64, seq_len=4 * K + d - 1, n_pairs=K, delay=d)
+    x, y = mqar.generate(cfg, 2000, seed=3)
+    targets = np.argwhere(y != -100)  # (2000 K, 2) rows and positions
+    assert set(targets[:, 1]) == {2 * K + d + 2 * g for g in range(K)}
+    keys = x[:, 0 : 2 * K : 2]
+    spans = []
+    for row, pos in targets:
+        i = int(np.flatnonzero(keys[row] == x[row, pos])[0])  # the pair queried there
+        assert y[row, pos] == x[row, 2 * i + 1]
+        spans.append(pos - (2 * i + 1))
+    assert min(spans) == d + 1 and max(spans) == d + 4 * K - 3
+    # the queries' order says nothing: the value at the query's rank is right 1 time in K
+    values, answers = x[:, 1 : 2 * K : 2], y[y != -100].reshape(-1, K)
+    guess = shallow.mqar_rank_to_pair(values, answers, values)
+    assert abs((guess == answers).mean() - 1 / K) < 0.03
+    with pytest.raises(ValueError, match="need seq_len >= 4K \\+ delay - 1 = 55 \\(got 54\\)"):
+        mqar.check(mqar.MQARConfig(vocab_size=64, seq_len=54, n_pairs=K, delay=d))
+
+
 def test_seeds_and_determinism():
     a, c = mqar.generate(CFG, 50, seed=0), mqar.generate(CFG, 50, seed=0)
     assert (a[0] == c[0]).all() and (a[1] == c[1]).all()  # same seed, same data

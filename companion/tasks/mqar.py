@@ -17,7 +17,12 @@ Each example holds ``K`` key-value pairs and then queries every key once::
 - the label at a query position is the value paired with the queried key (Zoology puts it one
   step later and shifts labels left by one, which lands it here); -100 everywhere else;
 - with ``filler`` every other position gets a token uniform over the whole vocabulary
-  (as Zoology), otherwise 0.
+  (as Zoology), otherwise 0;
+- ``delay`` d > 0 (ours) replaces the drawn slots: d positions of filler follow the context,
+  then the K keys are queried in a uniformly random order at positions 2K + d + 2g
+  (g = 0..K-1), so every recall spans between d + 1 and d + 4K - 3 steps by construction (the
+  memory a model needs is known, and the order of the queries says nothing about the
+  answer); it needs L >= 4K + d - 1.
 
 Train, val and test are drawn with different seeds (seed, seed + 20, seed + 10; the test offset
 is Zoology's). ``ZOOLOGY_GRID`` lists the (L, K) grid of the Zoology paper.
@@ -46,6 +51,7 @@ class MQARConfig:
     n_test: int = setting(3_000, at_least=1)
     alpha: float = setting(0.01, above=0)  # power-law exponent of the query gaps
     filler: bool = setting(True)  # random tokens between queries
+    delay: int = setting(0, at_least=0)  # > 0: filler steps between the context and the queries
     seed: int = setting(0, at_least=0)
 
     def __post_init__(self):
@@ -72,7 +78,12 @@ def check(cfg: MQARConfig) -> None:
         raise ValueError(
             f"MQAR: {K} pairs need {K} distinct keys but vocab {V} has only {V // 2 - 1}"
         )
-    if 4 * K > L:
+    if cfg.delay and 4 * K + cfg.delay - 1 > L:
+        raise ValueError(
+            f"MQAR: {K} pairs queried after a delay of {cfg.delay} need seq_len >= 4K + delay - 1"
+            f" = {4 * K + cfg.delay - 1} (got {L})"
+        )
+    if not cfg.delay and 4 * K > L:
         raise ValueError(
             f"MQAR: {K} pairs need 2K = {2 * K} context tokens plus {K} query slots of 2 tokens, "
             f"i.e. seq_len >= 4K = {4 * K} (got {L})"
@@ -115,12 +126,14 @@ def generate(cfg: MQARConfig, n: int, seed: int, chunk: int | None = None):
         rows = np.arange(m)[:, None]
         keys = 1 + _ordered_sample(rng, m, V // 2 - 1, K)  # (m, K) in 1..V/2-1
         values = V // 2 + _ordered_sample(rng, m, V - V // 2, K)  # (m, K) in V/2..V-1
-        gaps = _ordered_sample(rng, m, n_slots, K, logw)  # (m, K) query slot of key i
+        if cfg.delay:  # the keys in a random order, `delay` steps after the context
+            qpos = 2 * K + cfg.delay + 2 * _ordered_sample(rng, m, K, K)  # (m, K)
+        else:  # key i queried in the i-th drawn slot
+            qpos = 2 * K + 2 * _ordered_sample(rng, m, n_slots, K, logw)  # (m, K)
         x = np.zeros((m, L), dtype=np.int32)
         y = np.full((m, L), -100, dtype=np.int32)
         x[:, 0 : 2 * K : 2] = keys
         x[:, 1 : 2 * K : 2] = values
-        qpos = 2 * K + 2 * gaps  # (m, K)
         x[rows, qpos] = keys
         y[rows, qpos] = values
         if cfg.filler:
