@@ -254,10 +254,33 @@ def ladder_rungs(task: str) -> dict[str, dict]:
     return dict(_ladder()["rungs"].get(task) or {})
 
 
+def dials() -> dict[str, dict]:
+    """The ladder's dials (``configs/book.yaml``): name -> ``{"task", "demand", "models",
+    "steps"}``, ``steps`` a mapping step -> settings merged over the quick run's, least
+    demanding first (``{}``: the quick run itself)."""
+    return dict(_ladder().get("dials") or {})
+
+
+def dial_rungs(task: str) -> dict[str, dict]:
+    """The steps of every dial of ``task`` as rungs named ``<dial>-<step>``, with their
+    settings: a dial's step is run and resolved as a ladder rung of its own."""
+    return {
+        f"{name}-{step}": settings
+        for name, dial in dials().items()
+        if dial["task"] == task
+        for step, settings in dial["steps"].items()
+    }
+
+
+def _rungs(task: str) -> dict[str, dict]:
+    """Every rung a run of ``task`` can name: the scale ladder's and the dials' steps."""
+    return {**ladder_rungs(task), **dial_rungs(task)}
+
+
 def rung_variant(task: str, variant: str | None, rung: str) -> str | None:
     """The variant name of experiment ``variant`` (``None``: the main grid) at ladder rung
     ``rung`` of ``task``: the variant itself at the rung of the quick run."""
-    if not ladder_rungs(task)[rung]:
+    if not _rungs(task)[rung]:
         return variant
     return f"{variant}-{RUNG}{rung}" if variant else f"{RUNG}{rung}"
 
@@ -281,19 +304,29 @@ def ladder_experiments(task: str) -> list[tuple[str, str | None]]:
 
 
 def ladder_runs(only: str | None = None) -> list[RunConfig]:
-    """The runs of the scale ladder beyond the quick runs: at every rung with settings, its
-    task's :func:`ladder_experiments` with the ladder's seeds; ``only``: a
-    "task/model/variant" pattern, as for :func:`book_runs`."""
+    """The runs of the scale ladder beyond the quick runs, with the ladder's seeds: at every
+    rung with settings, its task's :func:`ladder_experiments`; at every step of a dial with
+    settings, the dial's models and their no-mixing controls. ``only``: a "task/model/variant"
+    pattern, as for :func:`book_runs`."""
     spec = _ladder()
+    plan = [
+        (task, rung, ladder_experiments(task))
+        for task, rungs in spec["rungs"].items()
+        for rung, settings in rungs.items()
+        if settings
+    ]
+    plan += [
+        (dial["task"], f"{name}-{step}", [(m, v) for v in (None, CONTROL) for m in dial["models"]])
+        for name, dial in dials().items()
+        for step, settings in dial["steps"].items()
+        if settings
+    ]
     runs = []
-    for task, rungs in spec["rungs"].items():
-        for rung, settings in rungs.items():
-            if not settings:
-                continue
-            for model, variant in ladder_experiments(task):
-                name = rung_variant(task, variant, rung)
-                if only is None or fnmatch.fnmatch(f"{task}/{model}/{name}", only):
-                    runs += [resolve(task, model, name, "quick", seed) for seed in spec["seeds"]]
+    for task, rung, experiments in plan:
+        for model, variant in experiments:
+            name = rung_variant(task, variant, rung)
+            if only is None or fnmatch.fnmatch(f"{task}/{model}/{name}", only):
+                runs += [resolve(task, model, name, "quick", seed) for seed in spec["seeds"]]
     return runs
 
 
@@ -379,8 +412,8 @@ def resolve(
         valid = _choices(all_variants) or "none"
         raise ConfigError(f"unknown variant {variant!r} for {task}/{model}; choose one of: {valid}")
     if rung is not None:
-        rungs = {name: v for name, v in ladder_rungs(task).items() if v}
-        if rung in ladder_rungs(task) and rung not in rungs:
+        rungs = {name: v for name, v in _rungs(task).items() if v}
+        if rung in _rungs(task) and rung not in rungs:
             raise ConfigError(f"the ladder rung {rung!r} of {task} is the quick run itself")
         if rung not in rungs:
             valid = _choices(rungs) or "none"
@@ -395,7 +428,7 @@ def resolve(
     if variant_of is not None:
         cfg = merge(cfg, all_variants[variant_of])
     if rung is not None:
-        cfg = merge(cfg, ladder_rungs(task)[rung])
+        cfg = merge(cfg, _rungs(task)[rung])
     if overrides:
         model_fields = {f.name: None for f in fields(ModelConfig) if f.name not in TASK_FACTS}
         reference = {

@@ -40,11 +40,17 @@ def quick_rung(task: str) -> str:
 
 
 def label(table: pd.DataFrame) -> pd.DataFrame:
-    """``table`` (runs index or measures) with ``rung`` (``None`` outside the ladder's tasks),
-    ``experiment`` (the variant without its rung: ``""`` for the main grid) and ``quick``
-    (whether the rung is its task's quick run)."""
+    """``table`` (runs index or measures) without the dials' runs (:mod:`companion.dials`
+    reads them), with ``rung`` (``None`` outside the ladder's tasks), ``experiment`` (the
+    variant without its rung: ``""`` for the main grid) and ``quick`` (whether the rung is its
+    task's quick run)."""
     out = table.assign(variant=table["variant"].fillna("").astype(str))
     split = [C.split_rung(v or None) for v in out["variant"]]
+    scale = [
+        r is None or r in C.ladder_rungs(t) for t, (_, r) in zip(out["task"], split, strict=True)
+    ]
+    out = out[scale]
+    split = [s for s, keep in zip(split, scale, strict=True) if keep]
     quick = {task: quick_rung(task) for task in tasks()}
     out["experiment"] = [variant or "" for variant, _ in split]
     out["rung"] = [
@@ -67,7 +73,7 @@ def runs(index: pd.DataFrame) -> pd.DataFrame:
         task in chosen and (model, experiment or None) in chosen[task]
         for task, model, experiment in zip(t["task"], t["model"], t["experiment"], strict=True)
     ]
-    return index[keep]
+    return index.loc[t.index[keep]]
 
 
 def has_runs(index: pd.DataFrame) -> bool:

@@ -135,6 +135,52 @@ def test_the_ladder_reads_its_experiments_at_every_rung_and_no_other_run():
     assert [tuple(r) for r in kept.itertuples(index=False)] == [rows[i] for i in (0, 1, 3, 4, 5)]
 
 
+DIAL = {
+    "task": "mqar",
+    "demand": "pairs",
+    "models": ["mamba2", "s4"],
+    "steps": {"K4": {"data": {"n_pairs": 4}}, "K8": {}, "K16": {"data": {"n_pairs": 16}}},
+}
+
+
+@pytest.fixture
+def one_dial(monkeypatch):
+    spec = {**C._ladder(), "dials": {"pressure": DIAL}}
+    monkeypatch.setattr(C, "_ladder", lambda: spec)
+
+
+def test_a_dial_runs_its_models_and_their_controls_at_each_step_with_settings(one_dial):
+    runs = [c for c in C.ladder_runs() if "pressure" in (c.variant or "")]
+    variants = {(c.model_name, c.variant) for c in runs}
+    assert variants == {
+        (m, f"{v}ladder-pressure-{k}")
+        for m in ("mamba2", "s4")
+        for v in ("", "nomix-")
+        for k in ("K4", "K16")
+    }  # the step without settings is the quick run
+    assert len(runs) == 3 * len(variants)
+    for c in runs:
+        assert c.data == {"n_pairs": int(c.variant.rpartition("-K")[2])}
+        assert c.model.get("mixing", True) is not c.variant.startswith("nomix")
+        quick = C.resolve("mqar", c.model_name, None, "quick", c.seed)
+        assert c.train == quick.train  # the quick recipe otherwise
+    assert C.control_of("ladder-pressure-K4") == "nomix-ladder-pressure-K4"
+    with pytest.raises(C.ConfigError, match="unknown ladder rung 'pressure-K5' for mqar"):
+        C.resolve("mqar", "s4", "ladder-pressure-K5")
+
+
+def test_the_ladder_leaves_the_dials_runs_out(one_dial):
+    rows = [
+        ("mqar", "s4", ""),
+        ("mqar", "s4", "ladder-pressure-K4"),
+        ("mqar", "s4", "ladder-L256x32"),
+    ]
+    index = pd.DataFrame(rows, columns=["task", "model", "variant"])
+    assert [tuple(r) for r in ladder.runs(index).itertuples(index=False)] == [rows[0], rows[2]]
+    assert list(ladder.label(index)["rung"]) == ["L64x8", "L256x32"]
+    assert list(ev.without_ladder(index)["variant"]) == [""]  # nor do the quick chapters
+
+
 # ---------------------------------------------------------------------------------------------
 # the analysis, on measures built by hand
 
