@@ -1,0 +1,126 @@
+"""The dials: one demand of a task varied at a time, and the spectra read against it
+(``make reproduce PROFILE=ladder`` runs them with the scale ladder).
+
+A dial (``configs/book.yaml``, :func:`companion.config.dials`) names a task, the data setting it
+varies (``demand``), the models it runs and its steps, least demanding first; a step without
+settings is the quick run itself. The thesis predicts how the spectrum follows the demand:
+
+- ``pressure`` (MQAR, more pairs to store in the same state): a model that must overwrite
+  what it stored needs a mode that forgets, so its share of ``|λ|`` in ``[0, 0.1]`` should
+  grow with the pairs (claim C4's mechanism);
+- ``delay`` (MQAR, filler steps between the pairs and their queries): a recall ``d`` steps
+  back needs ``|λ|^d`` far from 0, so the share near 1 and the longest time constants
+  ``τ = -1 / log |λ|`` should grow with ``d`` (claim C1's mechanism).
+
+:func:`table` gives one row per dial, step, model and seed (its control's mean beside it), and
+:func:`summary` the mean over seeds with every seed kept, for the chapter's figure and table.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from companion import config as C
+from companion import evidence as ev
+from companion.tasks import preset
+
+NEAR0, NEAR1 = "[0,0.1]", "(0.9,1]"
+# the quantile levels of log |λ| whose time constants the table shows: the median mode and the
+# slowest tenth
+TAU_LEVELS = {"tau_median": 50, "tau_90": 90}
+
+
+def demand(dial: str, step: str) -> float:
+    """The value of dial ``dial``'s demand at ``step``: its setting there, else the quick
+    preset's."""
+    spec = C.dials()[dial]
+    data = spec["steps"][step].get("data") or {}
+    return float(data.get(spec["demand"], getattr(preset(spec["task"], "quick"), spec["demand"])))
+
+
+def time_constants(quantiles) -> dict[str, float]:
+    """``τ = -1 / log |λ|`` (steps) at the levels of :data:`TAU_LEVELS` from the 101 quantiles
+    of ``log |λ|`` a run recorded (``inf`` where ``|λ| ≥ 1``)."""
+    q = np.asarray(quantiles, dtype=float)
+    return {
+        name: float(-1.0 / q[level]) if q[level] < 0 else np.inf
+        for name, level in TAU_LEVELS.items()
+    }
+
+
+def table(measures: pd.DataFrame, analysis: str = "exact") -> pd.DataFrame:
+    """One row per dial, step, model and seed of ``measures`` (the final spectra of the
+    ``analysis``): ``demand``, ``test_accuracy``, ``learned`` and ``beyond_shallow`` (its
+    gate at the step's data), ``control_value`` (its no-mixing control's mean), the near-0
+    and near-1 shares and the time constants of :func:`time_constants`. The quick runs stand
+    at the step without settings."""
+    m = ev.normalise(measures)
+    m = m[(m["analysis"] == analysis) & (m["stage"] == "final")]
+    frames = []
+    for name, spec in C.dials().items():
+        for step, settings in spec["steps"].items():
+            variant = "" if not settings else C.rung_variant(spec["task"], None, f"{name}-{step}")
+            mine = m[
+                (m["task"] == spec["task"])
+                & m["model"].isin(spec["models"])
+                & (m["variant"] == variant)
+            ]
+            taus = pd.DataFrame(
+                [time_constants(q) for q in mine["quantiles"]],
+                index=mine.index,
+                columns=[*TAU_LEVELS],
+            )
+            part = mine.assign(
+                dial=name,
+                step=step,
+                demand=demand(name, step),
+                near0=mine[NEAR0],
+                near1=mine[NEAR1],
+            )
+            frames.append(pd.concat([part, taus], axis=1)[COLUMNS])
+    out = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS)
+    return out.astype({"learned": bool, "beyond_shallow": bool})
+
+
+COLUMNS = [
+    *("dial", "step", "demand", "model", "seed", "test_accuracy", "learned", "beyond_shallow"),
+    *("control_value", "near0", "near1", *TAU_LEVELS),
+]
+
+
+def summary(rows: pd.DataFrame) -> pd.DataFrame:
+    """The rows of :func:`table` by dial, step and model: ``seeds``, ``learned`` (seeds that
+    used their state), the mean test accuracy and every seed's, the control's mean, and the
+    means of the shares and the median of each time constant."""
+    keys = ["dial", "step", "demand", "model"]
+    grouped = rows.sort_values("seed").groupby(keys, sort=False)
+    out = grouped.agg(
+        seeds=("seed", "size"),
+        learned=("learned", "sum"),
+        accuracy=("test_accuracy", "mean"),
+        accuracies=("test_accuracy", tuple),
+        control_value=("control_value", "mean"),
+        near0=("near0", "mean"),
+        near1=("near1", "mean"),
+        **{name: (name, "median") for name in TAU_LEVELS},
+    )
+    return out.reset_index().sort_values(["dial", "model", "demand"], ignore_index=True)
+
+
+def trend(rows: pd.DataFrame, dial: str, share: str) -> pd.DataFrame:
+    """Per model of ``dial``: the least-squares slope of ``share`` (a column of :func:`table`)
+    on ``log2`` of the demand over every seed, with its 95 % interval (``scipy.stats``), the
+    number of runs and how many used their state. A slope above 0 whose interval excludes 0 is
+    the share growing with the demand."""
+    out = []
+    for model, group in rows[rows["dial"] == dial].groupby("model", sort=False):
+        x, y = np.log2(group["demand"].to_numpy(float)), group[share].to_numpy(float)
+        row = dict(model=model, runs=len(group), learned=int(group["learned"].sum()))
+        if len(group) > 2 and np.ptp(x) > 0:
+            fit = stats.linregress(x, y)
+            half = stats.t.ppf(0.5 + ev.CONFIDENCE / 2, len(group) - 2) * fit.stderr
+            row |= dict(slope=fit.slope, low=fit.slope - half, high=fit.slope + half)
+        out.append(row)
+    return pd.DataFrame(out, columns=["model", "runs", "learned", "slope", "low", "high"])

@@ -1,0 +1,63 @@
+"""The dials: their runs read per step against the demand, time constants, and the trend."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from builders import cond, table
+
+from companion import config as C
+from companion import dials
+
+PRESSURE = {
+    "task": "mqar",
+    "demand": "n_pairs",
+    "models": ["mamba2", "s4"],
+    "steps": {"K4": {"data": {"n_pairs": 4}}, "K8": {}, "K16": {"data": {"n_pairs": 16}}},
+}
+
+
+@pytest.fixture
+def one_dial(monkeypatch):
+    spec = {**C._ladder(), "dials": {"pressure": PRESSURE}}
+    monkeypatch.setattr(C, "_ladder", lambda: spec)
+
+
+def measures(near0_by_step: dict[str, float]) -> pd.DataFrame:
+    rows = []
+    for step, near0 in near0_by_step.items():
+        variant = "" if step == "K8" else f"ladder-pressure-{step}"
+        for model in ("mamba2", "s4"):
+            rows.append(cond("mqar", model, variant, final={"near0": near0, "near1": 1 - near0}))
+        rows.append(cond("mqar", "mamba2", f"nomix-{variant}".rstrip("-"), acc=0.01))
+    rows.append(cond("mqar", "softmax", "", final={"near0": 0.9}))  # not a model of the dial
+    return table(*rows)
+
+
+def test_each_run_stands_at_its_step_with_the_demand_there(one_dial):
+    rows = dials.table(measures({"K4": 0.1, "K8": 0.2, "K16": 0.4}))
+    assert set(rows["model"]) == {"mamba2", "s4"}  # no control, no other model
+    assert len(rows) == 3 * 2 * 3  # steps, models, seeds
+    by_step = rows.groupby("step")[["demand", "near0"]].first()
+    assert by_step.loc["K8"].tolist() == [8.0, 0.2]  # the quick run, at the quick preset's pairs
+    assert by_step.loc["K16"].tolist() == [16.0, 0.4]
+    summary = dials.summary(rows)
+    assert list(summary.loc[summary["model"] == "s4", "demand"]) == [4.0, 8.0, 16.0]
+    assert (summary["seeds"] == 3).all() and (summary["learned"] == 3).all()
+
+
+def test_a_share_that_grows_with_the_demand_has_a_slope_above_zero(one_dial):
+    rows = dials.table(measures({"K4": 0.1, "K8": 0.2, "K16": 0.3}))
+    rows["near0"] += np.tile([0.01, -0.01, 0.0], len(rows) // 3)  # seed noise
+    up = dials.trend(rows, "pressure", "near0")
+    assert (up["low"] > 0).all() and np.allclose(up["slope"], 0.1, atol=0.01)
+    rows = dials.table(measures({"K4": 0.2, "K8": 0.2, "K16": 0.2}))
+    rows["near0"] += np.tile([0.01, -0.01, 0.0], len(rows) // 3)
+    flat = dials.trend(rows, "pressure", "near0")
+    assert ((flat["low"] < 0) & (flat["high"] > 0)).all()  # noise only: no trend
+
+
+def test_time_constants_read_the_quantiles_of_log_magnitude():
+    q = np.linspace(-2.0, 0.5, 101)  # median log|λ| = -0.75, 90th percentile = 0.25
+    taus = dials.time_constants(q)
+    assert taus["tau_median"] == pytest.approx(1 / 0.75) and taus["tau_90"] == np.inf
+    assert dials.time_constants(np.full(101, -0.01))["tau_90"] == pytest.approx(100.0)
