@@ -879,3 +879,44 @@ def ladder_figure(
         fontsize=8,
     )
     return _finish(fig, None, caption)
+
+
+DIAL_PANELS = {
+    "test_accuracy": ("test accuracy (%)", 100.0),
+    "near0": ("share of |λ| in [0, 0.1] (%)", 100.0),
+    "near1": ("share of |λ| in (0.9, 1] (%)", 100.0),
+    "tau_90": ("slowest tenth: τ = −1/log|λ| (steps)", 1.0),
+}
+
+
+def dial_figure(
+    rows: pd.DataFrame, dial: str, columns: list[str], demand: str, caption: bool | str = True
+) -> Figure:
+    """One dial against its demand: a panel per column of :data:`DIAL_PANELS` (accuracy, a
+    share, a time constant), a line per model through the means over seeds and a dot per seed;
+    on the accuracy panel, each model's no-mixing control (dashed). ``rows``:
+    :func:`companion.dials.table`; ``demand``: the x-axis label."""
+    rows = rows[rows["dial"] == dial]
+    fig, axes = _panels(len(columns), ncols=len(columns), height=2.4)
+    for ax, column in zip(axes, columns, strict=True):
+        label, scale = DIAL_PANELS[column]
+        for model, group in rows.groupby("model", sort=False):
+            color = S.MODEL_COLORS.get(model, "0.3")
+            values = group[column].replace(np.inf, np.nan) * scale
+            means = values.groupby(group["demand"]).mean()
+            ax.plot(means.index, means, "-o", color=color, ms=3.5, lw=1.3, label=S.name(model))
+            ax.scatter(group["demand"], values, s=7, color=color, alpha=0.45, lw=0)
+            if column == "test_accuracy":
+                control = group.groupby("demand")["control_value"].mean() * scale
+                ax.plot(control.index, control, "--", color=color, lw=0.9, alpha=0.7)
+        ax.set_xscale("log", base=2)
+        ax.xaxis.set_major_formatter(PLAIN)
+        ax.set(xlabel=demand, ylabel=label)
+        if column == "tau_90":
+            ax.set_yscale("log")
+            ax.yaxis.set_major_formatter(PLAIN)
+    handles = axes[0].get_legend_handles_labels()[0]
+    handles.append(Line2D([], [], ls="--", color="0.4", label="the same network without mixing"))
+    fig.suptitle(f"The {dial} dial: {demand}", fontsize=10, fontweight="bold")
+    _top_legend(fig, handles, ncols=len(handles))
+    return _finish(fig, None, caption)

@@ -61,3 +61,14 @@ def test_time_constants_read_the_quantiles_of_log_magnitude():
     taus = dials.time_constants(q)
     assert taus["tau_median"] == pytest.approx(1 / 0.75) and taus["tau_90"] == np.inf
     assert dials.time_constants(np.full(101, -0.01))["tau_90"] == pytest.approx(100.0)
+
+
+def test_the_dial_figure_draws_every_model_and_seed(one_dial):
+    from companion import plots
+
+    rows = dials.table(measures({"K4": 0.1, "K8": 0.2, "K16": 0.4}))
+    fig = plots.dial_figure(rows, "pressure", ["test_accuracy", "near0"], "pairs", caption=False)
+    accuracy, share = fig.axes[:2]
+    assert len(accuracy.lines) == 2 * 2  # a mean line and a control line per model
+    assert [len(c.get_offsets()) for c in share.collections] == [9, 9]  # 3 steps x 3 seeds
+    assert list(share.lines[0].get_ydata()) == pytest.approx([10.0, 20.0, 40.0])
