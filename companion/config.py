@@ -332,11 +332,12 @@ def ladder_runs(only: str | None = None) -> list[RunConfig]:
 
 def data_tasks(profile: str, names: Sequence[str]) -> list[tuple[str, Task]]:
     """``(label, task)`` for every data cache that ``profile`` trains on; at ``ladder``, the
-    quick data and the data of every ladder rung that changes it (label "<task> <rung>")."""
+    quick data and the data of every ladder rung and dial step that changes it (label "<task>
+    <rung>")."""
     out = [(name, get_task(name, runs_profile(profile))) for name in names]
     if profile == LADDER:
         for name in names:
-            for rung, settings in ladder_rungs(name).items():
+            for rung, settings in _rungs(name).items():
                 if settings.get("data"):
                     out.append((f"{name} {rung}", get_task(name, "quick", **settings["data"])))
     return out
