@@ -204,6 +204,7 @@ CHAPTERS = (
     ("notebooks/08_beyond_the_paper", "training dynamics, correlations, every head"),
     ("notebooks/09_scale_ladder", "how accuracy and verdicts move as MQAR and ListOps get harder"),
     ("notebooks/10_pretrained_models", "the same analysis on pretrained transformers and Mamba-2"),
+    ("notebooks/11_spectra_against_demand", "the spectra as MQAR's memory pressure and delay grow"),
 )
 
 

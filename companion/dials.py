@@ -24,6 +24,7 @@ from scipy import stats
 
 from companion import config as C
 from companion import evidence as ev
+from companion import style as S
 from companion.tasks import preset
 
 NEAR0, NEAR1 = "[0,0.1]", "(0.9,1]"
@@ -124,3 +125,77 @@ def trend(rows: pd.DataFrame, dial: str, share: str) -> pd.DataFrame:
             row |= dict(slope=fit.slope, low=fit.slope - half, high=fit.slope + half)
         out.append(row)
     return pd.DataFrame(out, columns=["model", "runs", "learned", "slope", "low", "high"])
+
+
+def runs(index: pd.DataFrame) -> pd.DataFrame:
+    """The runs of ``index`` that the dials read: their models and no-mixing controls at every
+    step (the quick runs, for a step without settings)."""
+    keep = pd.Series(False, index=index.index)
+    variant = index["variant"].fillna("").astype(str)
+    for name, spec in C.dials().items():
+        mine = (index["task"] == spec["task"]) & index["model"].isin(spec["models"])
+        for step, settings in spec["steps"].items():
+            main = C.rung_variant(spec["task"], None, f"{name}-{step}") if settings else ""
+            control = C.rung_variant(spec["task"], C.CONTROL, f"{name}-{step}")
+            keep |= mine & variant.isin([main or "", control])
+    return index[keep]
+
+
+def has_runs(index: pd.DataFrame) -> bool:
+    """Whether ``index`` holds a run of any dial step with settings."""
+    rungs = {f"{name}-{step}" for name, spec in C.dials().items() for step in spec["steps"]}
+    return any(C.split_rung(v or None)[1] in rungs for v in index["variant"].fillna(""))
+
+
+SHARE_NAMES = {"near0": "the share of |λ| in [0, 0.1]", "near1": "the share of |λ| in (0.9, 1]"}
+
+
+def describe(rows: pd.DataFrame, dial: str, share: str) -> str:
+    """What ``dial``'s runs say about ``share`` (Markdown): per model, the slope of
+    :func:`trend` in points per doubling of the demand with its interval, what it supports,
+    and how many runs used their state."""
+    lines = []
+    for r in trend(rows, dial, share).itertuples():
+        if pd.isna(r.slope):
+            lines.append(f"- **{S.name(r.model)}**: too few runs for a slope.")
+            continue
+        if r.low > 0:
+            word = "grows with the demand"
+        elif r.high < 0:
+            word = "falls as the demand grows"
+        else:
+            word = "shows no trend the seeds can resolve"
+        lines.append(
+            f"- **{S.name(r.model)}**: {SHARE_NAMES[share]} {word}: "
+            f"{100 * r.slope:+.1f} [{100 * r.low:+.1f}, {100 * r.high:+.1f}] points per "
+            f"doubling; {r.learned} of {r.runs} runs used their state."
+        )
+    return "\n".join(lines)
+
+
+def summary_table(rows: pd.DataFrame, dial: str) -> pd.DataFrame:
+    """``dial``'s :func:`summary` for the book: per model and step, the test accuracy (%) as
+    the mean and every seed (``†``: did not use its state), its control's, the shares (%) and
+    the median time constants (steps)."""
+    mine = rows[rows["dial"] == dial]
+    out = []
+    for r in summary(mine).itertuples():
+        seeds = mine[(mine["model"] == r.model) & (mine["step"] == r.step)].sort_values("seed")
+        marks = ", ".join(
+            f"{100 * a:.1f}" + ("" if ok else "†")
+            for a, ok in zip(seeds["test_accuracy"], seeds["learned"], strict=True)
+        )
+        out.append(
+            {
+                "model": S.name(r.model),
+                "step": r.step,
+                "demand": f"{r.demand:g}",
+                "test accuracy (%)": f"{100 * r.accuracy:.1f} ({marks})",
+                "without mixing (%)": f"{100 * r.control_value:.1f}",
+                "[0, 0.1] (%)": f"{100 * r.near0:.1f}",
+                "(0.9, 1] (%)": f"{100 * r.near1:.1f}",
+                "τ median": f"{r.tau_median:.3g}",
+                "τ slowest tenth": f"{r.tau_90:.3g}",
+            }
+        )
+    return pd.DataFrame(out)

@@ -72,3 +72,30 @@ def test_the_dial_figure_draws_every_model_and_seed(one_dial):
     assert len(accuracy.lines) == 2 * 2  # a mean line and a control line per model
     assert [len(c.get_offsets()) for c in share.collections] == [9, 9]  # 3 steps x 3 seeds
     assert list(share.lines[0].get_ydata()) == pytest.approx([10.0, 20.0, 40.0])
+
+
+def test_the_dials_read_their_models_and_controls_at_every_step(one_dial):
+    rows = [
+        ("mqar", "s4", ""),  # the quick run: the step K8
+        ("mqar", "s4", "nomix"),  # its control
+        ("mqar", "s4", "ladder-pressure-K4"),
+        ("mqar", "s4", "nomix-ladder-pressure-K16"),
+        ("mqar", "softmax", "ladder-pressure-K4"),  # not a model of the dial
+        ("mqar", "s4", "ladder-L256x32"),  # the scale ladder's
+        ("mqar", "s4", "layers1-conv"),  # another variant
+    ]
+    index = pd.DataFrame(rows, columns=["task", "model", "variant"])
+    assert [tuple(r) for r in dials.runs(index).itertuples(index=False)] == rows[:4]
+    assert dials.has_runs(index) and not dials.has_runs(index.iloc[[0, 1, 5]])
+
+
+def test_the_book_states_each_models_trend_and_every_seed(one_dial):
+    rows = dials.table(measures({"K4": 0.1, "K8": 0.2, "K16": 0.3}))
+    rows["near0"] += np.tile([0.01, -0.01, 0.0], len(rows) // 3)
+    rows.loc[rows["seed"] == 1000, "learned"] = False
+    text = dials.describe(rows, "pressure", "near0")
+    assert "**Mamba-2**: the share of |λ| in [0, 0.1] grows with the demand: +10.0 [" in text
+    assert text.count("6 of 9 runs used their state") == 2
+    table_ = dials.summary_table(rows, "pressure")
+    assert len(table_) == 6 and table_["test accuracy (%)"].str.contains("†").all()
+    assert list(table_.loc[table_["model"] == "S4", "[0, 0.1] (%)"]) == ["10.0", "20.0", "30.0"]
