@@ -5,21 +5,7 @@ import pandas as pd
 import pytest
 from builders import cond, table
 
-from companion import config as C
 from companion import dials
-
-PRESSURE = {
-    "task": "mqar",
-    "demand": "n_pairs",
-    "models": ["mamba2", "s4"],
-    "steps": {"K4": {"data": {"n_pairs": 4}}, "K8": {}, "K16": {"data": {"n_pairs": 16}}},
-}
-
-
-@pytest.fixture
-def one_dial(monkeypatch):
-    spec = {**C._ladder(), "dials": {"pressure": PRESSURE}}
-    monkeypatch.setattr(C, "_ladder", lambda: spec)
 
 
 def measures(near0_by_step: dict[str, float]) -> pd.DataFrame:

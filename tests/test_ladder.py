@@ -135,20 +135,6 @@ def test_the_ladder_reads_its_experiments_at_every_rung_and_no_other_run():
     assert [tuple(r) for r in kept.itertuples(index=False)] == [rows[i] for i in (0, 1, 3, 4, 5)]
 
 
-DIAL = {
-    "task": "mqar",
-    "demand": "pairs",
-    "models": ["mamba2", "s4"],
-    "steps": {"K4": {"data": {"n_pairs": 4}}, "K8": {}, "K16": {"data": {"n_pairs": 16}}},
-}
-
-
-@pytest.fixture
-def one_dial(monkeypatch):
-    spec = {**C._ladder(), "dials": {"pressure": DIAL}}
-    monkeypatch.setattr(C, "_ladder", lambda: spec)
-
-
 def test_a_dial_runs_its_models_and_their_controls_at_each_step_with_settings(one_dial):
     runs = [c for c in C.ladder_runs() if "pressure" in (c.variant or "")]
     variants = {(c.model_name, c.variant) for c in runs}
