@@ -77,8 +77,9 @@ def runs(index: pd.DataFrame) -> pd.DataFrame:
 
 
 def has_runs(index: pd.DataFrame) -> bool:
-    """Whether ``index`` holds any run of a harder rung."""
-    return len(ev.without_ladder(index)) < len(index)
+    """Whether ``index`` holds any run of a harder rung (the dials' runs aside)."""
+    t = label(index)
+    return bool((t["rung"].notna() & ~t["quick"]).any())
 
 
 def at_rung(measures: pd.DataFrame, task: str, rung: str) -> pd.DataFrame:

@@ -114,10 +114,13 @@ def test_each_run_is_gated_against_the_baselines_of_its_own_data(monkeypatch):
     assert asked[1] == ("mqar", "quick", {"n_pairs": 32, "seq_len": 256})
 
 
-def test_only_the_ladder_chapter_sees_the_harder_rungs():
-    index = pd.DataFrame({"variant": ["", "lti", "ladder-depth4", "lti-ladder-depth2"]})
+def test_only_the_ladder_chapter_sees_the_harder_rungs(one_dial):
+    variants = ["", "lti", "ladder-depth4", "lti-ladder-depth2"]
+    index = pd.DataFrame({"task": "listops", "model": "mamba2", "variant": variants})
     assert list(ev.without_ladder(index)["variant"]) == ["", "lti"]
     assert ladder.has_runs(index) and not ladder.has_runs(ev.without_ladder(index))
+    dial = pd.DataFrame({"task": "mqar", "model": "s4", "variant": ["", "ladder-pressure-K4"]})
+    assert not ladder.has_runs(dial)  # a dial's runs alone fill the dials' chapter only
 
 
 def test_the_ladder_reads_its_experiments_at_every_rung_and_no_other_run():
