@@ -34,7 +34,8 @@ def test_the_ladder_profile_is_the_quick_runs_then_each_harder_rung():
 
 def test_mqar_rungs_keep_the_tokens_and_queries_of_a_quick_step():
     base = preset("mqar", "quick")
-    for c in (c for c in C.ladder_runs() if c.task == "mqar"):
+    scale = [c for c in C.ladder_runs() if C.split_rung(c.variant)[1] in C.ladder_rungs("mqar")]
+    for c in scale:
         quick = C.resolve("mqar", c.model_name, C.split_rung(c.variant)[0], "quick", c.seed)
         data = replace(base, **c.data)
         assert data.seq_len * c.train.batch_size == base.seq_len * quick.train.batch_size
@@ -77,7 +78,10 @@ def test_every_listops_rung_can_be_generated():
 
 def test_data_prepare_at_ladder_prepares_the_quick_data_and_every_rung_that_changes_it():
     labels = [label for label, _ in C.data_tasks("ladder", ["mqar", "text"])]
-    assert labels == ["mqar", "text", "mqar L128x16", "mqar L256x32"]
+    dials = [f"mqar pressure-K{k}" for k in (2, 4, 8, 16)] + [
+        f"mqar delay-d{d}" for d in (8, 16, 32, 64)
+    ]
+    assert labels == ["mqar", "text", "mqar L128x16", "mqar L256x32", *dials]
     task = dict(C.data_tasks("ladder", ["mqar"]))["mqar L256x32"]
     assert (task.config.seq_len, task.config.n_pairs) == (256, 32)
     assert exit_code(["data", "prepare", "--profile", "ladders"]) == 2
