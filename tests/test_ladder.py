@@ -73,7 +73,12 @@ def test_every_listops_rung_can_be_generated():
     for settings in C.ladder_rungs("listops").values():
         cfg = replace(preset("listops", "quick"), **settings.get("data", {}))
         rows = listops.generate(20, cfg, seed=0)
-        assert all(cfg.min_length < len(listops.tokenize(s)) < cfg.max_length for s, _ in rows)
+        tokens = [listops.tokenize(s) for s, _ in rows]
+        assert all(cfg.min_length < len(t) < cfg.max_length for t in tokens)
+        if cfg.levels:  # a rung that fixes the nesting: every tree nests exactly that deep
+            ids = [[listops.STOI[t] for t in row] for row in tokens]
+            assert set(listops.nesting_depths(ids)) == {cfg.levels}
+    assert C.ladder_rungs("listops")["levels4"]["data"]["levels"] == 4
 
 
 def test_data_prepare_at_ladder_prepares_the_quick_data_and_every_rung_that_changes_it():
