@@ -199,3 +199,29 @@ def summary_table(rows: pd.DataFrame, dial: str) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(out)
+
+
+# the claims whose mechanism a dial tests directly: claim -> (dial, the share the thesis says
+# grows with the demand, the mechanism in words)
+MECHANISMS = {
+    "C1": ("delay", "near1", "a recall many steps back needs modes near 1"),
+    "C4": ("pressure", "near0", "a state that must be overwritten needs modes that forget"),
+}
+
+
+def cite(rows: pd.DataFrame | None) -> str:
+    """The claims chapter's pointer to the dials (Markdown): per claim of :data:`MECHANISMS`
+    whose dial is defined, the mechanism, the dial and what its runs say (:func:`describe`);
+    ``rows``: :func:`table` of the dials' runs, None or empty when none ran."""
+    lines = []
+    for claim, (dial, share, mechanism) in MECHANISMS.items():
+        if dial not in C.dials():
+            continue
+        head = f"- **{claim}** ({mechanism}): the *{dial}* dial."
+        mine = None if rows is None else rows[rows["dial"] == dial]
+        if mine is None or mine.empty:
+            lines.append(f"{head} Not run here: `make reproduce PROFILE=ladder` runs it.")
+            continue
+        said = describe(mine, dial, share).replace("\n", "\n  ")
+        lines.append(f"{head}\n  {said}")
+    return "\n".join(lines)

@@ -85,3 +85,13 @@ def test_the_book_states_each_models_trend_and_every_seed(one_dial):
     table_ = dials.summary_table(rows, "pressure")
     assert len(table_) == 6 and table_["test accuracy (%)"].str.contains("†").all()
     assert list(table_.loc[table_["model"] == "S4", "[0, 0.1] (%)"]) == ["10.0", "20.0", "30.0"]
+
+
+def test_the_claims_chapter_cites_each_dial_with_what_its_runs_say(one_dial):
+    rows = dials.table(measures({"K4": 0.1, "K8": 0.2, "K16": 0.3}))
+    rows["near0"] += np.tile([0.01, -0.01, 0.0], len(rows) // 3)
+    said = dials.cite(rows)
+    assert said.startswith("- **C4**") and "C1" not in said  # the fixture has no delay dial
+    assert said.count("grows with the demand") == 2  # one line per model, under the claim
+    assert "Not run here: `make reproduce PROFILE=ladder`" in dials.cite(None)
+    assert "Not run here" in dials.cite(rows.iloc[:0])
