@@ -458,8 +458,8 @@ def failure_line(err: BaseException) -> tuple[str, int]:
     """The one line and the exit status for an error that reached the command line."""
     if isinstance(err, CLIError | ValueError | DataError):  # settings, paths, run files, data
         return (str(err).splitlines()[0] if str(err) else type(err).__name__), 2
-    if isinstance(err, KeyboardInterrupt):
-        return "interrupted", 130
+    if isinstance(err, KeyboardInterrupt):  # its own line, where it has one
+        return (str(err) or "interrupted"), 130
     if isinstance(err, OSError) and err.errno == errno.ENOSPC:
         where = f" writing {err.filename}" if err.filename else ""
         return (

@@ -106,13 +106,32 @@ def describe(o: Outcome) -> str:
     return f"{o.run_id}: {when}{speed}, {metric}{note}"
 
 
-def _start_worker(gpus) -> None:
+_HALT = None  # a pool worker's copy of run_local's stop event (see stop)
+
+
+def _start_worker(gpus, halt) -> None:
     """Pool initializer: a worker gets SIGTERM when the process that started it dies (Linux),
-    so a killed ``companion reproduce`` leaves no run training in the background, and takes
-    its GPU (:func:`take_gpu`)."""
+    so a killed ``companion reproduce`` leaves no run training in the background; it ignores
+    Ctrl-C between runs (:func:`_pooled`) and takes its GPU (:func:`take_gpu`)."""
+    global _HALT
     with contextlib.suppress(OSError, AttributeError):
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _HALT = halt
     take_gpu(gpus)
+
+
+def _pooled(config: C.RunConfig, root: str | Path, threads: int) -> Outcome | None:
+    """:func:`run_logged` in a pool worker: nothing (None) once :func:`stop` has been called,
+    and Ctrl-C (SIGINT) stops the run at its current step, so that the worker, which ignores
+    it between runs, exits cleanly afterwards."""
+    if _HALT is not None and _HALT.is_set():
+        return None
+    before = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        return run_logged(config, root, threads)
+    finally:
+        signal.signal(signal.SIGINT, before)
 
 
 def take_gpu(gpus) -> None:
@@ -186,18 +205,44 @@ def run_local(configs: list[C.RunConfig], root: str | Path, workers: int, report
     outcomes = []
     context = get_context("spawn")
     gpus = visible_gpus()
-    slots = None
+    slots, halt = None, context.Event()
     if gpus:
         slots = context.Queue()
         for gpu in gpu_slots(workers, gpus):
             slots.put(gpu)
-    with ProcessPoolExecutor(
-        workers, mp_context=context, initializer=_start_worker, initargs=(slots,)
-    ) as pool:
+    pool = ProcessPoolExecutor(
+        workers, mp_context=context, initializer=_start_worker, initargs=(slots, halt)
+    )
+    try:
         ordered = sorted(configs, key=expected_work, reverse=True)  # stable: book order on ties
-        futures = {pool.submit(run_logged, c, root, threads): c for c in ordered}
+        futures = {pool.submit(_pooled, c, root, threads): c for c in ordered}
         for i, future in enumerate(as_completed(futures), 1):
             outcome = future.result()
             outcomes.append(outcome)
             report(f"[{i}/{len(configs)}] {describe(outcome)}")
+    except KeyboardInterrupt:
+        stop(pool, halt)
+        raise Interrupted(
+            f"interrupted: {len(outcomes)} of {len(configs)} runs finished, no other started; "
+            "the same command resumes the rest (a run in flight from its last checkpoint)"
+        ) from None
+    pool.shutdown()
     return outcomes
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during :func:`run_local`, with the line that says what finished."""
+
+
+def stop(pool: ProcessPoolExecutor, halt) -> None:
+    """After Ctrl-C: start no queued run (``halt``, the event the workers read before a run),
+    interrupt the runs in flight (a worker that missed the terminal's signal gets its own; a
+    run's files are written atomically, so it resumes from its last checkpoint) and wait until
+    the workers have exited."""
+    halt.set()
+    workers = list((pool._processes or {}).values())  # the pool's live processes
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in workers:
+        with contextlib.suppress(ProcessLookupError, TypeError):
+            os.kill(process.pid, signal.SIGINT)
+    pool.shutdown(wait=True)

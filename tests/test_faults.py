@@ -263,6 +263,35 @@ def test_a_kill_interrupts_the_command_in_one_line(tmp_path, capsys, monkeypatch
     _one_line(capsys, "interrupted")
 
 
+def test_ctrl_c_on_reproduce_starts_no_other_run_and_says_what_finished(tmp_path):
+    cmd = [sys.executable, "-m", "companion", "reproduce", "--profile", "smoke", "--no-book"]
+    cmd += ["--workers", "2", "--only", "mqar/*", "--root", str(tmp_path / "runs")]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    total = len(C.book_runs("smoke", "mqar/*"))
+    proc = subprocess.Popen(
+        cmd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+        start_new_session=True,
+    )
+    for line in proc.stdout:  # wait for the first finished run
+        if line.startswith("[1/"):
+            break
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C in a terminal sends: the whole group
+    started = time.monotonic()
+    assert proc.wait(timeout=60) == 130 and time.monotonic() - started < 30
+    err = proc.stderr.read()
+    assert "Traceback" not in err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("companion: interrupted: ") and f"of {total} runs finished" in last
+    finished = int(last.split("interrupted: ")[1].split(" of ")[0])
+    assert 1 <= finished < total - 2  # the queued runs never started
+    done = list((tmp_path / "runs" / "smoke").glob("*/complete.json"))
+    assert len(done) == finished  # a run in flight when it stopped is not complete
+
+
 def test_temporary_files_of_a_killed_writer_are_removed_on_resume(reference, tmp_path):
     run = _copy(reference, "partial", tmp_path / "run")
     orphans = [
