@@ -32,9 +32,12 @@ writes a run-like folder (:func:`analyse`).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import math
+import os
 import re
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,6 +45,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from companion.config import digest
 from companion.io import atomic_write_text
 from companion.layers.attention import eta_ratio
 from companion.layers.base import Transition
@@ -281,10 +285,59 @@ def spectra(model, input_ids: Tensor, analysis: str = "exact") -> list[LayerSpec
 # the command: a run-like folder from the language-model task's test split
 
 
-def run_name(model_id: str) -> str:
-    """``pretrained-<name>``: the last part of a hub id or path, in lower case, safe."""
+def source(model_id: str) -> str:
+    """What ``model_id`` names: a hub id as given, a local folder as its absolute path."""
+    local = Path(model_id).expanduser()
+    if not local.exists() and re.fullmatch(r"[\w.-]+/[\w.-]+", model_id):
+        return model_id
+    return str(local.resolve())
+
+
+def run_name(model_id: str, blocks: int = 4, length: int = 256) -> str:
+    """``pretrained-<name>-<key>``: the last part of the hub id or path, in lower case, and a
+    key of what the analysis read (:func:`source`, ``blocks``, ``length``), so that another
+    model of the same name, or the same model read otherwise, never takes this folder."""
     tail = Path(model_id.rstrip("/")).name or "model"
-    return "pretrained-" + re.sub(r"[^a-z0-9.]+", "-", tail.lower()).strip("-")
+    name = re.sub(r"[^a-z0-9.]+", "-", tail.lower()).strip("-")
+    key = digest({"model": source(model_id), "blocks": blocks, "length": length})[:8]
+    return f"pretrained-{name}-{key}"
+
+
+def revision(model, model_id: str) -> str:
+    """The hub commit the weights came from, or for a local folder ``local-<hash>`` of its
+    weight files (names, sizes and the first MiB of each), so that changed weights read as a
+    new revision."""
+    commit = getattr(model.config, "_commit_hash", None)
+    if commit:
+        return str(commit)
+    folder = Path(source(model_id))
+    files = sorted(f for f in folder.glob("*") if f.suffix in (".safetensors", ".bin", ".pt"))
+    h = hashlib.sha256()
+    for f in files:
+        h.update(f"{f.name}:{f.stat().st_size}:".encode())
+        with open(f, "rb") as fh:
+            h.update(fh.read(1 << 20))
+    return f"local-{h.hexdigest()[:12]}"
+
+
+def _make_room(folder: Path, summary: dict) -> str:
+    """Before ``folder`` is written: nothing when it is new, "refreshed" when it holds this
+    very analysis (the same model, revision and tokens), else it is moved to
+    ``<profile>/.stale/<name>-<time>`` (never deleted) and that is said."""
+    old = folder / "summary.json"
+    if not folder.exists():
+        return ""
+    same = ("model", "revision", "blocks", "length", "profile")
+    try:
+        before = json.loads(old.read_text())
+        if all(before.get(k) == summary[k] for k in same):
+            return "refreshed"
+    except (OSError, ValueError):
+        pass  # damaged or partial: kept aside below
+    target = folder.parent / ".stale" / f"{folder.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    os.replace(folder, target)
+    return f"its earlier analysis of another revision was moved to {target}"
 
 
 def load(model_id: str):
@@ -348,11 +401,16 @@ def analyse(
     root: str | Path = "runs",
 ) -> Path:
     """Analyse ``model_id`` on ``blocks`` blocks of ``length`` tokens of the language-model test
-    split at ``profile`` and write ``<root>/<profile>/pretrained-<name>/`` with ``spectra.csv``
+    split at ``profile`` and write ``<root>/<profile>/<run_name>/`` with ``spectra.csv``
     (bin shares per layer, head and analysis) and ``summary.json`` (the model, its revision,
-    the transformers version, the tokens analysed). Nothing is written when it fails."""
+    the transformers version, the tokens analysed). The folder's name is keyed by the model and
+    the tokens read (:func:`run_name`); the same analysis again refreshes it, one of another
+    revision moves it to ``.stale/`` first. Nothing is written when it fails."""
     if blocks < 1 or length < 2:
-        raise PretrainedError(f"--blocks must be at least 1 and --length at least 2, got {blocks}")
+        raise PretrainedError(
+            f"--blocks {blocks} --length {length}: expected --blocks at least 1 and --length "
+            "at least 2"
+        )
     task = get_task("lm", profile)
     model, tokenizer = load(model_id)
     what = kind(model)
@@ -370,13 +428,14 @@ def analyse(
         tables = [summarize(spectra(model, input_ids, a)).assign(analysis=a) for a in analyses]
     finally:
         transformers.utils.logging.set_verbosity(verbosity)
-    folder = Path(root) / profile / run_name(model_id)
+    folder = Path(root) / profile / run_name(model_id, blocks, length)
     summary = {
         "run_id": folder.name,
         "model": model_id,
+        "source": source(model_id),
         "model_type": model.config.model_type,
         "kind": what,
-        "revision": getattr(model.config, "_commit_hash", None) or "local",
+        "revision": revision(model, model_id),
         "transformers": transformers.__version__,
         "tokenizer": "the model's" if tokenizer is not None else "the task's token ids",
         "blocks": blocks,
@@ -386,8 +445,11 @@ def analyse(
         "profile": profile,
         "layers": int(model.config.num_hidden_layers),
     }
+    note = _make_room(folder, summary)
     atomic_write_text(folder / "spectra.csv", pd.concat(tables).to_csv(index=False))
     atomic_write_text(folder / "summary.json", json.dumps(summary, indent=2) + "\n")
+    if note:
+        print(f"{folder.name}: {note}")
     return folder
 
 
@@ -397,15 +459,19 @@ def read_runs(runs_root: str | Path, profile: str) -> tuple[pd.DataFrame, pd.Dat
     so that the book's figures take them: the model's name is the run's ``variant`` (labels
     read "Softmax attn. · SmolLM2-135M"), stage "final", its revision in place of a commit."""
     summaries, frames = [], []
-    for path in sorted(Path(runs_root, profile).glob("pretrained-*/summary.json")):
-        summary = json.loads(path.read_text())
+    paths = sorted(Path(runs_root, profile).glob("pretrained-*/summary.json"))
+    found = [json.loads(path.read_text()) for path in paths]
+    tails = [Path(s["model"].rstrip("/")).name for s in found]
+    for path, summary, tail in zip(paths, found, tails, strict=True):
+        # a model analysed twice (other blocks, or another folder of that name) is told apart
+        name = tail if tails.count(tail) == 1 else f"{tail} · {summary['run_id'][-8:]}"
         mixer = "softmax" if summary["kind"] == "attention" else "mamba2"
         identity = dict(
             run_id=summary["run_id"],
             task="lm",
             model=mixer,
             mixer=mixer,
-            variant=Path(summary["model"].rstrip("/")).name,
+            variant=name,
             seed=0,
             profile=summary["profile"],
             config_hash=str(summary["revision"])[:12],

@@ -222,7 +222,8 @@ def test_the_command_writes_a_run_folder_from_a_local_model(tmp_path, capsys):
     root = tmp_path / "runs"
     argv = ["pretrained", "--model", str(saved), "--profile", "smoke", "--root", str(root)]
     assert exit_code([*argv, "--blocks", "2", "--length", "16"]) == 0
-    folder = root / "smoke" / "pretrained-tiny-llama"
+    folder = root / "smoke" / P.run_name(str(saved), 2, 16)
+    assert folder.name.startswith("pretrained-tiny-llama-")
     summary = json.loads((folder / "summary.json").read_text())
     assert summary["tokens"] == 32 and summary["tokenizer"] == "the task's token ids"
     assert summary["transformers"] == transformers.__version__ and summary["layers"] == 2
@@ -247,7 +248,7 @@ def test_a_model_that_is_not_here_is_one_line_and_writes_nothing(tmp_path, capsy
     assert "no such folder" in err  # a path, not a hub id
     assert not root.exists()
     code = exit_code(["pretrained", "--model", "x", "--blocks", "0", "--root", str(root)])
-    assert code == 2 and "--blocks must be at least 1" in capsys.readouterr().err
+    assert code == 2 and "--blocks 0 --length 256: expected" in capsys.readouterr().err
 
 
 def test_an_offline_hub_id_says_how_to_fetch_it(capsys, tmp_path):
@@ -298,3 +299,34 @@ def test_the_chapter_renders_from_local_models_and_names_those_out_of_reach(tmp_
     assert len(out_of_reach) == 1 and "huggingface-cli download" in out_of_reach[0]
     assert any("| tiny-llama | llama | attention | 2 |" in t for t in texts)
     assert not [o for o in outputs if o.get("name") == "stderr"]  # no progress bars or notes
+
+
+def test_each_analysis_keeps_its_own_folder_and_nothing_is_overwritten(tmp_path, capsys):
+    config = CONFIGS["llama"]()
+    config.vocab_size = 50_304  # the smoke language model's ids are GPT-2's
+    one, other = tmp_path / "a" / "tiny-llama", tmp_path / "b" / "tiny-llama"
+    tiny(config).save_pretrained(one)
+    tiny(config).save_pretrained(other)
+    root = tmp_path / "runs"
+
+    def analyse(model, blocks=2):
+        return P.analyse(str(model), "smoke", blocks, 16, root)
+
+    first, second = analyse(one), analyse(other)  # two models of one folder name
+    third = analyse(one, blocks=3)  # the same model, read otherwise
+    assert len({first, second, third}) == 3 and all(f.is_dir() for f in (first, second, third))
+    summaries, _ = P.read_runs(root, "smoke")
+    assert summaries["name"].nunique() == 3  # told apart in the chapter too
+    before = (first / "summary.json").read_text()
+    assert analyse(one) == first and (first / "summary.json").read_text() == before
+    assert "refreshed" in capsys.readouterr().out
+    torch.manual_seed(1)
+    transformers.AutoModelForCausalLM.from_config(config).save_pretrained(one)  # new weights
+    assert analyse(one) == first
+    kept = list((root / "smoke" / ".stale").glob(f"{first.name}-*"))
+    assert len(kept) == 1 and (kept[0] / "summary.json").read_text() == before
+    assert str(kept[0]) in capsys.readouterr().out
+    assert (
+        json.loads((first / "summary.json").read_text())["revision"]
+        != json.loads(before)["revision"]
+    )
