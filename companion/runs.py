@@ -38,7 +38,7 @@ import pandas as pd
 import torch
 import yaml
 
-from companion.config import RunConfig
+from companion.config import RunConfig, digest
 from companion.io import TEMP_SUFFIX, atomic_path, atomic_write_text, git
 from companion.layers.base import Transition
 from companion.spectra import LayerSpectrum
@@ -51,6 +51,11 @@ def git_commit() -> str:
     if sha is None:
         return "unknown"
     return sha + ("+dirty" if git("status", "--porcelain", "--", "companion") else "")
+
+
+META = ("run_id", "config_hash", "commit")  # config.yaml's lines above the settings it hashes
+TEST_METRICS = ("test_accuracy", "test_perplexity")
+SPECTRA_COLUMNS = ("layer", "mixer", "head", "kind", "bin", "mean", "std", "analysis", "step")
 
 
 class RunFolderError(ValueError):
@@ -94,9 +99,13 @@ class RunDir:
             saved = yaml.safe_load(path.read_text())
         except (yaml.YAMLError, UnicodeDecodeError):
             saved = None
+        fix = f"delete the folder {self.path} or choose another --out"
         if not isinstance(saved, dict) or not isinstance(saved.get("config_hash"), str):
-            fix = f"delete the folder {self.path} or choose another --out"
             raise self.damaged("config.yaml", "not the YAML of a run configuration", fix)
+        settings = {k: v for k, v in saved.items() if k not in META}
+        if digest(settings)[:12] != saved["config_hash"]:
+            why = "its settings do not match its own config_hash: edited after the run began"
+            raise self.damaged("config.yaml", why, fix)
         return saved
 
     def saved_hash(self) -> str | None:
@@ -120,6 +129,39 @@ class RunDir:
                 fix = f"delete {self.file('complete.json')} to finish the run again"
             raise self.damaged(name, why, fix)
         return data
+
+    def check_outputs(self) -> None:
+        """A complete run's outputs read as they must: ``metrics.json`` holds numbers and a
+        test metric, ``spectra.csv`` is a table with :data:`SPECTRA_COLUMNS`, numeric where
+        numbers belong, and rows. Raises the damaged file's :class:`RunFolderError`."""
+        fix = f"delete {self.file('complete.json')} to finish the run again"
+        metrics = self.read_json("metrics.json")
+        for key, value in metrics.items():
+            if isinstance(value, str) or not isinstance(value, int | float):
+                raise self.damaged("metrics.json", f"{key} is {value!r}, not a number", fix)
+        if not any(key in metrics for key in TEST_METRICS):
+            raise self.damaged("metrics.json", f"none of {', '.join(TEST_METRICS)}", fix)
+        try:
+            table = pd.read_csv(self.file("spectra.csv"), keep_default_na=False, dtype=str)
+        except FileNotFoundError:
+            why = "missing"
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
+            why = "not a CSV table"
+        else:
+            absent = [c for c in SPECTRA_COLUMNS if c not in table]
+            numeric = [c for c in ("layer", "mean", "step") if c in table]
+            wrong = [c for c in numeric if pd.to_numeric(table[c], errors="coerce").isna().any()]
+            why = (
+                f"no column {absent[0]}"
+                if absent
+                else f"column {wrong[0]} holds a value that is not a number"
+                if wrong
+                else "no rows"
+                if table.empty
+                else ""
+            )
+        if why:
+            raise self.damaged("spectra.csv", why, fix)
 
     def save(self, name: str, obj) -> None:
         with atomic_path(self.file(name)) as tmp:
@@ -231,6 +273,7 @@ def index_row(run: RunDir) -> dict:
     cfg = run.saved_config()
     if cfg is None:
         raise run.damaged("config.yaml", "missing", f"delete the folder {run.path}")
+    run.check_outputs()
     return {
         "run_id": cfg["run_id"],
         "task": cfg["task"],

@@ -257,13 +257,14 @@ class Training:
 
 def unusable(run_dir: RunDir, config: RunConfig) -> str | None:
     """Why ``run_dir`` cannot hold the run of ``config`` as it is (a run of another
-    configuration, a damaged configuration, a completion marker without metrics), or None."""
+    configuration, a damaged or hand-edited configuration, a complete run whose metrics or
+    spectra do not read, :meth:`RunDir.check_outputs`), or None."""
     try:
         saved = run_dir.saved_hash()
         if saved is not None and saved != config.hash():
             return f"{run_dir.path} holds a run of another configuration"
         if run_dir.complete:
-            run_dir.read_json("metrics.json")
+            run_dir.check_outputs()
     except RunFolderError as err:
         return str(err)
     return None

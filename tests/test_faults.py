@@ -139,6 +139,9 @@ DAMAGE = {
     ("config.yaml", "a list"): _config_text("- 1\n- 2\n"),
     ("config.yaml", "no hash"): _config_text("run_id: mqar-linear-s1919\n"),
     ("config.yaml", "binary"): _binary,
+    ("config.yaml", "edited by hand"): lambda p: p.write_text(
+        p.read_text().replace("lr: 0.", "lr: 0.5", 1)
+    ),
 }
 WHAT_TO_DO = {"checkpoint.pt": "delete", "config.yaml": "choose another --out"}
 
@@ -173,31 +176,77 @@ def test_reproduce_moves_a_damaged_folder_aside_and_trains_it_anew(damage, refer
     assert _digest(kept) == before
 
 
-METRICS_DAMAGE = {"missing": None, "not JSON": "{oops", "a list": "[1, 2]"}
+def _edit_json(key: str, value):
+    def damage(p: Path):
+        data = json.loads(p.read_text())
+        if value is None:
+            del data[key]
+        else:
+            data[key] = value
+        p.write_text(json.dumps(data))
+
+    return damage
 
 
-def _damage_metrics(kind: str, run: RunDir) -> None:
-    if METRICS_DAMAGE[kind] is None:
-        run.file("metrics.json").unlink()
+def _spectra_value(p: Path):
+    lines = p.read_text().splitlines()
+    fields = lines[1].split(",")
+    fields[5] = "oops"  # the first row's mean
+    p.write_text("\n".join([lines[0], ",".join(fields), *lines[2:]]) + "\n")
+
+
+# the outputs of a complete run: (file, how it is damaged) -> damage(path); None deletes it
+OUTPUT_DAMAGE = {
+    ("metrics.json", "missing"): None,
+    ("metrics.json", "not JSON"): _config_text("{oops"),
+    ("metrics.json", "a list"): _config_text("[1, 2]"),
+    ("metrics.json", "a word for a number"): _edit_json("test_accuracy", "high"),
+    ("metrics.json", "no test metric"): _edit_json("test_accuracy", None),
+    ("spectra.csv", "missing"): None,
+    ("spectra.csv", "empty"): _empty,
+    ("spectra.csv", "a column short"): _config_text("layer,mixer\n0,linear\n"),
+    ("spectra.csv", "a word for a number"): _spectra_value,
+}
+
+
+def _damage_output(damage, run: RunDir) -> None:
+    how = OUTPUT_DAMAGE[damage]
+    if how is None:
+        run.file(damage[0]).unlink()
     else:
-        run.file("metrics.json").write_text(METRICS_DAMAGE[kind])
+        how(run.file(damage[0]))
 
 
-@pytest.mark.parametrize("kind", METRICS_DAMAGE)
-def test_a_completion_marker_without_metrics_is_named(kind, reference, tmp_path, capsys):
+@pytest.mark.parametrize("damage", OUTPUT_DAMAGE, ids=[" ".join(d) for d in OUTPUT_DAMAGE])
+def test_a_complete_run_whose_outputs_do_not_read_is_named(damage, reference, tmp_path, capsys):
     run = _copy(reference, "complete", tmp_path / "run")
-    _damage_metrics(kind, run)
+    _damage_output(damage, run)
     before = _digest(run.path)
     assert _cli(run.path) == 2
-    _one_line(capsys, "metrics.json is damaged", f"delete {run.file('complete.json')}")
+    _one_line(capsys, f"{damage[0]} is damaged", f"delete {run.file('complete.json')}")
     assert _digest(run.path) == before
 
 
-@pytest.mark.parametrize("kind", METRICS_DAMAGE)
-def test_the_index_lists_damaged_folders_and_keeps_the_others(kind, reference, tmp_path, capsys):
+@pytest.mark.parametrize("damage", OUTPUT_DAMAGE, ids=[" ".join(d) for d in OUTPUT_DAMAGE])
+def test_reproduce_moves_a_complete_run_whose_outputs_do_not_read_aside(
+    damage, reference, tmp_path
+):
+    run = _copy(reference, "complete", RunDir.for_config(CONFIG, tmp_path).path)
+    _damage_output(damage, run)
+    before = _digest(run.path)
+    assert not executors.is_current(CONFIG, tmp_path)
+    outcome = executors.run_logged(CONFIG, tmp_path, threads=1)
+    assert outcome.status == "ran" and ".stale" in outcome.note
+    _same_metrics(run, reference)
+    (kept,) = (tmp_path / "smoke" / ".stale").iterdir()
+    assert _digest(kept) == before
+
+
+@pytest.mark.parametrize("damage", OUTPUT_DAMAGE, ids=[" ".join(d) for d in OUTPUT_DAMAGE])
+def test_the_index_lists_damaged_folders_and_keeps_the_others(damage, reference, tmp_path, capsys):
     good = _copy(reference, "complete", tmp_path / "smoke" / "good")
     bad = _copy(reference, "complete", tmp_path / "smoke" / "bad")
-    _damage_metrics(kind, bad)
+    _damage_output(damage, bad)
     assert exit_code(["runs", "index", "--root", str(tmp_path)]) == 0
     captured = capsys.readouterr()
     assert len(captured.err.strip().splitlines()) == 1 and str(bad.path) in captured.err

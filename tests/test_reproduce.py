@@ -8,6 +8,7 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
@@ -179,8 +180,10 @@ def test_a_changed_configuration_is_trained_anew(tmp_path):
     cfg = book_runs("smoke", only="text/lru/")[0]
     folder = RunDir.for_config(cfg, tmp_path).path
     folder.mkdir(parents=True)
-    (folder / "config.yaml").write_text("config_hash: an-older-configuration\n")
+    older = replace(cfg, train=replace(cfg.train, lr=cfg.train.lr / 2))  # the file as it was
+    RunDir(folder).write_config(older)
     (folder / "complete.json").write_text("{}")
+    written = (folder / "config.yaml").read_text()
     (outcome,) = reproduce_runs(
         "smoke", workers=1, root=tmp_path, only="text/lru/", report=lambda m: None
     )
@@ -188,7 +191,7 @@ def test_a_changed_configuration_is_trained_anew(tmp_path):
     log = (tmp_path / "smoke" / "logs" / f"{cfg.run_id}.log").read_text()
     assert "holds a run of another configuration: moved to" in log
     (kept,) = (tmp_path / "smoke" / ".stale").iterdir()  # the old folder, never deleted
-    assert (kept / "config.yaml").read_text() == "config_hash: an-older-configuration\n"
+    assert (kept / "config.yaml").read_text() == written
     assert "moved aside" in outcome.note
 
 
