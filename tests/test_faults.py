@@ -167,12 +167,17 @@ def test_a_damaged_file_is_named_and_kept(damage, reference, tmp_path, capsys):
 @pytest.mark.parametrize("damage", DAMAGE, ids=[" ".join(d) for d in DAMAGE])
 def test_reproduce_moves_a_damaged_folder_aside_and_trains_it_anew(damage, reference, tmp_path):
     run = _damaged_copy(damage, reference, RunDir.for_config(CONFIG, tmp_path).path)
+    _moved_aside_and_trained_anew(run, reference, tmp_path)
+
+
+def _moved_aside_and_trained_anew(run: RunDir, reference, root: Path) -> None:
+    """What reproduce does with the damaged folder ``run`` of CONFIG under ``root``."""
     before = _digest(run.path)
-    assert not executors.is_current(CONFIG, tmp_path)
-    outcome = executors.run_logged(CONFIG, tmp_path, threads=1)
+    assert not executors.is_current(CONFIG, root)
+    outcome = executors.run_logged(CONFIG, root, threads=1)
     assert outcome.status == "ran" and ".stale" in outcome.note
     _same_metrics(run, reference)
-    (kept,) = (tmp_path / "smoke" / ".stale").iterdir()
+    (kept,) = (root / "smoke" / ".stale").iterdir()
     assert _digest(kept) == before
 
 
@@ -233,13 +238,7 @@ def test_reproduce_moves_a_complete_run_whose_outputs_do_not_read_aside(
 ):
     run = _copy(reference, "complete", RunDir.for_config(CONFIG, tmp_path).path)
     _damage_output(damage, run)
-    before = _digest(run.path)
-    assert not executors.is_current(CONFIG, tmp_path)
-    outcome = executors.run_logged(CONFIG, tmp_path, threads=1)
-    assert outcome.status == "ran" and ".stale" in outcome.note
-    _same_metrics(run, reference)
-    (kept,) = (tmp_path / "smoke" / ".stale").iterdir()
-    assert _digest(kept) == before
+    _moved_aside_and_trained_anew(run, reference, tmp_path)
 
 
 @pytest.mark.parametrize("damage", OUTPUT_DAMAGE, ids=[" ".join(d) for d in OUTPUT_DAMAGE])
