@@ -24,6 +24,8 @@ import torch
 from torch import Tensor
 
 from companion.layers.base import Mixer, Transition
+from companion.layers.linear import LinearAttention
+from companion.layers.softmax import SoftmaxAttention
 from companion.model import model_inputs
 
 MAGNITUDE_EDGES = (0.1, 0.5, 0.9, 1.0, 10.0, 100.0)
@@ -202,3 +204,43 @@ def collect_published(model: torch.nn.Module, batch: dict) -> list[LayerSpectrum
         for m, mode in zip(batch_norms, modes, strict=True):
             m.train(mode)
     return spectra
+
+
+def attention_factors(mixer: Mixer, u: Tensor) -> tuple[Tensor, Tensor]:
+    """The two factors of an attention layer's ``Λ_i = η_{i-1}(q_{i-1}) / η_i(q_i)``, where
+    ``η_t(q) = Σ_{j≤t} e(q, k_j)`` scores the keys up to ``t`` with query ``q``
+    (``e = exp(q·k/√d_k)`` for softmax attention, ``φ(q)ᵀφ(k)`` for normalised linear attention)::
+
+        Λ_i = [η_{i-1}(q_{i-1}) / η_{i-1}(q_i)] · [η_{i-1}(q_i) / η_i(q_i)]
+            =        query change               ·   retention = 1 − p_ii ∈ (0, 1],
+
+    ``p_ii`` being the attention the new key takes from its own query. Retention never exceeds
+    1, so every ``Λ_i > 1`` comes from the query change: the same past keys scored by two
+    consecutive queries. A constant added to every key leaves the attention (and retention) of
+    softmax attention as they are but scales the query change by ``exp((q_{i-1} − q_i)·b/√d_k)``.
+
+    ``u``: the mixer's input ``(B, L, d_model)``; returns ``(query_change, retention)``, each
+    ``(B, L, H)`` like ``mixer.transition(u).values``, from the same q and k, 1 at the first step
+    (``η_0`` is the empty sum); their product is ``Λ``.
+    """
+    if isinstance(mixer, SoftmaxAttention):
+        q, k, _ = mixer.qkv(u)  # (B, H, L, d_k)
+        scores = q @ k.transpose(-1, -2) / q.shape[-1] ** 0.5  # (B, H, L, L): s_ij
+        pos = torch.arange(scores.shape[-1], device=u.device)
+        now = scores.masked_fill(pos > pos[:, None], float("-inf")).logsumexp(-1)  # log η_i(q_i)
+        past = scores.masked_fill(pos >= pos[:, None], float("-inf")).logsumexp(-1)  # η_{i-1}(q_i)
+    elif isinstance(mixer, LinearAttention) and mixer.normalized:
+        phi_q, phi_k, _, _ = mixer.parts(u)  # (B, H, L, d_k)
+        z = phi_k.cumsum(2)  # z_i = Σ_{j≤i} φ(k_j)
+        z_before = torch.nn.functional.pad(z[..., :-1, :], (0, 0, 1, 0))  # z_{i-1}, z_0 = 0
+        now = torch.log((phi_q * z).sum(-1))
+        past = torch.log((phi_q * z_before).sum(-1))
+    else:
+        raise ValueError(
+            f"attention factors: {type(mixer).__name__} has no normaliser summed over the past "
+            "keys; softmax and normalised linear attention have one"
+        )
+    log_change = now[..., :-1] - past[..., 1:]  # log η_{i-1}(q_{i-1}) − log η_{i-1}(q_i), i ≥ 2
+    log_retention = past[..., 1:] - now[..., 1:]
+    pad = torch.nn.functional.pad
+    return tuple(pad(x, (1, 0)).exp().transpose(1, 2) for x in (log_change, log_retention))

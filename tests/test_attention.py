@@ -8,6 +8,7 @@ import torch
 import torch.nn.functional as F
 
 from companion.layers import make_mixer
+from companion.spectra import attention_factors
 
 D_MODEL, N_HEADS, STATE, L = 8, 2, 4, 12
 
@@ -160,3 +161,59 @@ def test_fused_log_normaliser_equals_the_blocked_reference(dtype):
         fast = fused_log_normaliser(q, k)
     tol = 1e-4 if dtype == torch.float32 else 1e-10
     torch.testing.assert_close(fast, causal_log_normaliser(q, k)[0], rtol=tol, atol=tol)
+
+
+# --- the two factors of attention's Λ ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "opts"), [("softmax", {}), ("softmax", {"conv": 3}), ("linear", {})]
+)
+@pytest.mark.parametrize("batch", [1, 2])
+def test_the_query_change_and_the_retention_multiply_to_lambda(name, opts, batch):
+    m = build(name, **opts).eval()
+    u = inputs(batch=batch, length=7)  # odd length
+    change, retention = attention_factors(m, u)
+    lam = m.transition(u).values
+    assert change.shape == retention.shape == lam.shape
+    torch.testing.assert_close(change * retention, lam, rtol=1e-12, atol=1e-12)
+    assert (retention > 0).all() and (retention <= 1 + 1e-12).all()
+    assert (change[:, 0] == 1).all() and (retention[:, 0] == 1).all()  # η_0 is the empty sum
+    above = lam[:, 1:] > 1
+    assert (change[:, 1:][above] > 1).all()  # every Λ above 1 is the query change's
+
+
+def test_the_retention_is_1_minus_the_attention_a_query_pays_its_own_key():
+    m = build("softmax").eval()
+    u = inputs(batch=1, length=5)
+    q, k, _ = m.qkv(u)
+    attn = torch.softmax(
+        (q @ k.transpose(-1, -2) / math.sqrt(q.shape[-1])).masked_fill(
+            torch.ones(5, 5, dtype=torch.bool).triu(1), float("-inf")
+        ),
+        -1,
+    )  # (B, H, L, L)
+    own = attn.diagonal(dim1=-2, dim2=-1).transpose(1, 2)  # p_ii: (B, L, H)
+    torch.testing.assert_close(attention_factors(m, u)[1][:, 1:], 1 - own[:, 1:])
+
+
+def test_a_constant_on_every_key_moves_lambda_but_not_the_attention_or_the_retention():
+    m = build("softmax").eval()
+    u = inputs(batch=2, length=9)
+    before_y, before = m(u), attention_factors(m, u)
+    shifted = copy.deepcopy(m)
+    with torch.no_grad():
+        shifted.W_k.bias += 3.0 * torch.randn(shifted.W_k.bias.shape, dtype=torch.float64)
+    after_y, after = shifted(u), attention_factors(shifted, u)
+    torch.testing.assert_close(after_y, before_y, rtol=1e-10, atol=1e-12)  # softmax cancels it
+    torch.testing.assert_close(after[1], before[1], rtol=1e-10, atol=1e-12)  # retention
+    assert (after[0] - before[0]).abs().max() > 1e-3  # the query change, and so Λ, moved
+    lam = shifted.transition(u).values
+    torch.testing.assert_close(after[0] * after[1], lam, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("name", ["norm", "linear_unnormalized", "s4"])
+def test_a_mixer_without_a_summed_normaliser_has_no_factors(name):
+    m = make_mixer(name, d_model=8, n_heads=2, state_dim=4).double()
+    with pytest.raises(ValueError, match="softmax and normalised linear attention have one"):
+        attention_factors(m, torch.randn(1, 4, 8, dtype=torch.float64))
