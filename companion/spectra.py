@@ -145,21 +145,27 @@ def summarize(spectra: list[LayerSpectrum]) -> pd.DataFrame:
 
 
 @torch.no_grad()
-def collect(model: torch.nn.Module, batch: dict, as_published: bool = False) -> list[LayerSpectrum]:
+def collect(
+    model: torch.nn.Module, batch: dict, as_published: bool = False, view=None
+) -> list[LayerSpectrum]:
     """Λ of every mixer of ``model`` on ``batch`` from one forward pass.
 
     batch: a collated batch with ``input_ids`` ``(B, L)`` or ``inputs`` ``(B, L, d)`` and
     optionally ``mask`` ``(B, L)``. The model runs in eval mode (dropout off); its mode is
-    restored afterwards.
+    restored afterwards. ``view(mixer, u)``: what is read from each mixer's actual input ``u``
+    instead of ``mixer.transition(u)`` (a :class:`Transition`, or None to skip the mixer).
     """
     if as_published:
         return collect_published(model, batch)
     mixers = [m for m in model.modules() if isinstance(m, Mixer)]
     names = {id(b.mixer): b.mixer_name for b in getattr(model, "blocks", [])}
     found: list[tuple[int, Transition]] = []
+    view = view or (lambda mixer, u: mixer.transition(u))
 
     def hook(module, args):
-        found.append((mixers.index(module), module.transition(args[0])))
+        seen = view(module, args[0])
+        if seen is not None:
+            found.append((mixers.index(module), seen))
 
     handles = [m.register_forward_pre_hook(hook) for m in mixers]
     was_training = model.training

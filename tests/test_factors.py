@@ -1,0 +1,56 @@
+"""The two factors of attention's Λ read from trained runs: the model rebuilt from its folder
+gives back the run's own final spectra, and the factors bin like Λ."""
+
+import pandas as pd
+import pytest
+
+from companion import config as C
+from companion import factors
+from companion import train as T
+
+ABOVE_1 = ["(1,10]", "(10,100]", ">100"]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("runs")
+    out = {}
+    for model in ("softmax", "s4"):
+        config = C.resolve("mqar", model, None, "smoke")
+        T.run(config, out=root / model, progress=False)
+        out[model] = root / model
+    return out
+
+
+def test_the_rebuilt_model_gives_back_the_runs_own_final_spectra(trained):
+    model, batch = factors.trained_model(trained["softmax"])
+    rows = factors.factor_spectra(model, batch)
+    mine = rows[rows["factor"] == "Λ"].drop(columns="factor").reset_index(drop=True)
+    saved = pd.read_csv(trained["softmax"] / "spectra.csv", keep_default_na=False)
+    final = saved[(saved["stage"] == "final") & (saved["analysis"] == "exact")]
+    final = final[mine.columns].reset_index(drop=True)
+    pd.testing.assert_frame_equal(
+        mine.astype({"head": str}),
+        final.astype({"head": str}),
+        check_exact=False,
+        rtol=1e-5,
+        atol=1e-7,
+    )
+
+
+def test_the_factors_bin_like_lambda_and_the_retention_never_exceeds_1(trained):
+    rows = factors.factor_spectra(*factors.trained_model(trained["softmax"]))
+    assert set(rows["factor"]) == {"Λ", *factors.FACTORS}
+    sums = rows[rows["kind"] == "magnitude"].groupby(["factor", "layer", "head"])["mean"].sum()
+    assert sums.to_numpy() == pytest.approx(1.0)
+    retention = rows[rows["factor"] == "retention"]
+    assert retention[retention["bin"].isin(ABOVE_1)]["mean"].sum() == 0
+
+
+def test_a_run_without_attention_has_no_factors(trained):
+    index = pd.DataFrame(
+        {"path": [str(trained["s4"])], "task": "mqar", "model": "s4", "variant": "", "seed": 1}
+    )
+    assert factors.table(index).empty
+    index.loc[0, ["path", "model"]] = [str(trained["softmax"]), "softmax"]
+    assert set(factors.table(index)["model"]) == {"softmax"}
