@@ -920,3 +920,31 @@ def dial_figure(
     fig.suptitle(f"The {dial} dial: {demand}", fontsize=10, fontweight="bold")
     _top_legend(fig, handles, ncols=len(handles))
     return _finish(fig, None, caption)
+
+
+def factor_figure(rows: pd.DataFrame, caption: bool | str = True) -> Figure:
+    """Λ of every attention layer beside its two factors (:mod:`companion.factors`): one panel
+    per task, one stacked bar of the magnitude bins per model and factor (layers weighted
+    equally, seeds averaged). ``rows``: :func:`companion.factors.table`."""
+    from companion.factors import FACTORS
+
+    table = rows[(rows["kind"] == "magnitude") & (rows["head"].astype(str) == "all")]
+    tasks = sorted(table["task"].unique(), key=S.task_key)
+    order = ["Λ", *FACTORS]
+    fig, axes = _panels(len(tasks), ncols=2, height=0.16 * 7 + 1.0, sharex=True)
+    for ax, task in zip(axes, tasks, strict=True):
+        mine = table[table["task"] == task]
+        models = sorted(mine["model"].unique(), key=S.model_key)
+        shares = (
+            mine.groupby(["model", "factor", "bin"])["mean"]
+            .mean()
+            .unstack("bin")
+            .reindex(pd.MultiIndex.from_product([models, order]))
+        )
+        shares.index = pd.MultiIndex.from_tuples([(S.name(m), f) for m, f in shares.index])
+        _stacked(ax, shares, "magnitude", {S.name(m): S.MODEL_COLORS[m] for m in models})
+        ax.set_title(S.name(task))
+        ax.set_xlabel(S.SHARE["magnitude"])
+    return _close_bins(
+        fig, table, "Λ and its two factors in every attention model", "magnitude", caption
+    )

@@ -54,3 +54,22 @@ def test_a_run_without_attention_has_no_factors(trained):
     assert factors.table(index).empty
     index.loc[0, ["path", "model"]] = [str(trained["softmax"]), "softmax"]
     assert set(factors.table(index)["model"]) == {"softmax"}
+
+
+def test_the_factor_figure_has_a_bar_per_model_and_factor(trained):
+    from companion import plots
+
+    index = pd.DataFrame(
+        {
+            "path": [str(trained["softmax"])],
+            "task": "mqar",
+            "model": "softmax",
+            "variant": "",
+            "seed": 1,
+        }
+    )
+    fig = plots.factor_figure(factors.table(index), caption="test")
+    (ax,) = [a for a in fig.axes if a.get_title()]
+    assert len(ax.patches) == 7 * 3  # the bins of Λ, the query change and the retention
+    labels = [t.get_text() for t in ax.get_yticklabels(minor=True)]
+    assert labels == ["Λ", *factors.FACTORS]
