@@ -222,8 +222,10 @@ def run_local(configs: list[C.RunConfig], root: str | Path, workers: int, report
             report(f"[{i}/{len(configs)}] {describe(outcome)}")
     except KeyboardInterrupt:
         stop(pool, halt)
+        # a run in flight may have finished after the signal: count what is complete on disk
+        done = sum(RunDir.for_config(c, root).complete for c in configs)
         raise Interrupted(
-            f"interrupted: {len(outcomes)} of {len(configs)} runs finished, no other started; "
+            f"interrupted: {done} of {len(configs)} runs finished, no other started; "
             "the same command resumes the rest (a run in flight from its last checkpoint)"
         ) from None
     pool.shutdown()

@@ -19,10 +19,8 @@ from companion import config as C
 from companion.layers.base import Mixer, Transition
 from companion.model import SequenceModel, build_model
 from companion.runs import RunDir
-from companion.spectra import attention_factors, collect, summarize
+from companion.spectra import FACTORS, attention_factors, collect, summarize
 from companion.train import ordered_batches
-
-FACTORS = ("query change", "retention")
 
 
 def trained_model(run_path: str | Path) -> tuple[SequenceModel, dict]:

@@ -33,7 +33,14 @@ from companion import baselines
 from companion import style as S
 from companion.evidence import RUN_COLUMNS, rho_interval
 from companion.report import profile_of, task_baselines
-from companion.spectra import MAGNITUDE_BINS, MAGNITUDE_EDGES, PHASE_BINS, PHASE_EDGES, bin_index
+from companion.spectra import (
+    FACTORS,
+    MAGNITUDE_BINS,
+    MAGNITUDE_EDGES,
+    PHASE_BINS,
+    PHASE_EDGES,
+    bin_index,
+)
 from companion.tasks import metric as task_metric
 
 # ----------------------------------------------------------------------------- labels, provenance
@@ -926,8 +933,6 @@ def factor_figure(rows: pd.DataFrame, caption: bool | str = True) -> Figure:
     """Λ of every attention layer beside its two factors (:mod:`companion.factors`): one panel
     per task, one stacked bar of the magnitude bins per model and factor (layers weighted
     equally, seeds averaged). ``rows``: :func:`companion.factors.table`."""
-    from companion.factors import FACTORS
-
     table = rows[(rows["kind"] == "magnitude") & (rows["head"].astype(str) == "all")]
     tasks = sorted(table["task"].unique(), key=S.task_key)
     order = ["Λ", *FACTORS]

@@ -212,6 +212,9 @@ def collect_published(model: torch.nn.Module, batch: dict) -> list[LayerSpectrum
     return spectra
 
 
+FACTORS = ("query change", "retention")  # the two factors of attention's Λ, in their order
+
+
 def attention_factors(mixer: Mixer, u: Tensor) -> tuple[Tensor, Tensor]:
     """The two factors of an attention layer's ``Λ_i = η_{i-1}(q_{i-1}) / η_i(q_i)``, where
     ``η_t(q) = Σ_{j≤t} e(q, k_j)`` scores the keys up to ``t`` with query ``q``
