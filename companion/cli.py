@@ -48,6 +48,9 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
+MAX_WORKERS = 1024  # runs at once, local processes or Slurm tasks: far beyond any machine here
+
+
 class CLIError(Exception):
     """A user-facing error: printed as one line, exit status 2."""
 
@@ -232,8 +235,8 @@ def _reproduce(args) -> int:
     from companion.reproduce import reproduce
     from companion.slurm import SlurmError
 
-    if args.workers is not None and args.workers < 1:
-        raise CLIError(f"--workers must be at least 1, got {args.workers}")
+    if args.workers is not None and not 1 <= args.workers <= MAX_WORKERS:
+        raise CLIError(f"--workers must be from 1 to {MAX_WORKERS}, got {args.workers}")
     writable_folder(args.root, "--root")
     slurm = slurm_options(args)
     try:
@@ -340,8 +343,11 @@ def _book(args) -> int:
         if args.book_command == "mathjax":
             print(book.fetch_mathjax(args.dest or book.BOOK / "_mathjax"))
         else:
+            sources = Path(args.book_dir or book.BOOK)
+            if not (sources / "_toc.yml").is_file():
+                raise CLIError(f"book build {sources}: no _toc.yml there (the book's sources)")
             html = book.build(
-                args.book_dir or book.BOOK,
+                sources,
                 strict=not args.no_strict,
                 repository=args.repository_url,
             )

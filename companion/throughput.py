@@ -401,10 +401,13 @@ def main(argv=None) -> int:
     )
     args = parser.parse_args(argv)
     if args.steps < 1 or args.warmup < 0:
-        parser.error("--steps must be at least 1 and --warmup at least 0")
+        raise ValueError(
+            f"--steps {args.steps} --warmup {args.warmup}: expected --steps at least 1 and "
+            "--warmup at least 0"
+        )
     if args.threads is not None:
         if args.threads < 1:
-            parser.error("--threads must be at least 1")
+            raise ValueError(f"--threads {args.threads}: expected at least 1")
         torch.set_num_threads(args.threads)
     configs, seen = [], set()
     for c in book_runs(args.profile, args.only):  # the main experiments, with the book's seed

@@ -169,7 +169,11 @@ CLI_CASES = [
         "MQAR: 100 pairs need 100 distinct keys",
     ),
     # reproduce, runs, data
-    ("reproduce --workers 0", "--workers must be at least 1, got 0"),
+    ("reproduce --workers 0", "--workers must be from 1 to 1024, got 0"),
+    ("reproduce --workers 100000", "--workers must be from 1 to 1024, got 100000"),
+    ("throughput --steps 0", "--steps 0 --warmup 20: expected --steps at least 1"),
+    ("throughput --warmup -1", "--steps 200 --warmup -1: expected"),
+    ("throughput --threads 0", "--threads 0: expected at least 1"),
     ("reproduce --workers abc", "invalid int value: 'abc'"),
     ("reproduce --only nothing/*", "no run of the book matches 'nothing/*'"),
     ("reproduce --profile huge", "invalid choice: 'huge'"),
@@ -199,6 +203,7 @@ PATH_CASES = [
     ("reproduce --root {tmp}/afile", "--root {tmp}/afile: is a file, not a folder"),
     ("reproduce --root {tmp}/afile/runs", "--root {tmp}/afile/runs: {tmp}/afile is a file"),
     ("runs index --root {tmp}/missing", "--root {tmp}/missing: no such folder"),
+    ("book build {tmp}/nowhere", "book build {tmp}/nowhere: no _toc.yml there"),
     ("runs index --root {tmp}/afile", "--root {tmp}/afile: no such folder"),
     ("runs index --root {tmp}/afile/runs", "--root {tmp}/afile/runs: no such folder"),
 ]
