@@ -260,6 +260,8 @@ def open_index(
     that profile has no runs (a fresh Binder session has only the smoke runs its build
     trained), the index of another profile that has some, with one line saying so and how to
     get the asked one; where none has, a ``FileNotFoundError`` that says how to get runs."""
+    if profile not in PROFILES:
+        raise ValueError(f"profile = {profile!r}: choose one of {', '.join(PROFILES)}")
     root = Path(runs_root)
     for candidate in (profile, *(p for p in PROFILES if p != profile)):
         path = root / candidate / "index.csv"
@@ -269,12 +271,31 @@ def open_index(
                     f"No {profile} runs in {root}: showing the {candidate} runs instead "
                     f"(`companion reproduce --profile {profile}` trains the {profile} runs)."
                 )
-            index = pd.read_csv(path).fillna({"variant": ""})
+            index = _read_index_file(path)
             return (index if ladder else without_ladder(index)), candidate
     raise FileNotFoundError(
         f"no runs in {root}: `companion reproduce --profile smoke --no-book` trains the smoke "
         f"runs in about a minute, `--profile {profile}` the {profile} runs"
     )
+
+
+INDEX_COLUMNS = ("run_id", "task", "model", "variant", "seed", "profile", "path")
+
+
+def _read_index_file(path: Path) -> pd.DataFrame:
+    """``index.csv`` at ``path``, or one line naming it when it cannot be read as a runs index
+    (not a CSV table, or without the columns of one); ``companion runs index`` rewrites it."""
+    fix = f"`companion runs index --root {path.parent}` writes it anew"
+    try:
+        index = pd.read_csv(path)
+    except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as err:
+        raise ValueError(
+            f"{path} is not a runs index ({str(err).splitlines()[0]}); {fix}"
+        ) from None
+    absent = [c for c in INDEX_COLUMNS if c not in index]
+    if absent:
+        raise ValueError(f"{path} is not a runs index (no column {absent[0]}); {fix}")
+    return index.fillna({"variant": ""})
 
 
 def read_index(index: pd.DataFrame) -> pd.DataFrame:

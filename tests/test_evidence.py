@@ -96,3 +96,25 @@ def test_each_run_is_gated_by_its_own_no_mixing_control(monkeypatch):
     assert gates[0].passes(0.70) and gates[1].control == pytest.approx(0.61)
     assert math.isnan(gates[4].control) and not gates[4].passes(0.99)
     assert gates[5].control == pytest.approx(0.01) and gates[5].baseline == "majority class"
+
+
+@pytest.mark.parametrize(
+    ("text", "why"),
+    [
+        ("run_id,task\na,b\n", "no column model"),
+        ('\x00\x01garbage,\n"unclosed\n', "is not a runs index"),
+        ("", "is not a runs index"),
+    ],
+)
+def test_a_runs_index_that_does_not_read_is_one_line_naming_it(tmp_path, text, why):
+    (tmp_path / "quick").mkdir()
+    (tmp_path / "quick" / "index.csv").write_text(text)
+    with pytest.raises(ValueError, match=why) as err:
+        E.open_index(tmp_path, "quick")
+    assert str(tmp_path / "quick" / "index.csv") in str(err.value)
+    assert len(str(err.value).splitlines()) == 1
+
+
+def test_an_unknown_profile_is_refused_before_any_index_is_read(tmp_path):
+    with pytest.raises(ValueError, match="profile = 'quik': choose one of smoke, quick, paper"):
+        E.open_index(tmp_path, "quik")
