@@ -372,10 +372,16 @@ def compare_markdown(table: pd.DataFrame) -> str:
     return markdown_table(shown) + "\n"
 
 
+class OneLineParser(argparse.ArgumentParser):
+    """Errors in one line, as at the front door (``companion.cli``), whose parser this module
+    cannot import: it also runs as a copy against older revisions of the package."""
+
+    def error(self, message: str):  # noqa: D401 - argparse API
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="companion throughput", description=__doc__.split("\n\n")[0]
-    )
+    parser = OneLineParser(prog="companion throughput", description=__doc__.split("\n\n")[0])
     parser.add_argument("--profile", choices=C.PROFILES, default="paper")
     parser.add_argument(
         "--only",

@@ -174,6 +174,8 @@ CLI_CASES = [
     ("throughput --steps 0", "--steps 0 --warmup 20: expected --steps at least 1"),
     ("throughput --warmup -1", "--steps 200 --warmup -1: expected"),
     ("throughput --threads 0", "--threads 0: expected at least 1"),
+    ("throughput --steps many", "argument --steps: invalid int value: 'many'"),
+    ("throughput --profile huge", "invalid choice: 'huge'"),
     ("reproduce --workers abc", "invalid int value: 'abc'"),
     ("reproduce --only nothing/*", "no run of the book matches 'nothing/*'"),
     ("reproduce --profile huge", "invalid choice: 'huge'"),
