@@ -113,18 +113,22 @@ def summary(rows: pd.DataFrame) -> pd.DataFrame:
 def trend(rows: pd.DataFrame, dial: str, share: str) -> pd.DataFrame:
     """Per model of ``dial``: the least-squares slope of ``share`` (a column of :func:`table`)
     on ``log2`` of the demand over every seed, with its 95 % interval (``scipy.stats``), the
-    number of runs and how many used their state. A slope above 0 whose interval excludes 0 is
+    number of runs and how many used their state; ``constant``: the share, where it is the same
+    in every run (slope and interval 0). A slope above 0 whose interval excludes 0 is
     the share growing with the demand."""
     out = []
     for model, group in rows[rows["dial"] == dial].groupby("model", sort=False):
         x, y = np.log2(group["demand"].to_numpy(float)), group[share].to_numpy(float)
         row = dict(model=model, runs=len(group), learned=int(group["learned"].sum()))
-        if len(group) > 2 and np.ptp(x) > 0:
+        if np.ptp(y) == 0:  # the same share at every step and seed: no slope to fit, none there
+            row |= dict(slope=0.0, low=0.0, high=0.0, constant=y[0])
+        elif len(group) > 2 and np.ptp(x) > 0:
             fit = stats.linregress(x, y)
             half = stats.t.ppf(0.5 + ev.CONFIDENCE / 2, len(group) - 2) * fit.stderr
             row |= dict(slope=fit.slope, low=fit.slope - half, high=fit.slope + half)
         out.append(row)
-    return pd.DataFrame(out, columns=["model", "runs", "learned", "slope", "low", "high"])
+    columns = ["model", "runs", "learned", "slope", "low", "high", "constant"]
+    return pd.DataFrame(out, columns=columns)
 
 
 def runs(index: pd.DataFrame) -> pd.DataFrame:
@@ -156,6 +160,12 @@ def describe(rows: pd.DataFrame, dial: str, share: str) -> str:
     and how many runs used their state."""
     lines = []
     for r in trend(rows, dial, share).itertuples():
+        if not pd.isna(r.constant):
+            lines.append(
+                f"- **{S.name(r.model)}**: {SHARE_NAMES[share]} is {100 * r.constant:.1f} % in "
+                f"every run, at every step; {r.learned} of {r.runs} runs used their state."
+            )
+            continue
         if pd.isna(r.slope):
             lines.append(f"- **{S.name(r.model)}**: too few runs for a slope.")
             continue

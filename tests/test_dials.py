@@ -95,3 +95,11 @@ def test_the_claims_chapter_cites_each_dial_with_what_its_runs_say(one_dial):
     assert said.count("grows with the demand") == 2  # one line per model, under the claim
     assert "Not run here: `make reproduce PROFILE=ladder`" in dials.cite(None)
     assert "Not run here" in dials.cite(rows.iloc[:0])
+
+
+def test_a_share_that_never_moves_is_said_to_stay_where_it_is(one_dial):
+    rows = dials.table(measures({"K4": 0.0, "K8": 0.0, "K16": 0.0}))
+    flat = dials.trend(rows, "pressure", "near0")
+    assert (flat[["slope", "low", "high", "constant"]] == 0).all().all()
+    said = dials.describe(rows, "pressure", "near0")
+    assert said.count("is 0.0 % in every run, at every step") == 2 and "nan" not in said
