@@ -918,12 +918,13 @@ def dial_figure(
                 ax.plot(control.index, control, "--", color=color, lw=0.9, alpha=0.7)
         ax.set_xscale("log", base=2)
         ax.xaxis.set_major_formatter(PLAIN)
-        ax.set(xlabel=demand, ylabel=label)
+        ax.set_title(label, fontsize=8)  # above the panel: a long label beside it overlaps
         if column == "tau_90":
             ax.set_yscale("log")
             ax.yaxis.set_major_formatter(PLAIN)
     handles = axes[0].get_legend_handles_labels()[0]
     handles.append(Line2D([], [], ls="--", color="0.4", label="the same network without mixing"))
+    axes[len(axes) // 2].set_xlabel(demand)  # once, under the middle panel
     fig.suptitle(f"The {dial} dial: {demand}", fontsize=10, fontweight="bold")
     _top_legend(fig, handles, ncols=len(handles))
     return _finish(fig, None, caption)
