@@ -48,7 +48,7 @@ def _view(which: int):
             values = attention_factors(mixer, u)[which]
         except ValueError:  # not an attention mixer with a summed normaliser
             return None
-        return Transition(values, start=1, multiplicity=mixer.transition(u).multiplicity)
+        return Transition(values, start=1, multiplicity=mixer.d_k * mixer.d_v)  # as Λ's
 
     return view
 
