@@ -218,9 +218,20 @@ def book_runs(
 ) -> list[RunConfig]:
     """The resolved configurations of every run of the book at ``profile``, in a fixed order;
     ``only`` keeps the experiments matching a "task/model/variant" pattern (e.g. ``mqar/*``);
-    ``broken``: see :func:`experiments`. At ``ladder``: the quick runs, then the ladder's."""
+    ``broken``: see :func:`experiments`. At ``ladder``: the quick runs, each quick experiment
+    at the ladder's seeds it lacks, then the ladder's own runs."""
     if profile == LADDER:
-        return book_runs("quick", only, broken) + ladder_runs(only)
+        quick = book_runs("quick", only, broken)
+        seeds: dict[tuple, set[int]] = {}
+        for c in quick:
+            seeds.setdefault((c.task, c.model_name, c.variant), set()).add(c.seed)
+        more = [
+            resolve(*experiment, "quick", seed)
+            for experiment, have in seeds.items()
+            for seed in _ladder()["seeds"]
+            if seed not in have
+        ]
+        return quick + more + ladder_runs(only)
     spec = yaml.safe_load(BOOK_RUNS.read_text())
     skip = spec.get("skip", {}).get(profile) or []
     runs = []

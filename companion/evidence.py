@@ -28,7 +28,7 @@ bin columns            the share of ``|λ|`` in each of the paper's seven bins (
 
 The statistics are ``scipy.stats``: a condition (task, model, variant) is the mean of its seeds;
 its noise is the typical seed-to-seed standard deviation of its task (:func:`pooled_sd`, over
-every condition with several seeds, so that three seeds give an interval with many degrees of
+every condition with several seeds, so that two seeds give an interval with many degrees of
 freedom), or its own where its seeds spread more; a condition of one seed with no task noise
 falls back to the analysis batch's standard error (spectra) or has no interval (accuracy).
 """

@@ -53,14 +53,14 @@ PROFILES = {
         "vocabulary 8,192, length 512 and 64 pairs, and models of two layers and width 64 "
         "instead of the public configurations. Spectral shapes can be compared with the "
         "paper's; accuracies cannot.",
-        "small-scale evidence: short runs of small models, three seeds each",
+        "small-scale evidence: short runs of small models, two seeds each",
     ),
     "ladder": Profile(
-        "the **quick** profile's runs and the **scale ladder**'s: the main models, three seeds "
-        "each, also on MQAR at length 128 with 16 pairs and at 256 with 32, and on ListOps at "
+        "the **quick** profile's runs at three seeds each and the **scale ladder**'s: the "
+        "main models, three seeds each, also on MQAR at length 128 with 16 pairs and at 256 with 32, and on ListOps at "
         "nesting depth 2 and 4 and with every tree nested exactly 4 operators deep (see the scale "
         "ladder chapter). Every chapter but that one reads "
-        "the quick runs alone.",
+        "the quick experiments, at their three seeds.",
         "the quick models on harder MQAR and ListOps rungs, three seeds each",
     ),
     "paper": Profile(

@@ -14,10 +14,18 @@ from companion import evidence as ev
 from companion.tasks import listops, preset
 
 
-def test_the_ladder_profile_is_the_quick_runs_then_each_harder_rung():
+def test_the_ladder_profile_is_the_quick_runs_at_its_seeds_then_each_harder_rung():
     quick, runs = C.book_runs("quick"), C.book_runs("ladder")
     assert runs[: len(quick)] == quick
-    extra = runs[len(quick) :]
+    seeds = set(C._ladder()["seeds"])
+    experiments = {(c.task, c.model_name, c.variant) for c in quick}
+    more = runs[len(quick) : len(runs) - len(C.ladder_runs())]
+    for e in experiments:  # every quick experiment at every ladder seed, once
+        have = {c.seed for c in quick + more if (c.task, c.model_name, c.variant) == e}
+        assert seeds <= have
+    assert {(c.task, c.model_name, c.variant) for c in more} <= experiments
+    assert all(c.seed in seeds for c in more) and {c.profile for c in more} == {"quick"}
+    extra = runs[len(quick) + len(more) :]
     assert extra == C.ladder_runs() and len({c.run_id for c in runs}) == len(runs)
     assert {c.profile for c in extra} == {"quick"}  # kept with the quick runs
     for task in ladder.tasks():
