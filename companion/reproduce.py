@@ -34,7 +34,7 @@ from pathlib import Path
 from companion import book as book_mod
 from companion.config import book_runs, runs_profile
 from companion.executors import default_workers, is_current, run_local, skipped, usable_cores
-from companion.io import atomic_write_text
+from companion.io import atomic_write_text, writing
 from companion.runs import git_commit, write_index
 from companion.slurm import SlurmOptions, run_slurm
 
@@ -225,13 +225,15 @@ def execute_sections(
     def execute(nb: Path) -> Path:
         out = Path(tempfile.mkdtemp()) / nb.name
         extra = EXAMPLE_RUN if nb.name == "run.ipynb" else {}
-        try:
-            execute_notebook(nb, out, {"profile": profile, "runs_root": str(runs.parent), **extra})
-        except papermill.PapermillExecutionError as e:
-            raise RuntimeError(
-                f"notebook {nb.name} failed in cell {e.exec_count}: {e.ename}: {e.evalue}; "
-                f"the executed copy is {out}"
-            ) from None
+        parameters = {"profile": profile, "runs_root": str(runs.parent), **extra}
+        with writing(out, book_dir):  # the executed copy, then the book's
+            try:
+                execute_notebook(nb, out, parameters)
+            except papermill.PapermillExecutionError as e:
+                raise RuntimeError(
+                    f"notebook {nb.name} failed in cell {e.exec_count}: {e.ename}: {e.evalue}; "
+                    f"the executed copy is {out}"
+                ) from None
         return out
 
     at_once = max(1, min(workers, len(todo)))

@@ -110,6 +110,17 @@ def test_the_table_is_stored_beside_the_cache_and_refitted_when_the_data_change(
     assert json.loads(stored.read_text()) == first
     assert table == [B.Baseline(**b) for b in first["baselines"]]
 
+    stored.write_text('{"data": "v')  # damaged: named, computed again, replaced
+    lines = []
+    assert B.load(get_task("mqar", "smoke"), log=lines.append) == table
+    assert lines == [f"  {stored} is damaged; computing the baselines again"]
+    assert json.loads(stored.read_text()) == first
+
+    # --force rebuilds the cache and what was derived from it, however equal the new files
+    stored.write_text(json.dumps({**first, "baselines": []}))
+    assert cli.main(["data", "prepare", "--profile", "smoke", "--task", "mqar", "--force"]) == 0
+    assert json.loads(stored.read_text()) == first
+
 
 def test_image_runs_of_either_encoding_are_gated_by_the_same_images(tmp_path, monkeypatch):
     # a float-encoded cache serves no token column, yet stores the same pixel tokens

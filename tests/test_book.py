@@ -12,6 +12,7 @@ request left localhost.
 from __future__ import annotations
 
 import base64
+import errno
 import io
 import shutil
 import subprocess
@@ -25,6 +26,7 @@ from browser import bad_responses, browse, outside_requests, serve
 from PIL import Image
 
 from companion import book, report
+from companion import io as cio
 from companion.reproduce import section_notebooks
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -264,3 +266,15 @@ def test_only_a_successful_build_counts_as_built(built, tiny_book, monkeypatch):
     with pytest.raises(book.BookError, match="failed"):
         book.build(tiny_book, strict=True, repository=REPO, quiet=True)
     assert (built / "index.html").is_file() and not book.is_built(tiny_book)
+
+
+def test_a_build_that_fails_on_a_full_disk_says_so(tiny_book, monkeypatch):
+    """The builder reports a full disk in words of its own: the build names the disk; with
+    space left (the test above) the builder's failure stands."""
+    failed = subprocess.CompletedProcess([], 2, stdout="OSError: [Errno 28]", stderr="")
+    monkeypatch.setattr(book.subprocess, "run", lambda *a, **k: failed)
+    monkeypatch.setattr(cio.shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(9, 9, 0))
+    with pytest.raises(OSError) as err:
+        book.build(tiny_book, strict=True, repository=REPO, quiet=True)
+    assert err.value.errno == errno.ENOSPC and err.value.filename == str(tiny_book / "_build")
+    assert not book.is_built(tiny_book)

@@ -396,6 +396,50 @@ def test_a_full_disk_is_one_line_and_the_run_resumes_after(
     _same_metrics(RunDir(tmp_path / "run"), reference)
 
 
+@pytest.fixture
+def small_disk(tmp_path):
+    """A file system of its own (tmpfs) that a test can fill and then enlarge; skipped where
+    mounting one is not allowed (not root)."""
+    where = tmp_path / "disk"
+    where.mkdir()
+    mount = ["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(where)]
+    if os.geteuid() != 0 or subprocess.run(mount, capture_output=True).returncode != 0:
+        pytest.skip("mounting a small file system needs root")
+    yield where
+    subprocess.run(["umount", "-l", str(where)], check=True)
+
+
+def _resize(disk: Path, size: str) -> None:
+    subprocess.run(["mount", "-o", f"remount,size={size}", str(disk)], check=True)
+
+
+def test_a_really_full_disk_is_one_line_and_the_same_command_resumes(reference, small_disk, capsys):
+    """torch.save on a full disk raises a RuntimeError of its own words, without errno: the
+    command still names the disk and the file, leaves no partial file, and resumes."""
+    size = sum(p.stat().st_size for p in (reference["root"] / "complete").rglob("*"))
+    _resize(small_disk, str(size // 2))
+    assert _cli(small_disk / "run") == 1
+    _one_line(capsys, "the disk is full writing", str(small_disk / "run"), "same command again")
+    assert not list(small_disk.rglob(f"*{io.TEMP_SUFFIX}"))
+    _resize(small_disk, str(4 * size))
+    assert _cli(small_disk / "run") == 0
+    _same_metrics(RunDir(small_disk / "run"), reference)
+
+
+def test_an_error_is_put_down_to_the_disk_only_when_the_disk_is_full(tmp_path, monkeypatch):
+    words = RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 576 vs 534")
+    with pytest.raises(RuntimeError) as passed:  # the control: space left, the error unchanged
+        with io.writing(tmp_path / "x.pt"):
+            raise words
+    assert passed.value is words
+    monkeypatch.setattr(io.shutil, "disk_usage", lambda p: shutil._ntuple_diskusage(9, 9, 0))
+    with pytest.raises(OSError) as full:
+        with io.writing(tmp_path / "x.pt"):
+            raise words
+    assert (full.value.errno, full.value.filename) == (errno.ENOSPC, str(tmp_path / "x.pt"))
+    assert full.value.__cause__ is words
+
+
 def test_running_out_of_memory_is_one_line(tmp_path, capsys, monkeypatch):
     def no_memory(*args, **kwargs):
         raise MemoryError

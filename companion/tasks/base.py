@@ -182,6 +182,12 @@ class Task:
         """Produce the three splits as Arrow tables, plus extra manifest facts (e.g. a vocab)."""
         raise NotImplementedError
 
+    def inputs(self, root: Path) -> dict[str, Any] | None:
+        """The files a build would read that the settings do not fix, as ``{name: sha256}``
+        (a downloaded release), or ``None`` when a build reads nothing of the kind or those
+        files are not at hand. A cache built from other files is rebuilt (:meth:`prepare`)."""
+        return None
+
     def token_strings(self, ids: Sequence[int]) -> list[str]:
         return [str(int(i)) for i in ids]
 
@@ -217,17 +223,23 @@ class Task:
         log=print,
         release: str | Path | None = None,
     ) -> str:
-        """Build and cache the splits unless a verified cache exists; "built" or "cached".
-        ``release``: the folder of a downloaded release that the task reads instead of
-        fetching (ListOps at the paper profile: LRA's ``listops-1000``)."""
+        """Build and cache the splits unless a verified cache of the same settings and the
+        same :meth:`inputs` exists; "built" or "cached". ``release``: the folder of a
+        downloaded release that the task reads instead of fetching (ListOps at the paper
+        profile: LRA's ``listops-1000``). A cache whose inputs differ from the files at hand is
+        rebuilt, and ``log`` says why; with no such files at hand, a verified cache is kept."""
         target = self.cache_dir(root)
-        if not force and cache.is_valid(target, self.config):
-            return "cached"
         self.release = Path(release).expanduser() if release else None
+        inputs = self.inputs(self.root(root))
+        if not force and cache.is_valid(target, self.config):
+            built_from = cache.built_from(target)
+            if inputs is None or built_from == inputs:
+                return "cached"
+            log(f"  the cache at {target} was built from other files; rebuilding")
         t0 = time.perf_counter()
         tables, extra = self.build(self.root(root), log)
         seconds = time.perf_counter() - t0
-        cache.write(target, tables, self.manifest_facts(extra, seconds))
+        cache.write(target, tables, {**self.manifest_facts(extra, seconds), "inputs": inputs})
         self._stored.clear()
         self._splits.clear()
         self._manifests.clear()

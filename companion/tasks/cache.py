@@ -28,7 +28,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from companion.io import atomic_path
-from companion.tasks.common import IGNORE_INDEX, SPLITS, CacheError, import_hf
+from companion.tasks.common import IGNORE_INDEX, SPLITS, CacheError, DataError, import_hf
 
 MANIFEST = "manifest.json"
 FORMAT = 1
@@ -105,7 +105,12 @@ def write(target: Path, tables: dict[str, pa.Table], facts: dict[str, Any]) -> d
     missing = set(SPLITS) - set(tables)
     if missing:
         raise ValueError(f"build produced no {', '.join(sorted(missing))} split")
+    empty = [split for split in SPLITS if tables[split].num_rows == 0]
+    if empty:
+        raise DataError(f"the {', '.join(empty)} split of {target} would be empty; nothing written")
     (target / MANIFEST).unlink(missing_ok=True)  # the old cache is void from here on
+    for derived in target.glob("*.json"):  # files computed from the old cache (baselines)
+        derived.unlink()
     files, stats = {}, {}
     for split in SPLITS:
         path = target / f"{split}.parquet"
@@ -127,6 +132,11 @@ def write(target: Path, tables: dict[str, pa.Table], facts: dict[str, Any]) -> d
     }
     atomic_write_bytes(target / MANIFEST, json.dumps(manifest, indent=2).encode())
     return manifest
+
+
+def built_from(target: Path) -> dict[str, Any] | None:
+    """The inputs recorded in the manifest of the cache at ``target`` (``Task.inputs``)."""
+    return json.loads((target / MANIFEST).read_text()).get("inputs")
 
 
 def exists(target: Path) -> bool:

