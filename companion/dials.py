@@ -145,6 +145,12 @@ def runs(index: pd.DataFrame) -> pd.DataFrame:
     return index[keep]
 
 
+def read(index: pd.DataFrame) -> pd.DataFrame | None:
+    """:func:`table` of the dials' runs in ``index`` (read with the ladder's rungs), or None
+    when it holds no run of a dial step with settings."""
+    return table(ev.measures(runs(index))) if has_runs(index) else None
+
+
 def has_runs(index: pd.DataFrame) -> bool:
     """Whether ``index`` holds a run of any dial step with settings."""
     rungs = {f"{name}-{step}" for name, spec in C.dials().items() for step in spec["steps"]}

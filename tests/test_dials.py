@@ -73,6 +73,7 @@ def test_the_dials_read_their_models_and_controls_at_every_step(one_dial):
     index = pd.DataFrame(rows, columns=["task", "model", "variant"])
     assert [tuple(r) for r in dials.runs(index).itertuples(index=False)] == rows[:4]
     assert dials.has_runs(index) and not dials.has_runs(index.iloc[[0, 1, 5]])
+    assert dials.read(index.iloc[[0, 1, 5]]) is None  # no dial step ran: nothing to read
 
 
 def test_the_book_states_each_models_trend_and_every_seed(one_dial):
