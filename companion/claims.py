@@ -76,6 +76,15 @@ NEXT = MAGNITUDE_BINS[1]  # (0.1, 0.5], the neighbour of the near-0 bin
 PEAK_MASS = 0.1
 MAJORITY = 0.5  # "most of the mass"
 PRESENT = 0.05  # a bin "has mass"
+# the claims that read attention's mass near 0 or near and above 1, and the conditions (task,
+# model, variant) of the attention with a split Λ that each reads: the claims chapter says which
+# factor carries the mass (companion.factors.carriers); norm attention's η is no sum over keys
+FACTOR_CLAIMS = {
+    "C2": [(t, "softmax", "") for t in LRA],
+    "C3": [(t, "linear", "") for t in (*LRA, *SELECTIVE)],
+    "C7": [("image", "linear", ""), ("image", "linear", "gate")],
+    "C8": [("image", m, v) for m in ("softmax", "linear") for v in ("", "conv")],
+}
 SHAPE_KEPT = 0.15  # total variation distance (init → final) below which a shape is "kept"
 SOLVED = 0.9  # MQAR accuracy that counts as solved
 CEILING = 0.99  # accuracies at or above it leave no room for a difference

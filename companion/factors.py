@@ -5,7 +5,7 @@ and how much the retention (:func:`companion.spectra.attention_factors`), binned
 ``checkpoint.pt``, loaded with ``weights_only=True``) with the batch its spectra were read from;
 :func:`factor_spectra` bins Λ and its two factors of every attention layer on that batch, from
 the same forward pass as :func:`companion.spectra.collect`; :func:`table` does it for runs of an
-index.
+index, and :func:`carriers` says which factor carries Λ's mass near 0 and above 1.
 """
 
 from __future__ import annotations
@@ -77,3 +77,30 @@ def table(index: pd.DataFrame) -> pd.DataFrame:
         if not rows.empty:
             out.append(rows.assign(**{k: run[k] for k in ("task", "model", "variant", "seed")}))
     return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
+
+
+ABOVE_ONE = ("(1,10]", "(10,100]", ">100")
+
+
+def carriers(rows: pd.DataFrame, floor: float = 0.01) -> pd.DataFrame:
+    """Per ``task, model, variant`` of :func:`table` rows (every layer, head and seed pooled):
+    the share of Λ and of each factor in ``[0, 0.1]`` and above 1, and ``near 0 from``: the
+    factor with the larger share in ``[0, 0.1]`` where Λ has at least ``floor`` there ("—"
+    elsewhere). Λ above 1 is always the query change's: the retention ``1 − p_ii`` never
+    exceeds 1."""
+    pooled = rows[(rows["kind"] == "magnitude") & (rows["head"] == "all")]
+    keys = ["task", "model", "variant"]
+    shares = pooled.groupby([*keys, "factor", "bin"])["mean"].mean().unstack("bin")
+    near0 = shares["[0,0.1]"].unstack("factor")
+    above = shares.reindex(columns=list(ABOVE_ONE), fill_value=0.0).sum(axis=1).unstack("factor")
+    out = pd.DataFrame(
+        {
+            "Λ in [0, 0.1]": near0["Λ"],
+            **{f"{f} in [0, 0.1]": near0[f] for f in FACTORS},
+            "Λ above 1": above["Λ"],
+            "query change above 1": above[FACTORS[0]],
+        }
+    )
+    larger = near0[list(FACTORS)].idxmax(axis=1)
+    out["near 0 from"] = larger.where(near0["Λ"] >= floor, "—")
+    return out.reset_index()

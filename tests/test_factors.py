@@ -73,3 +73,48 @@ def test_the_factor_figure_has_a_bar_per_model_and_factor(trained):
     assert len(ax.patches) == 7 * 3  # the bins of Λ, the query change and the retention
     labels = [t.get_text() for t in ax.get_yticklabels(minor=True)]
     assert labels == ["Λ", *factors.FACTORS]
+
+
+def _rows(task, shares: dict[str, dict[str, float]]) -> pd.DataFrame:
+    """factor rows of one condition: factor -> {bin: share} (one layer, the pooled head)."""
+    return pd.DataFrame(
+        [
+            dict(task=task, model="softmax", variant="", seed=1, layer=0, head="all",
+                 kind="magnitude", factor=f, bin=b, mean=v)
+            for f, bins in shares.items()
+            for b, v in bins.items()
+        ]
+    )  # fmt: skip
+
+
+def test_the_carrier_of_mass_near_0_is_the_factor_with_more_of_it_there():
+    retained = _rows(
+        "mqar",
+        {
+            "Λ": {"[0,0.1]": 0.3, "(0.9,1]": 0.2, "(1,10]": 0.5},
+            "query change": {"[0,0.1]": 0.05, "(0.9,1]": 0.35, "(1,10]": 0.6},
+            "retention": {"[0,0.1]": 0.25, "(0.9,1]": 0.75},
+        },
+    )
+    quiet = _rows(
+        "text",
+        {
+            "Λ": {"[0,0.1]": 0.005, "(0.9,1]": 0.995},
+            "query change": {"[0,0.1]": 0.005, "(0.9,1]": 0.995},
+            "retention": {"(0.9,1]": 1.0},
+        },
+    )
+    out = factors.carriers(pd.concat([retained, quiet])).set_index("task")
+    assert out.loc["mqar", "near 0 from"] == "retention"
+    assert out.loc["mqar", "Λ above 1"] == pytest.approx(0.5)
+    assert out.loc["mqar", "query change above 1"] == pytest.approx(0.6)
+    assert out.loc["text", "near 0 from"] == "—"  # below 1 % near 0: nothing to carry
+
+
+def test_every_condition_a_factor_claim_reads_is_an_experiment_with_two_factors():
+    from companion import claims
+
+    experiments = {(t, m, v or "") for t, m, v in C.experiments()}
+    for conditions in claims.FACTOR_CLAIMS.values():
+        assert set(conditions) <= experiments
+        assert {m for _, m, _ in conditions} <= {"softmax", "linear"}  # the mixers with a split
