@@ -19,7 +19,7 @@ from companion import config as C
 from companion.layers.base import Mixer, Transition
 from companion.model import SequenceModel, build_model
 from companion.runs import RunDir
-from companion.spectra import FACTORS, attention_factors, collect, summarize
+from companion.spectra import FACTORS, MAGNITUDE_BINS, attention_factors, collect, summarize
 from companion.train import ordered_batches
 
 
@@ -79,7 +79,7 @@ def table(index: pd.DataFrame) -> pd.DataFrame:
     return pd.concat(out, ignore_index=True) if out else pd.DataFrame()
 
 
-ABOVE_ONE = ("(1,10]", "(10,100]", ">100")
+ABOVE_ONE = MAGNITUDE_BINS[4:]  # the bins of |λ| > 1
 
 
 def carriers(rows: pd.DataFrame, floor: float = 0.01) -> pd.DataFrame:

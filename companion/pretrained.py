@@ -340,7 +340,7 @@ def book_models(profile: str) -> list[str]:
     return hub if profile == "smoke" else [PACKAGED, *hub]
 
 
-def revision(model, model_id: str) -> str:
+def revision(model) -> str:
     """The hub commit the weights came from, or for a local folder ``local-<hash>`` of its
     weight files (names, sizes and the first MiB of each), so that changed weights read as a
     new revision."""
@@ -506,7 +506,7 @@ def analyse(
     with quiet() as transformers:
         model, tokenizer = load(model_id, log=log)
         what = kind(model)
-        if what == "attention":
+        if what == "attention":  # the model's own refusals come before its data are read
             refuse(model, length)
         input_ids = token_blocks(task, tokenizer, model.config.vocab_size, blocks, length)
         analyses = ("exact", "published") if what == "attention" else ("exact",)
@@ -520,7 +520,7 @@ def analyse(
         "source": source(model_id),
         "model_type": model.config.model_type,
         "kind": what,
-        "revision": revision(model, model_id),
+        "revision": revision(model),
         "transformers": transformers.__version__,
         "tokenizer": "the model's" if tokenizer is not None else "the task's token ids",
         "bos": bool(tokenizer is not None and _starts_with_bos(tokenizer)),
