@@ -67,8 +67,7 @@ test: lint data-smoke
 EXECUTOR ?= local
 SLURM ?=
 reproduce: setup
-	$(BIN)/companion data prepare --profile $(PROFILE)
-	$(BIN)/companion reproduce --profile $(PROFILE) --executor $(EXECUTOR) \
+	$(BIN)/companion reproduce --prepare --profile $(PROFILE) --executor $(EXECUTOR) \
 		$(if $(and $(filter local,$(EXECUTOR)),$(WORKERS)),--workers $(WORKERS)) $(SLURM)
 
 # Step times, GFLOP/s and share of the matmul peak of the main experiments at $(PROFILE) on

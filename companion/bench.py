@@ -39,6 +39,7 @@ from companion.spectra import collect
 B, D_MODEL, N_HEADS, STATE = 8, 128, 4, 64
 CHUNKS = (16, 32, 64, 128, 256)
 CPU = torch.device("cpu")
+MAX_LENGTH = 16_384  # the longest sequence timed: the paper's longest task input
 CHUNKED_MODELS = ("linear", "norm", "mamba2")  # the models whose mixer runs the chunked op
 
 

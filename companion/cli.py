@@ -76,8 +76,24 @@ def _data_prepare(args) -> int:
     from companion.config import data_tasks
 
     tasks = data_tasks(args.profile, args.task or list(TASKS))
+    if args.lra_release is not None:
+        if not Path(args.lra_release).expanduser().is_dir():
+            raise CLIError(f"--lra-release {args.lra_release}: no such folder")
+        if not any(getattr(task.config, "source", "") == "lra_release" for _, task in tasks):
+            raise CLIError(
+                f"--lra-release {args.lra_release}: only ListOps at the paper profile reads the "
+                f"LRA release; --profile {args.profile} generates its data"
+            )
+    prepare_data(args.profile, tasks, force=args.force, release=args.lra_release)
+    return 0
+
+
+def prepare_data(profile: str, tasks, force: bool = False, release: str | None = None) -> None:
+    """Fetch or generate, convert and verify the data caches ``tasks`` (``(label, Task)``, see
+    :func:`companion.config.data_tasks`) of ``profile``, printing what is done and each task's
+    baselines; a task that fails raises :class:`CLIError` naming it (after the others)."""
     root = data_root()
-    print(f"companion data prepare --profile {args.profile}: {len(tasks)} cache(s) into {root}")
+    print(f"companion data prepare --profile {profile}: {len(tasks)} cache(s) into {root}")
 
     def print_baselines(task) -> None:
         table = baselines.load(task, log=print)  # computed once per cache, stored beside it
@@ -86,8 +102,8 @@ def _data_prepare(args) -> int:
     done = prepare(
         tasks,
         root,
-        force=args.force,
-        release=args.lra_release,
+        force=force,
+        release=release,
         log=lambda line: print(line, flush=True),
         then=print_baselines,
     )
@@ -100,10 +116,9 @@ def _data_prepare(args) -> int:
         print(f"done in {done.seconds:.1f} s: built {', '.join(done.built)}; the cache is verified")
     else:
         print(
-            f"nothing to do: all {len(tasks)} cache(s) of profile {args.profile} "
+            f"nothing to do: all {len(tasks)} cache(s) of profile {profile} "
             "are prepared and verified"
         )
-    return 0
 
 
 def stats_rows(profile: str, names: Sequence[str] | None = None):
@@ -239,6 +254,13 @@ def _reproduce(args) -> int:
         raise CLIError(f"--workers must be from 1 to {MAX_WORKERS}, got {args.workers}")
     writable_folder(args.root, "--root")
     slurm = slurm_options(args)
+    if args.prepare:  # every argument is checked by now
+        from companion.config import data_tasks
+        from companion.reproduce import selected_runs
+
+        runs = selected_runs(args.profile, args.only)
+        names = [name for name in TASKS if any(c.task == name for c in runs)]
+        prepare_data(args.profile, data_tasks(args.profile, names))
     try:
         reproduce(
             args.profile,
@@ -295,6 +317,12 @@ def _add_reproduce(sub) -> None:
     )
     rep.add_argument("--no-book", action="store_true", help="only the runs and their index")
     rep.add_argument(
+        "--prepare",
+        action="store_true",
+        help="first prepare the data of the runs' tasks (companion data prepare), once every "
+        "argument is checked",
+    )
+    rep.add_argument(
         "--executor",
         choices=("local", "slurm"),
         default="local",
@@ -341,7 +369,9 @@ def _book(args) -> int:
 
     try:
         if args.book_command == "mathjax":
-            print(book.fetch_mathjax(args.dest or book.BOOK / "_mathjax"))
+            dest = args.dest or book.BOOK / "_mathjax"
+            writable_folder(str(dest), "book mathjax")
+            print(book.fetch_mathjax(dest))
         else:
             sources = Path(args.book_dir or book.BOOK)
             if not (sources / "_toc.yml").is_file():
@@ -372,10 +402,16 @@ def _add_book(sub) -> None:
 
 
 def _bench(args) -> int:
-    from companion.bench import run
+    from companion.bench import MAX_LENGTH, run
 
-    if min(args.lengths) < 1 or args.recurrent_max_len < 1 or args.spectra_len < 1:
-        raise CLIError("--lengths, --recurrent-max-len and --spectra-len must be at least 1")
+    for flag, values in (
+        ("--lengths", args.lengths),
+        ("--recurrent-max-len", [args.recurrent_max_len]),
+        ("--spectra-len", [args.spectra_len]),
+    ):
+        if not all(1 <= value <= MAX_LENGTH for value in values):
+            given = " ".join(map(str, values))
+            raise CLIError(f"{flag} {given}: expected lengths from 1 to {MAX_LENGTH}")
     writable_folder(args.out, "--out")
     run(args.lengths, args.recurrent_max_len, args.spectra_len, Path(args.out))
     return 0
@@ -480,7 +516,10 @@ def failure_line(err: BaseException) -> tuple[str, int]:
         )
     if isinstance(err, OSError) and err.filename:
         return f"{err.strerror or err}: {err.filename}", 1
-    if isinstance(err, MemoryError):
+    if isinstance(err, MemoryError) or (  # torch's allocators: CPU, then CUDA
+        isinstance(err, RuntimeError)
+        and ("can't allocate memory" in str(err) or "out of memory" in str(err).lower())
+    ):
         return (
             "out of memory; lower model.d_model, model.n_layers or train.batch_size "
             "(--set), or free memory",

@@ -33,7 +33,7 @@ from pathlib import Path
 import yaml
 
 from companion.model import ModelConfig, describe
-from companion.schema import ConfigError, Rule, check, setting, validate
+from companion.schema import MAX_COUNT, MAX_WIDTH, ConfigError, Rule, check, setting, validate
 from companion.tasks import LADDER, PROFILES, Task, get_task, preset
 from companion.tasks.base import replace_config
 
@@ -66,19 +66,20 @@ class TrainConfig:
     weight_decay: float = setting(0.0, at_least=0)
     decay_transition: bool = setting(True)
     betas: tuple[float, float] = setting((0.9, 0.999), "pair")
-    batch_size: int = setting(32, at_least=1)
-    steps: int | None = setting(None, int, at_least=1, optional=True)
-    epochs: float | None = setting(None, float, above=0, optional=True)
-    warmup_steps: int = setting(0, at_least=0)
-    warmup_epochs: float | None = setting(None, float, at_least=0, optional=True)  # as epochs
+    batch_size: int = setting(32, at_least=1, at_most=MAX_WIDTH)
+    steps: int | None = setting(None, int, at_least=1, optional=True, at_most=MAX_COUNT)
+    epochs: float | None = setting(None, float, above=0, optional=True, at_most=10_000)
+    warmup_steps: int = setting(0, at_least=0, at_most=MAX_COUNT)
+    # the warmup as epochs
+    warmup_epochs: float | None = setting(None, float, at_least=0, optional=True, at_most=10_000)
     min_lr: float = setting(5e-6, at_least=0)
     grad_clip: float = setting(1.0, above=0)
-    eval_every: int = setting(100, at_least=1)
-    eval_examples: int | None = setting(None, int, at_least=1, optional=True)
+    eval_every: int = setting(100, at_least=1, at_most=MAX_COUNT)
+    eval_examples: int | None = setting(None, int, at_least=1, optional=True, at_most=MAX_COUNT)
     early_stop: float | None = setting(None, float, above=0, at_most=1, optional=True)
-    spectra_points: int = setting(4, at_least=0)
-    analysis_examples: int = setting(16, at_least=1)
-    checkpoint_every: int = setting(100, at_least=1)
+    spectra_points: int = setting(4, at_least=0, at_most=10_000)
+    analysis_examples: int = setting(16, at_least=1, at_most=MAX_WIDTH)
+    checkpoint_every: int = setting(100, at_least=1, at_most=MAX_COUNT)
 
     def __post_init__(self):
         validate(self, "train.")

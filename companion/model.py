@@ -44,7 +44,7 @@ from torch import Tensor, nn
 
 from companion.layers import IDENTITY, MIXERS, check_options, make_mixer
 from companion.layers.base import check_choice
-from companion.schema import setting, validate
+from companion.schema import MAX_WIDTH, setting, validate
 
 FAMILIES = {
     "softmax": "transformer",
@@ -82,14 +82,14 @@ class ModelConfig:
     """
 
     mixer: str = setting("", choices=MIXERS)
-    d_model: int = setting(128, at_least=1)
-    n_layers: int = setting(2, at_least=1)
-    n_heads: int = setting(1, at_least=1)
-    state_dim: int = setting(64, at_least=1)
+    d_model: int = setting(128, at_least=1, at_most=MAX_WIDTH)
+    n_layers: int = setting(2, at_least=1, at_most=1024)
+    n_heads: int = setting(1, at_least=1, at_most=MAX_WIDTH)
+    state_dim: int = setting(64, at_least=1, at_most=MAX_WIDTH)
     mixer_options: dict = field(default_factory=dict)  # checked by the mixer (layers.OPTIONS)
     # None: the family's own (mlp for attention, glu for the SSMs)
     mlp: str | None = setting(None, choices=MLP_KINDS["transformer"], optional=True)
-    mlp_ratio: float = setting(2.0, above=0)
+    mlp_ratio: float = setting(2.0, above=0, at_most=64)
     norm: str = setting("layer", choices=NORMS)
     prenorm: bool = setting(True)
     bn_momentum: float = setting(0.01, above=0, at_most=1)  # PyTorch's convention; Flax's 0.99

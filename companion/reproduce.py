@@ -59,6 +59,16 @@ def last_failed(profile: str, root: str | Path) -> set[str]:
     return set(failed)
 
 
+def selected_runs(profile: str, only: str | None, broken: list[str] | None = None) -> list:
+    """:func:`~companion.config.book_runs` of ``profile`` matching ``only``; refused in one line
+    (ValueError) when none matches and no configuration file is unreadable (``broken``)."""
+    broken = [] if broken is None else broken
+    configs = book_runs(profile, only, broken)
+    if not configs and not broken:
+        raise ValueError(f"no run of the book matches {only!r}; patterns look like mqar/*/*")
+    return configs
+
+
 def reproduce_runs(
     profile: str,
     workers: int = 2,
@@ -75,11 +85,9 @@ def reproduce_runs(
     one Slurm job array when ``slurm`` is given. Raises ``RuntimeError`` listing the failed
     runs and their logs, if any (they are also kept in ``failed.json``)."""
     broken: list[str] = []
-    configs = book_runs(profile, only, broken)
+    configs = selected_runs(profile, only, broken)
     for line in broken:
         report(f"not run (its configuration file cannot be read): {line}")
-    if not configs and not broken:
-        raise ValueError(f"no run of the book matches {only!r}; patterns look like mqar/*/*")
     if failed:
         retry = last_failed(runs_profile(profile), root)
         configs = [c for c in configs if c.run_id in retry]

@@ -23,6 +23,13 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+# Upper bounds of the settings that size data, models and training: far beyond the paper's
+# largest (sequences of 16,384, widths of 1,024, a few hundred thousand steps), so that a slip
+# (1e9 for 1e3) is refused in one line before anything is built, not run for days or out of memory.
+MAX_LENGTH = 2**20  # tokens in a sequence, delays, kernel lengths
+MAX_WIDTH = 2**16  # widths, states, heads, vocabularies, pairs, batch sizes
+MAX_COUNT = 10**7  # examples, steps, intervals
+
 
 class ConfigError(ValueError):
     """A configuration the user asked for cannot be built (a setting outside its schema, a

@@ -372,6 +372,10 @@ def compare_markdown(table: pd.DataFrame) -> str:
     return markdown_table(shown) + "\n"
 
 
+MAX_STEPS = 100_000  # timed (or warm-up) steps per run: a quarter of an hour at the slowest here
+MAX_THREADS = 1024
+
+
 class OneLineParser(argparse.ArgumentParser):
     """Errors in one line, as at the front door (``companion.cli``), whose parser this module
     cannot import: it also runs as a copy against older revisions of the package."""
@@ -406,15 +410,13 @@ def main(argv=None) -> int:
         "one, and write compare.csv (before, after, ratio)",
     )
     args = parser.parse_args(argv)
-    if args.steps < 1 or args.warmup < 0:
+    if not (1 <= args.steps <= MAX_STEPS and 0 <= args.warmup <= MAX_STEPS):
         raise ValueError(
-            f"--steps {args.steps} --warmup {args.warmup}: expected --steps at least 1 and "
-            "--warmup at least 0"
+            f"--steps {args.steps} --warmup {args.warmup}: expected --steps from 1 and "
+            f"--warmup from 0, both at most {MAX_STEPS}"
         )
-    if args.threads is not None:
-        if args.threads < 1:
-            raise ValueError(f"--threads {args.threads}: expected at least 1")
-        torch.set_num_threads(args.threads)
+    if args.threads is not None and not 1 <= args.threads <= MAX_THREADS:
+        raise ValueError(f"--threads {args.threads}: expected from 1 to {MAX_THREADS}")
     configs, seen = [], set()
     for c in book_runs(args.profile, args.only):  # the main experiments, with the book's seed
         if c.variant is None and (c.task, c.model_name) not in seen:
@@ -427,9 +429,15 @@ def main(argv=None) -> int:
             commit_of(args.baseline)
         except ValueError as e:
             parser.error(str(e))
+    out = Path(args.out) / args.profile
+    try:  # the folder of the results, made before anything is measured
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise ValueError(f"--out {args.out}: cannot make the folder ({e.strerror})") from None
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     peak = matmul_peak()
     print(f"matmul peak: {peak:.0f} GFLOP/s on {torch.get_num_threads()} thread(s)", flush=True)
-    out = Path(args.out) / args.profile
     if args.baseline:
         table = compare(configs, args, peak)
         atomic_write_text(out / "compare.csv", table.to_csv(index=False))

@@ -15,7 +15,7 @@ from companion import cli
 from companion import config as C
 from companion.layers import mixer_class
 from companion.model import ModelConfig
-from companion.schema import rules
+from companion.schema import number, rules
 from companion.tasks import preset
 
 TRAIN = "train --task mqar --model linear --profile smoke --quiet"
@@ -57,21 +57,24 @@ MODEL_BAD = {
     "positional": ("maybe", "1"),
     "mixing": ("maybe", "2"),
 }
-# mixer option -> (the experiment that uses that mixer, a bad value)
-MIXER_BAD = {
-    ("linear", "conv"): ("mqar/linear", "-1"),
-    ("linear", "dropout"): ("mqar/linear", "1.5"),
-    ("norm", "norm_fn"): ("mqar/norm", "relu"),
-    ("norm", "feature_map"): ("mqar/norm", "square"),
-    ("norm", "conv"): ("mqar/norm", "abc"),
-    ("lru", "r_min"): ("mqar/lru", "2"),
-    ("lru", "r_max"): ("mqar/lru", "0"),
-    ("lru", "max_phase"): ("mqar/lru", "-1"),
-    ("mamba2", "conv"): ("mqar/mamba2", "-4"),
-    ("s4", "init"): ("mqar/s4", "lin"),
-    ("s4", "l_max"): ("mqar/s4", "0"),
-    ("softmax", "dropout"): ("mqar/softmax", "-0.1"),
-}
+# (mixer, option, the experiment that uses that mixer, a bad value: out of range or above its bound)
+MIXER_BAD = [
+    ("linear", "conv", "mqar/linear", "-1"),
+    ("linear", "dropout", "mqar/linear", "1.5"),
+    ("norm", "norm_fn", "mqar/norm", "relu"),
+    ("norm", "feature_map", "mqar/norm", "square"),
+    ("norm", "conv", "mqar/norm", "abc"),
+    ("lru", "r_min", "mqar/lru", "2"),
+    ("lru", "r_max", "mqar/lru", "0"),
+    ("lru", "max_phase", "mqar/lru", "-1"),
+    ("mamba2", "conv", "mqar/mamba2", "-4"),
+    ("s4", "init", "mqar/s4", "lin"),
+    ("s4", "l_max", "mqar/s4", "0"),
+    ("s4", "l_max", "mqar/s4", "10000000"),
+    ("mamba2", "conv", "mqar/mamba2", "10000000"),
+    ("softmax", "conv", "mqar/softmax", "10000000"),
+    ("softmax", "dropout", "mqar/softmax", "-0.1"),
+]
 # task -> {data option: bad value}
 DATA_BAD = {
     "mqar": {
@@ -89,6 +92,20 @@ DATA_BAD = {
 }
 
 
+# settings without an upper bound: a seed is any 32-bit number (checked as the run's seed), a
+# rate or a fraction has its own rule
+UNBOUNDED_INTS = {"seed"}
+
+
+def _above_bounds(cls) -> dict[str, str]:
+    """Every setting of ``cls`` with an upper bound, at ten times that bound; every whole-number
+    setting but those in UNBOUNDED_INTS must have one."""
+    ruled = rules(cls)
+    missing = {k for k, r in ruled.items() if r.kind is int and r.at_most is None}
+    assert missing <= UNBOUNDED_INTS, f"{cls.__name__}: no upper bound for {sorted(missing)}"
+    return {k: number(10 * r.at_most) for k, r in ruled.items() if r.at_most is not None}
+
+
 def _schema_cases() -> list[tuple[str, str]]:
     cases = []
     for section, table, cls in (
@@ -99,7 +116,9 @@ def _schema_cases() -> list[tuple[str, str]]:
         for key, values in table.items():
             for value in values:
                 cases.append((f"{TRAIN} --set {section}.{key}={value}", f"{section}.{key} = "))
-    for (mixer, option), (experiment, value) in MIXER_BAD.items():
+        for key, value in _above_bounds(cls).items():
+            cases.append((f"{TRAIN} --set {section}.{key}={value}", f"{section}.{key} = {value}"))
+    for mixer, option, experiment, value in MIXER_BAD:
         task, model = experiment.split("/")
         assert option in mixer_class(mixer).OPTIONS
         argv = f"train --task {task} --model {model} --profile smoke --quiet"
@@ -110,6 +129,9 @@ def _schema_cases() -> list[tuple[str, str]]:
             assert key in rules(type(preset(task, "smoke")))
             argv = f"train --task {task} --model {model} --profile smoke --quiet"
             cases.append((f"{argv} --set data.{key}={value}", f"data.{key} = "))
+        for key, value in _above_bounds(type(preset(task, "smoke"))).items():
+            argv = f"train --task {task} --model linear --profile smoke --quiet"
+            cases.append((f"{argv} --set data.{key}={value}", f"data.{key} = {value}"))
     return cases
 
 
@@ -171,13 +193,21 @@ CLI_CASES = [
     # reproduce, runs, data
     ("reproduce --workers 0", "--workers must be from 1 to 1024, got 0"),
     ("reproduce --workers 100000", "--workers must be from 1 to 1024, got 100000"),
-    ("throughput --steps 0", "--steps 0 --warmup 20: expected --steps at least 1"),
+    ("throughput --steps 0", "--steps 0 --warmup 20: expected --steps from 1"),
     ("throughput --warmup -1", "--steps 200 --warmup -1: expected"),
-    ("throughput --threads 0", "--threads 0: expected at least 1"),
+    ("throughput --steps 1000000", "--steps 1000000 --warmup 20: expected --steps from 1 and"),
+    ("throughput --threads 0", "--threads 0: expected from 1 to 1024"),
+    ("throughput --threads 5000", "--threads 5000: expected from 1 to 1024"),
     ("throughput --steps many", "argument --steps: invalid int value: 'many'"),
     ("throughput --profile huge", "invalid choice: 'huge'"),
     ("reproduce --workers abc", "invalid int value: 'abc'"),
     ("reproduce --only nothing/*", "no run of the book matches 'nothing/*'"),
+    # --prepare prepares nothing (COMPANION_DATA stays empty) before every argument is checked
+    ("reproduce --prepare --workers 0", "--workers must be from 1 to 1024, got 0"),
+    ("reproduce --prepare --only nothing/*", "no run of the book matches 'nothing/*'"),
+    ("reproduce --prepare --executor slurm --time 0", "time_min (--time) must be at least 1"),
+    ("data prepare --profile smoke --lra-release /nonexistent", "--lra-release /nonexistent: no"),
+    ("data prepare --profile quick --lra-release /", "only ListOps at the paper profile reads"),
     ("reproduce --profile huge", "invalid choice: 'huge'"),
     ("reproduce --executor cloud", "invalid choice: 'cloud'"),
     ("reproduce --partition gpu", "--partition: only for --executor slurm"),
@@ -208,6 +238,8 @@ PATH_CASES = [
     ("book build {tmp}/nowhere", "book build {tmp}/nowhere: no _toc.yml there"),
     ("runs index --root {tmp}/afile", "--root {tmp}/afile: no such folder"),
     ("runs index --root {tmp}/afile/runs", "--root {tmp}/afile/runs: no such folder"),
+    ("book mathjax {tmp}/afile/es5", "book mathjax {tmp}/afile/es5: {tmp}/afile is a file"),
+    ("throughput --out {tmp}/afile/t", "--out {tmp}/afile/t: cannot make the folder"),
 ]
 UNWRITABLE_CASES = [
     (f"{TRAIN} --out {{tmp}}/locked/run", "--out {tmp}/locked/run: no permission to write in"),
@@ -274,7 +306,10 @@ def test_a_path_that_cannot_be_written_is_refused_in_one_line(
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["bench", "--lengths", "0"], "--lengths, --recurrent-max-len and --spectra-len"),
+        (["bench", "--lengths", "0"], "--lengths 0: expected lengths from 1 to 16384"),
+        (["bench", "--lengths", "8", "100000"], "--lengths 8 100000: expected lengths from 1"),
+        (["bench", "--recurrent-max-len", "100000"], "--recurrent-max-len 100000: expected"),
+        (["bench", "--spectra-len", "0"], "--spectra-len 0: expected lengths from 1 to 16384"),
         (["bench", "--out", "/proc/version"], "--out /proc/version: is a file"),
     ],
 )

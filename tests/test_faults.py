@@ -21,8 +21,8 @@ import pytest
 import torch
 from builders import exit_code, killed_at
 
+from companion import cli, executors, io, runs
 from companion import config as C
-from companion import executors, io, runs
 from companion import train as T
 from companion.runs import RunDir, RunFolderError
 
@@ -448,6 +448,22 @@ def test_running_out_of_memory_is_one_line(tmp_path, capsys, monkeypatch):
     assert _cli(tmp_path / "run") == 1
     _one_line(capsys, "out of memory; lower model.d_model")
     assert not (tmp_path / "run").exists()
+
+
+def test_torch_failing_to_allocate_is_the_same_one_line(tmp_path, capsys, monkeypatch):
+    """torch's CPU allocator raises a RuntimeError, not a MemoryError; any other RuntimeError
+    stays unexpected (the control)."""
+
+    def huge(*args, **kwargs):
+        return torch.empty(2**50, dtype=torch.uint8)  # a petabyte: refused at once
+
+    monkeypatch.setattr(T, "build_model", huge)
+    assert _cli(tmp_path / "run") == 1
+    _one_line(capsys, "out of memory; lower model.d_model")
+    assert not (tmp_path / "run").exists()
+    monkeypatch.setattr("tempfile.tempdir", str(tmp_path))  # where its traceback goes
+    message, status = cli.failure_line(RuntimeError("shapes do not match"))
+    assert status == 1 and message.startswith("unexpected RuntimeError: shapes do not match")
 
 
 def test_an_unexpected_error_names_the_file_with_its_traceback(tmp_path, capsys, monkeypatch):

@@ -32,7 +32,7 @@ from companion.ops import (
     chunked_linear_attention,
     linear_attention_recurrence,
 )
-from companion.schema import Rule
+from companion.schema import MAX_LENGTH, Rule
 
 
 def eta_ratio(log_eta: Tensor) -> Tensor:
@@ -63,7 +63,10 @@ class Attention(Mixer):
     """Base of the attention mixers: ``u (B, L, d_model)`` -> ``q, k (B, H, L, d_k)``,
     ``v (B, H, L, d_v)`` and back through ``W_o``; subclasses supply the attention itself."""
 
-    OPTIONS = {"conv": Rule(int, at_least=0), "dropout": Rule(float, at_least=0, below=1)}
+    OPTIONS = {
+        "conv": Rule(int, at_least=0, at_most=MAX_LENGTH),
+        "dropout": Rule(float, at_least=0, below=1),
+    }
 
     def __init__(
         self,

@@ -35,7 +35,7 @@ from torch import Tensor, nn
 
 from companion.layers.base import Mixer, Transition, inverse_softplus, mark_transition
 from companion.ops import CausalConv, chunked_linear_attention, linear_attention_recurrence
-from companion.schema import Rule
+from companion.schema import MAX_LENGTH, Rule
 
 
 class Mamba2(Mixer):
@@ -45,7 +45,7 @@ class Mamba2(Mixer):
     Options: ``conv`` (kernel size of the short causal convolution, 0 = off; default 4).
     """
 
-    OPTIONS = {"conv": Rule(int, at_least=0)}
+    OPTIONS = {"conv": Rule(int, at_least=0, at_most=MAX_LENGTH)}
 
     def __init__(
         self,

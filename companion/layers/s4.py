@@ -52,7 +52,7 @@ from torch import Tensor, nn
 from companion.layers.base import Mixer, Transition, mark_ssm, mark_transition
 from companion.layers.lru import complex_precision
 from companion.ops import fft_conv
-from companion.schema import Rule
+from companion.schema import MAX_LENGTH, Rule
 
 
 def hippo_legs_dplr(N: int) -> tuple[Tensor, Tensor, Tensor]:
@@ -86,7 +86,10 @@ class S4(Mixer):
     (re, im) axis of size 2.
     """
 
-    OPTIONS = {"init": Rule(str, choices=("legs",)), "l_max": Rule(int, at_least=1, optional=True)}
+    OPTIONS = {
+        "init": Rule(str, choices=("legs",)),
+        "l_max": Rule(int, at_least=1, at_most=MAX_LENGTH, optional=True),
+    }
 
     def __init__(
         self,

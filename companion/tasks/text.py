@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from companion.schema import setting, validate
+from companion.schema import MAX_COUNT, MAX_LENGTH, setting, validate
 from companion.tasks import fetch
 from companion.tasks.base import IDS, LABEL, Task, table
 from companion.tasks.common import DataError
@@ -34,15 +34,15 @@ class TextConfig:
     # "imdb" (hub) | "rt" (vaderSentiment's Rotten-Tomatoes snippets)
     source: str = setting("imdb", choices=("imdb", "rt"))
     level: str = setting("char", choices=("char", "byte"))
-    seq_len: int = setting(4096, at_least=2)  # cut, <eos> included
-    min_freq: int = setting(15, at_least=1)  # char level only
+    seq_len: int = setting(4096, at_least=2, at_most=MAX_LENGTH)  # cut, <eos> included
+    min_freq: int = setting(15, at_least=1, at_most=MAX_COUNT)  # char level only
     append_eos: bool = setting(True)
     val_fraction: float = setting(0.1, above=0, below=1)  # rt only (imdb: val is test)
     test_fraction: float = setting(0.1, above=0, below=1)  # rt only
     # 0 = all; caps keep the first rows of each shuffled split
-    max_train: int = setting(0, at_least=0)
-    max_val: int = setting(0, at_least=0)
-    max_test: int = setting(0, at_least=0)
+    max_train: int = setting(0, at_least=0, at_most=MAX_COUNT)
+    max_val: int = setting(0, at_least=0, at_most=MAX_COUNT)
+    max_test: int = setting(0, at_least=0, at_most=MAX_COUNT)
     seed: int = setting(0, at_least=0)
 
     def __post_init__(self):
