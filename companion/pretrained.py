@@ -51,6 +51,7 @@ from companion.io import atomic_write_text
 from companion.layers.attention import eta_ratio
 from companion.layers.base import Transition
 from companion.layers.softmax import SCORE_BUDGET, published_log_normaliser
+from companion.schema import MAX_LENGTH, MAX_WIDTH
 from companion.spectra import LayerSpectrum, summarize
 from companion.tasks import get_task
 from companion.tasks.common import import_hf
@@ -497,10 +498,10 @@ def analyse(
     is keyed by the model and the tokens read (:func:`run_name`); the same analysis again
     refreshes it, one of another revision moves it to ``.stale/`` first. Every refusal comes
     before a forward pass; nothing is written when it fails."""
-    if blocks < 1 or length < 2:
+    if not (1 <= blocks <= MAX_WIDTH and 2 <= length <= MAX_LENGTH):
         raise PretrainedError(
-            f"--blocks {blocks} --length {length}: expected --blocks at least 1 and --length "
-            "at least 2"
+            f"--blocks {blocks} --length {length}: expected --blocks from 1 to {MAX_WIDTH} and "
+            f"--length from 2 to {MAX_LENGTH}"
         )
     task = get_task("lm", profile)
     with quiet() as transformers:

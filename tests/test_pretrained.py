@@ -259,6 +259,9 @@ def test_a_model_that_is_not_here_is_one_line_and_writes_nothing(tmp_path, capsy
     assert not root.exists()
     code = exit_code(["pretrained", "--model", "x", "--blocks", "0", "--root", str(root)])
     assert code == 2 and "--blocks 0 --length 256: expected" in capsys.readouterr().err
+    argv = ["pretrained", "--model", "x", "--length", "10000000", "--root", str(root)]
+    assert exit_code(argv) == 2  # before the model or the data is read
+    assert "--length from 2 to 1048576" in capsys.readouterr().err
 
 
 def test_an_offline_hub_id_says_how_to_fetch_it(capsys, tmp_path):
