@@ -92,7 +92,17 @@ SAME = 0.02  # accuracy differences within ±2 points are "no change" (C11)
 SAME_TV = 0.02  # a depth effect within ±0.02 of the seeds' own TV distance is "no change" (C11)
 MIN_LEARNED = 2  # seeds of a condition that must have learned its task
 STATES = ("holds", "fails", "within noise", "untestable", "missing")
-VERDICTS = ("holds", "does not hold", "inconclusive", "untestable at this scale", "incomplete")
+# a claim's verdict: the word of the first state in DECIDES that one of its parts is in, else
+# "holds"; VERDICTS is the vocabulary in the order the book shows it (style gives each a colour)
+VERDICT_OF = {
+    "holds": "holds",
+    "fails": "does not hold",
+    "within noise": "inconclusive",
+    "untestable": "untestable at this scale",
+    "missing": "incomplete",
+}
+VERDICTS = tuple(VERDICT_OF.values())
+DECIDES = ("fails", "missing", "untestable", "within noise")
 # the weight-decay exemption of the transition (variant nowd-lambda), read by C4 and C6
 NO_DECAY = "nowd-lambda"
 SHARE = (0.0, 1.0)  # the range of a share of eigenvalues or of an accuracy
@@ -147,17 +157,12 @@ def decide(effect, interval, threshold: float, direction: str) -> str:
 def verdict(parts: list[Part]) -> tuple[str, str]:
     """The claim's verdict and the name of the part that decides it (module docstring)."""
     if not parts:
-        return "incomplete", "no parts"
-    for state, word in (
-        ("fails", "does not hold"),
-        ("missing", "incomplete"),
-        ("untestable", "untestable at this scale"),
-        ("within noise", "inconclusive"),
-    ):
+        return VERDICT_OF["missing"], "no parts"
+    for state in DECIDES:
         found = [p for p in parts if p.state == state]
         if found:
-            return word, found[0].name
-    return "holds", ""
+            return VERDICT_OF[state], found[0].name
+    return VERDICT_OF["holds"], ""
 
 
 @dataclass

@@ -46,14 +46,6 @@ def cases():
     return out
 
 
-def load(name):
-    """The mixer's class, or skip if it is registered before its module exists (e.g. ``s4``)."""
-    try:
-        return mixer_class(name)
-    except ImportError as e:
-        pytest.skip(f"mixer {name!r} is not importable yet: {e}")
-
-
 def reference(mixer, u):
     """Λ values of a float64 copy of ``mixer`` with gradients on: the training-time path."""
     with torch.enable_grad():
@@ -111,7 +103,6 @@ def test_fused_log_normaliser_is_right_for_any_layout(layout):
 @pytest.mark.parametrize(("batch", "length"), [(1, 37), (3, 37)], ids=["B1-L37", "B3-L37"])
 @pytest.mark.parametrize(("name", "opts", "rtol"), cases())
 def test_no_grad_eval_transition_matches_float64(name, opts, rtol, batch, length):
-    load(name)
     torch.manual_seed(0)
     m = make_mixer(name, d_model=32, n_heads=4, state_dim=16, **opts).eval()
     u = torch.randn(batch, length, 32)
@@ -124,7 +115,7 @@ def test_no_grad_eval_transition_matches_float64(name, opts, rtol, batch, length
 def test_collect_reports_the_transition_of_each_mixers_real_input(name):
     from companion.model import ModelConfig, build_model  # being rewritten: fail this test only
 
-    opts = {"conv": 4} if "conv" in load(name).OPTIONS else {}
+    opts = {"conv": 4} if "conv" in mixer_class(name).OPTIONS else {}
     torch.manual_seed(0)
     cfg = ModelConfig(
         mixer=name, d_model=32, n_layers=2, n_heads=4, state_dim=16, mixer_options=opts,
