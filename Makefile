@@ -14,7 +14,7 @@ WORKERS ?=
 
 PROFILE ?= quick
 
-.PHONY: setup lock test lint bench gpu-check clean data-smoke reproduce throughput
+.PHONY: setup lock test test-fast test-deps lint bench gpu-check clean data-smoke reproduce throughput
 
 # The environment is requirements.lock: every package, extras included, at one version with its
 # hashes (Linux x86-64, Python 3.11). `make lock` refreshes it from pyproject.toml. torch's CPU
@@ -58,8 +58,29 @@ lint: setup
 data-smoke: setup
 	$(BIN)/companion data prepare --profile smoke
 
-test: lint data-smoke
+# The full suite; test-fast leaves out the tests marked slow (end-to-end runs, books, the Slurm
+# cluster, the browser), for the inner loop (under two minutes on 2 cores).
+test: lint data-smoke test-deps
 	$(BIN)/pytest -q -n $(or $(WORKERS),2) --dist loadfile
+
+test-fast: lint data-smoke
+	$(BIN)/pytest -q -n $(or $(WORKERS),2) --dist loadfile -m "not slow"
+
+# The system packages some tests drive, from Debian with apt-get (root) when one is missing:
+# headless Chromium reads the built book's pages, a one-node Slurm cluster with its accounting
+# (munge, MariaDB) runs the Slurm executor. Nothing happens when all are installed.
+TEST_DEBS := chromium
+TEST_DEBS_BARE := slurmctld slurmd slurm-client munge slurmdbd mariadb-server
+APT := DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 -q
+test-deps:
+	@missing() { for p in "$$@"; do dpkg -s "$$p" > /dev/null 2>&1 || echo "$$p"; done; }; \
+	debs=$$(missing $(TEST_DEBS)); bare=$$(missing $(TEST_DEBS_BARE)); \
+	if [ -n "$$debs$$bare" ]; then \
+		echo "test-deps: installing $$debs $$bare (apt-get)"; \
+		$(APT) update > /dev/null; \
+		if [ -n "$$debs" ]; then $(APT) install -y $$debs > /dev/null; fi; \
+		if [ -n "$$bare" ]; then $(APT) install -y --no-install-recommends $$bare > /dev/null; fi; \
+	fi
 
 # Every run of the book at $(PROFILE), the section notebooks, the book (book/_build/html).
 # EXECUTOR=slurm trains the runs as one Slurm job array; SLURM holds its options, e.g.

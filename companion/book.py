@@ -44,7 +44,6 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
-import pandas as pd
 import yaml
 
 from companion import claims, environment, evidence, plots, report, style
@@ -227,7 +226,7 @@ def write_findings_page(
     if not index_path.is_file():
         atomic_write_text(dest, NO_FINDINGS + "\n" + chapters)
         return dest
-    index = evidence.without_ladder(pd.read_csv(index_path).fillna({"variant": ""}))
+    index = evidence.without_ladder(evidence.read_index(index_path))
     measures = evidence.measures(index)
     verdicts, _ = claims.evaluate(measures)
     summary = claims.summary(measures)

@@ -135,7 +135,7 @@ def runs(index: pd.DataFrame) -> pd.DataFrame:
     """The runs of ``index`` that the dials read: their models and no-mixing controls at every
     step (the quick runs, for a step without settings)."""
     keep = pd.Series(False, index=index.index)
-    variant = index["variant"].fillna("").astype(str)
+    variant = index["variant"]
     for name, spec in C.dials().items():
         mine = (index["task"] == spec["task"]) & index["model"].isin(spec["models"])
         for step, settings in spec["steps"].items():
@@ -154,7 +154,7 @@ def read(index: pd.DataFrame) -> pd.DataFrame | None:
 def has_runs(index: pd.DataFrame) -> bool:
     """Whether ``index`` holds a run of any dial step with settings."""
     rungs = {f"{name}-{step}" for name, spec in C.dials().items() for step in spec["steps"]}
-    return any(C.split_rung(v or None)[1] in rungs for v in index["variant"].fillna(""))
+    return any(C.split_rung(v)[1] in rungs for v in index["variant"])
 
 
 SHARE_NAMES = {"near0": "the share of |λ| in [0, 0.1]", "near1": "the share of |λ| in (0.9, 1]"}

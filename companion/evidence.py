@@ -140,7 +140,7 @@ def measures(index: pd.DataFrame) -> pd.DataFrame:
     """One row per (run, analysis, stage) of the runs ``index`` (the runs index table), with the
     run's ``task, model, variant, seed``, its test metric and its gate (:func:`run_gates`); see
     the module docstring."""
-    runs = index.assign(variant=index["variant"].fillna("").astype(str)).reset_index(drop=True)
+    runs = index.reset_index(drop=True)
     rows = []
     for (_, run), gate in zip(runs.iterrows(), run_gates(runs), strict=True):
         identity = {k: run[k] for k in KEYS} | learned_columns(run, gate)
@@ -153,7 +153,7 @@ def run_gates(index: pd.DataFrame) -> list[baselines.Gate]:
     trained on (its task, profile and ``data`` options), and the mean test metric of the
     seeds of its no-mixing control in ``index`` (the same task, model and profile, variant
     :func:`companion.config.control_of`; NaN when it has none)."""
-    runs = index.assign(variant=index["variant"].fillna("").astype(str))
+    runs = index
     tables: dict[tuple[str, str, str], list[baselines.Baseline]] = {}
     out = []
     for _, run in runs.iterrows():
@@ -248,7 +248,7 @@ RUN_COLUMNS = ("run_id", "task", "model", "variant", "seed", "profile", "config_
 def without_ladder(index: pd.DataFrame) -> pd.DataFrame:
     """The runs of ``index`` outside the scale ladder's harder rungs (whose data differ from
     their profile's, so that no chapter but the ladder's compares them with the others)."""
-    keep = [split_rung(str(v))[1] is None for v in index["variant"].fillna("")]
+    keep = [split_rung(v)[1] is None for v in index["variant"]]
     return index[keep].reset_index(drop=True)
 
 
@@ -271,7 +271,7 @@ def open_index(
                     f"No {profile} runs in {root}: showing the {candidate} runs instead "
                     f"(`companion reproduce --profile {profile}` trains the {profile} runs)."
                 )
-            index = _read_index_file(path)
+            index = read_index(path)
             return (index if ladder else without_ladder(index)), candidate
     raise FileNotFoundError(
         f"no runs in {root}: `companion reproduce --profile smoke --no-book` trains the smoke "
@@ -282,12 +282,14 @@ def open_index(
 INDEX_COLUMNS = ("run_id", "task", "model", "variant", "seed", "profile", "path")
 
 
-def _read_index_file(path: Path) -> pd.DataFrame:
-    """``index.csv`` at ``path``, or one line naming it when it cannot be read as a runs index
-    (not a CSV table, or without the columns of one); ``companion runs index`` rewrites it."""
+def read_index(path: Path) -> pd.DataFrame:
+    """The runs index ``index.csv`` at ``path`` as :func:`companion.runs.index` made it (the
+    main grid's variant ``""``, not NaN): the one reader of that file. One line naming it when
+    it cannot be read as a runs index (not a CSV table, or without the columns of one);
+    ``companion runs index`` rewrites it."""
     fix = f"`companion runs index --root {path.parent}` writes it anew"
     try:
-        index = pd.read_csv(path)
+        index = pd.read_csv(path, dtype={"variant": str})
     except (pd.errors.ParserError, UnicodeDecodeError, ValueError) as err:
         raise ValueError(
             f"{path} is not a runs index ({str(err).splitlines()[0]}); {fix}"
@@ -298,33 +300,26 @@ def _read_index_file(path: Path) -> pd.DataFrame:
     return index.fillna({"variant": ""})
 
 
-def read_index(index: pd.DataFrame) -> pd.DataFrame:
-    """The run identity columns of ``index`` with an empty string for the main-grid variant."""
-    return index.assign(variant=index["variant"].fillna("").astype(str))
-
-
 def load_spectra(index: pd.DataFrame) -> pd.DataFrame:
     """Every run's ``spectra.csv`` in one long table, with the run's ``RUN_COLUMNS`` joined.
 
-    ``index``: the runs index (``companion.runs.index`` or ``<root>/index.csv``)."""
-    runs = read_index(index)
+    ``index``: the runs index (:func:`companion.runs.index` or :func:`read_index`)."""
     frames = [
         pd.read_csv(
             Path(run["path"]) / "spectra.csv", keep_default_na=False, dtype={"head": str}
         ).assign(**{c: run[c] for c in RUN_COLUMNS})
-        for _, run in runs.iterrows()
+        for _, run in index.iterrows()
     ]
     return pd.concat(frames, ignore_index=True)
 
 
 def load_histories(index: pd.DataFrame) -> pd.DataFrame:
     """Every run's ``history.jsonl`` (one row per evaluation) with ``RUN_COLUMNS`` and ``mixer``."""
-    runs = read_index(index)
     frames = [
         pd.read_json(Path(run["path"]) / "history.jsonl", lines=True).assign(
             mixer=run["mixer"], **{c: run[c] for c in RUN_COLUMNS}
         )
-        for _, run in runs.iterrows()
+        for _, run in index.iterrows()
     ]
     return pd.concat(frames, ignore_index=True)
 

@@ -44,8 +44,8 @@ def label(table: pd.DataFrame) -> pd.DataFrame:
     reads them), with ``rung`` (``None`` outside the ladder's tasks), ``experiment`` (the
     variant without its rung: ``""`` for the main grid) and ``quick`` (whether the rung is its
     task's quick run)."""
-    out = table.assign(variant=table["variant"].fillna("").astype(str))
-    split = [C.split_rung(v or None) for v in out["variant"]]
+    out = table.copy()
+    split = [C.split_rung(v) for v in out["variant"]]
     scale = [
         r is None or r in C.ladder_rungs(t) for t, (_, r) in zip(out["task"], split, strict=True)
     ]

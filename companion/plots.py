@@ -638,7 +638,7 @@ def learning_curves(
     """Validation metric against training step, one panel per task, one line per run (model
     colours; ablations dashed). ``metric``: a history column (default: the task's validation
     accuracy, or perplexity for the language model, on a log axis)."""
-    runs = S.labelled(histories.assign(variant=histories["variant"].fillna("")))
+    runs = S.labelled(histories)
     tasks = sorted(set(runs.task), key=S.task_key)
     fig, axes = _panels(len(tasks), height=2.2)
     colors = S.label_colors(runs)

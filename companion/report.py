@@ -24,7 +24,7 @@ import pandas as pd
 from companion import baselines, claims
 from companion import style as S
 from companion.config import CONTROL, runs_profile
-from companion.evidence import read_index, run_gates
+from companion.evidence import run_gates
 from companion.tasks import DataError, get_task, metric
 from companion.tasks.listops import nesting_depths
 
@@ -158,7 +158,7 @@ def accuracy_table(index: pd.DataFrame, variants: bool = False, digits: int = 1)
     network with its mixer removed. The last columns give the task's strongest trivial and
     shallow predictors (:mod:`companion.baselines`). ``variants``: include the ablation runs
     as their own columns."""
-    runs = read_index(index).reset_index(drop=True)
+    runs = index.reset_index(drop=True)
     runs = runs.assign(gate=run_gates(runs))
     control = runs["variant"] == CONTROL
     shown_runs = runs[~control] if variants else runs[runs["variant"] == ""]

@@ -112,7 +112,7 @@ def run_label(mixer: str, variant: str = "", model: str | None = None) -> str:
 def labelled(table: pd.DataFrame) -> pd.DataFrame:
     """``table`` with a ``label`` column (from mixer, variant and model) and labels sorted in the
     book's model order (mixer order, then variant; main-grid runs first)."""
-    variants = table["variant"].fillna("") if "variant" in table else pd.Series("", table.index)
+    variants = table["variant"] if "variant" in table else pd.Series("", table.index)
     models = table["model"] if "model" in table else pd.Series(None, table.index)
     names = [run_label(m, v, o) for m, v, o in zip(table["mixer"], variants, models, strict=True)]
     keys = [(model_key(m), v) for m, v in zip(table["mixer"], variants, strict=True)]
