@@ -44,23 +44,11 @@ def default_chunk(d_k: int, d_v: int, length: int | None = None) -> int:
     ``T`` grows as ``√(h)``, ``h = d_k d_v / (d_k + d_v)``; a power of 2.
 
     Short sequences (``length`` under :data:`LONG`, or not given): ``√(24 h)`` in [16, 128],
-    measured on CPU training steps at the quick profile (Mamba-2 at d_k = 32, d_v = 16: T = 16
-    takes 106 ms, 64 takes 151 ms, 128 takes 228 ms). Chunk 64 for every quick run made the
-    Image, Text and LM steps of linear and norm attention and Mamba-2 0.61–0.89× as fast, though
-    the op alone is faster at 32 or 64 for some of these shapes (up to 1.4× at the run's batch
-    on one thread). With the chunk forced to 16, 32 and 64 in whole training steps of every
-    quick run, this rule's chunk was the fastest or within 7 % in 14 of 15 (ListOps Mamba-2,
-    L = 60: 1.14× one chunk of 64).
-
-    Long sequences: ``√(320 h)`` in [64, 128], from ``make bench``'s sweep of the op alone
-    (fwd+bwd, float32, B = 8, 2 CPU threads) at the paper profile's shapes, L = 512 to 4096: 64
-    was best for h from 10.7 to 21.3 (ListOps, Text, Image attention; 16 took 1.5–1.9× as long
-    there), 128 for h = 32 and 57 (LM attention, where 64 took 1.16× as long, and LM Mamba-2),
-    and 128 was within 7 % of the best at h = 43 and 64 (Image and MQAR Mamba-2).
-
-    The rule is measured on the CPU and applies on every device; ``make gpu-check`` times the
-    same sweep on CUDA and fails at any paper shape where this chunk is more than 10 % slower
-    than the best there."""
+    chosen on whole CPU training steps of the quick runs; long sequences: ``√(320 h)`` in
+    [64, 128], chosen on ``make bench``'s sweep of the op at the paper profile's shapes. The
+    measurements behind both are in the README's section "Speed" and in ``make bench``'s
+    ``chunks.csv``; ``make gpu-check`` times the same sweep on CUDA and fails at any paper shape
+    where this chunk is more than 10 % slower than the best there."""
     h = d_k * d_v / (d_k + d_v)
     if length is not None and length >= LONG:
         return int(min(128, max(64, 2 ** round(math.log2(math.sqrt(320 * h))))))
