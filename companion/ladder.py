@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from companion import claims
+from companion import claims, decision
 from companion import config as C
 from companion import evidence as ev
 
@@ -97,7 +97,7 @@ def competence(measures: pd.DataFrame) -> pd.DataFrame:
     """One row per task, rung and ladder experiment with runs (the no-mixing controls aside):
     ``seeds``, ``learned`` (seeds that used their state: past their gate at the rung),
     ``beyond`` (of those, the seeds past the rung's strongest shallow predictor),
-    ``competent`` (at least ``claims.MIN_LEARNED`` of both, so that a claim may read it), the
+    ``competent`` (at least ``decision.MIN_LEARNED`` of both, so that a claim may read it), the
     mean test accuracy and every seed's, the mean of its no-mixing control, and the strongest
     trivial and shallow predictors of the rung's data."""
     m = label(ev.normalise(measures))
@@ -125,7 +125,7 @@ def competence(measures: pd.DataFrame) -> pd.DataFrame:
                         seeds=len(group),
                         learned=learned,
                         beyond=beyond,
-                        competent=min(learned, beyond) >= claims.MIN_LEARNED,
+                        competent=min(learned, beyond) >= decision.MIN_LEARNED,
                         accuracy=group["test_accuracy"].mean(),
                         accuracies=tuple(group["test_accuracy"]),
                         passed=tuple(used),
@@ -173,7 +173,7 @@ def verdicts(measures: pd.DataFrame, analysis: str = "exact") -> pd.DataFrame:
                         claim=r.claim,
                         verdict=r.verdict,
                         deciding=r.deciding,
-                        parts=", ".join(f"{s} {counts[s]}" for s in claims.STATES if s in counts),
+                        parts=", ".join(f"{s} {counts[s]}" for s in decision.STATES if s in counts),
                     )
                 )
     return pd.DataFrame(
@@ -193,7 +193,7 @@ def _settings(task: str, rung: str) -> str:
 
 def rung_table(competence: pd.DataFrame) -> pd.DataFrame:
     """Per task and rung: its settings, the strongest trivial and shallow predictors of its
-    data, and how many experiments are competent (have at least ``claims.MIN_LEARNED`` seeds
+    data, and how many experiments are competent (have at least ``decision.MIN_LEARNED`` seeds
     that used their state and went beyond the shallow predictor) of how many with runs."""
     rows = []
     for task in tasks():

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from companion import baselines, claims
+from companion import baselines, claims, decision
 from companion import style as S
 from companion.config import CONTROL, runs_profile
 from companion.evidence import run_gates
@@ -217,7 +217,7 @@ def best_models(summary: pd.DataFrame, tasks, profile: str) -> str:
     their state (passed their gate in at least two seeds: beyond the same network without its
     mixer and the strongest trivial predictor) and how many also went beyond the strongest
     shallow predictor, the highest mean with its 95 % interval (a description: the claims pick
-    "the most accurate" by rank intervals, :func:`companion.claims.most_accurate`), where its
+    "the most accurate" by rank intervals, :func:`companion.decision.most_accurate`), where its
     |λ| sit, and which models put most of their mass near 1. ``summary``:
     :func:`companion.claims.summary` rows."""
     main = summary[summary["variant"] == ""]
@@ -342,7 +342,7 @@ def findings_page(
     best = [
         f"{S.name(task)}: " + ", ".join(S.name(x) for x in top)
         for task in S.TASK_ORDER
-        if (top := claims.most_accurate(measures, task))
+        if (top := decision.most_accurate(measures, task))
     ]
     untestable = claims.untestable_tasks(summary)
     if untestable:

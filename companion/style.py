@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from companion.claims import VERDICTS
+from companion.decision import VERDICTS
 from companion.layers import MIXERS
 from companion.spectra import MAGNITUDE_BINS, PHASE_BINS
 from companion.tasks import TASKS
@@ -80,7 +80,7 @@ BIN_COLORS = {
 BIN_TITLE = {"magnitude": "|λ| bin", "phase": "phase bin (degrees)"}
 SHARE = {"magnitude": "share of |λ|", "phase": "share of phases"}
 STAGE_WORDS = {"init": "at initialisation", "final": "after training"}
-# the claims' verdicts (companion.claims.VERDICTS, in its order): holds, does not hold,
+# the claims' verdicts (companion.decision.VERDICTS, in its order): holds, does not hold,
 # inconclusive, untestable at this scale, incomplete
 VERDICT_COLORS = dict(
     zip(VERDICTS, ("#4daf4a", "#e41a1c", "#bdbdbd", "#fee8a0", "#ffffff"), strict=True)

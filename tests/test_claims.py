@@ -10,14 +10,14 @@ import pytest
 from builders import cond, table
 from scipy import stats
 
-from companion import claims
+from companion import claims, decision
 from companion import evidence as ev
 from companion.spectra import MAGNITUDE_BINS
 
 
 def check(claim, measures: pd.DataFrame, expected: str, deciding: str = ""):
-    c = claim(claims.Conditions(measures))
-    word, part = claims.verdict(c.parts)
+    c = claim(decision.Conditions(measures))
+    word, part = decision.verdict(c.parts)
     states = {p.name: p.state for p in c.parts}
     assert word == expected, states
     assert deciding in part, (part, states)
@@ -29,7 +29,7 @@ def check(claim, measures: pd.DataFrame, expected: str, deciding: str = ""):
 
 
 def p(state_effect, interval, threshold=0.0, direction=">"):
-    return claims.Part("x", "m", state_effect, interval, threshold, direction)
+    return decision.Part("x", "m", state_effect, interval, threshold, direction)
 
 
 def test_a_part_reads_its_interval_against_the_threshold():
@@ -58,7 +58,7 @@ def part(state):
         "missing": (None, None),
         "untestable": (None, None),
     }[state]
-    return claims.Part(state, "m", effect, interval, 0.0, state=state)
+    return decision.Part(state, "m", effect, interval, 0.0, state=state)
 
 
 @pytest.mark.parametrize(
@@ -76,7 +76,7 @@ def part(state):
     ],
 )
 def test_one_clearly_failed_part_refutes_a_claim(states, expected, deciding):
-    assert claims.verdict([part(s) for s in states]) == (expected, deciding)
+    assert decision.verdict([part(s) for s in states]) == (expected, deciding)
 
 
 def test_intervals_are_students_t_on_the_pooled_seed_noise():
@@ -232,14 +232,14 @@ def test_c4_without_decay_compares_with_mamba2_without_decay_on_lra():
     world = c4_world(variant=claims.NO_DECAY, lra_near0=0.8)
     main_lra = [cond(t, "mamba2", final={"near0": 0.0, "near1": 1.0}) for t in claims.LRA]
     world = pd.concat([world, table(*main_lra)])
-    c = claims.c4(claims.Conditions(world), claims.NO_DECAY)
+    c = claims.c4(decision.Conditions(world), claims.NO_DECAY)
     against_lra = [p for p in c.parts if "than on the LRA" in p.name]
     assert all(p.state == "fails" for p in against_lra), [p.note for p in against_lra]
     assert all("without weight decay" in p.note for p in against_lra)
     only_main = pd.concat(
         [c4_world(variant=claims.NO_DECAY).query("task in ['mqar', 'lm']"), table(*main_lra)]
     )
-    c = claims.c4(claims.Conditions(only_main), claims.NO_DECAY)
+    c = claims.c4(decision.Conditions(only_main), claims.NO_DECAY)
     assert {p.state for p in c.parts if "than on the LRA" in p.name} == {"missing"}
 
 
@@ -372,7 +372,7 @@ def test_c9_leaves_dead_heads_out():
     world = c9_world()
     exp = world["variant"] == "exp"
     world.loc[exp, "dead_heads"] = 3
-    c = claims.c9(claims.Conditions(world))
+    c = claims.c9(decision.Conditions(world))
     assert "9 dead head(s) excluded" in c.parts[1].note  # 3 seeds × 3 heads, final, exact
 
 
@@ -432,7 +432,7 @@ def test_every_claim_is_evaluated_under_both_analyses():
     assert len(verdicts) == 2 * (len(claims.CLAIMS) + len(claims.NO_DECAY_CLAIMS))
     c3 = verdicts[verdicts["claim"] == "C3"].set_index("analysis")["verdict"]
     assert c3["exact"] == "holds" and c3["published"] == "does not hold"
-    assert set(parts["state"]) <= set(claims.STATES)
+    assert set(parts["state"]) <= set(decision.STATES)
     empty = claims.evaluate(table())[0]
     assert (empty["verdict"] == "incomplete").all()
 
@@ -483,28 +483,28 @@ def test_ranks_come_from_clear_differences_not_from_the_largest_mean():
         cond("mqar", "softmax", acc=0.81, jitter=0.05),
         cond("mqar", "linear", acc=0.20, jitter=0.05),
     )
-    e = claims.Conditions(world)
-    r = claims.ranks(
+    e = decision.Conditions(world)
+    r = decision.ranks(
         e,
-        claims._main("mqar", ["mamba2", "softmax", "linear"]),
+        decision.main_conditions("mqar", ["mamba2", "softmax", "linear"]),
         lambda c: e.accuracy(*c),
         gated=False,
     )
     assert (r[("mqar", "mamba2", "")].low, r[("mqar", "mamba2", "")].high) == (1, 2)
     assert (r[("mqar", "linear", "")].low, r[("mqar", "linear", "")].high) == (3, 3)
-    assert sorted(claims._top(e, "mqar")) == ["mamba2", "softmax"]
+    assert sorted(decision.top_models(e, "mqar")) == ["mamba2", "softmax"]
     # a spectrum is ranked only where the model passed its gate; an accuracy over all seeds
     world.loc[world["model"] == "softmax", "learned"] = False
-    e = claims.Conditions(world)
-    conds = claims._main("mqar", ["mamba2", "softmax", "linear"])
-    gated = claims.ranks(e, conds, lambda c: e.value(*c, column="band"), gated=True)
+    e = decision.Conditions(world)
+    conds = decision.main_conditions("mqar", ["mamba2", "softmax", "linear"])
+    gated = decision.ranks(e, conds, lambda c: e.value(*c, column="band"), gated=True)
     assert ("mqar", "softmax", "") not in gated and len(gated) == 2
-    assert sorted(claims._top(e, "mqar")) == ["mamba2", "softmax"]
+    assert sorted(decision.top_models(e, "mqar")) == ["mamba2", "softmax"]
 
 
 def test_a_tie_at_the_top_is_not_a_winner():
     world = c5_world(m2=(0.8, 0.8, 0.8, 0.61), best_other=0.6, jitter=0.05)
-    c = claims.c5(claims.Conditions(world))
+    c = claims.c5(decision.Conditions(world))
     best = [p for p in c.parts if "most accurate efficient" in p.name][0]
     assert best.state == "within noise" and best.interval[0] == 1.0 < best.interval[1]
 
@@ -515,26 +515,26 @@ def test_solving_mqar_asks_every_seed_not_the_mean():
     accuracy = world.loc[one, "seed"].map({1000: 0.99, 1001: 0.99, 1002: 0.14})
     world.loc[one, "test_accuracy"] = accuracy
     world.loc[one, "learned"] = accuracy > 0.5
-    c = claims.c8(claims.Conditions(world))
+    c = claims.c8(decision.Conditions(world))
     solved = c.parts[-1]
     assert solved.state == "within noise" and solved.effect == pytest.approx(2 / 3)
     world.loc[one, "test_accuracy"] = 0.95
-    assert claims.c8(claims.Conditions(world)).parts[-1].state == "holds"
+    assert claims.c8(decision.Conditions(world)).parts[-1].state == "holds"
     world.loc[one, "test_accuracy"] = 0.5
-    assert claims.c8(claims.Conditions(world)).parts[-1].state == "fails"
+    assert claims.c8(decision.Conditions(world)).parts[-1].state == "fails"
 
 
 def test_a_difference_of_two_models_at_the_ceiling_is_untestable():
     world = c11_world(deep_acc=0.995, jitter=0.0)
     world.loc[world["test_accuracy"] == 0.5, "test_accuracy"] = 0.999
-    c = claims.c11(claims.Conditions(world))
+    c = claims.c11(decision.Conditions(world))
     acc = [p for p in c.parts if "changes the accuracy" in p.name]
     assert {p.state for p in acc} == {"untestable"}
     assert "ceiling" in acc[0].note
 
 
 def test_c9_reads_the_trade_off_with_an_interval_over_functions():
-    c = claims.c9(claims.Conditions(c9_world(jitter=0.01)))
+    c = claims.c9(decision.Conditions(c9_world(jitter=0.01)))
     trade = c.parts[1]
     assert trade.interval[0] < trade.interval[1]  # not the zero-width interval of a p-value
     assert trade.interval[0] >= -1 and trade.interval[1] <= 1
@@ -567,7 +567,7 @@ def test_collapsed_conditions_do_not_shrink_the_pooled_noise():
 
 
 def test_accuracy_intervals_stay_within_zero_and_one():
-    bimodal = ev.estimate(pd.Series([0.99, 0.99, 0.14]), None, None, claims.SHARE)
+    bimodal = ev.estimate(pd.Series([0.99, 0.99, 0.14]), None, None, decision.SHARE)
     low, high = bimodal.interval()
     assert low == 0.0 and high == 1.0
     world = c5_world()
@@ -655,7 +655,7 @@ def test_the_exported_measures_reproduce_the_verdicts(tmp_path):
 
 def test_a_condition_without_its_no_mixing_control_is_missing():
     world = table(cond("listops", "lru", control=float("nan")))
-    state, why = claims.Conditions(world).gate([("listops", "lru", "")])
+    state, why = decision.Conditions(world).gate([("listops", "lru", "")])
     assert state == "missing" and "no-mixing control (listops/lru nomix)" in why
 
 
@@ -680,7 +680,7 @@ def test_accuracy_is_compared_over_every_seed_not_the_seeds_that_passed():
             dict(zip((1000, 1001, 1002), accs, strict=True))
         )
         world.loc[rows, "learned"] = world.loc[rows, "test_accuracy"] > 0.6
-    c = claims.c7(claims.Conditions(world))
+    c = claims.c7(decision.Conditions(world))
     gate = [p for p in c.parts if p.name.startswith("text/softmax")][0]
     assert gate.effect == pytest.approx((0.705 + 0.695 + 0.50) / 3 - 0.66)
     assert gate.effect < 0
@@ -690,14 +690,14 @@ def test_identical_seeds_get_the_tasks_noise_not_a_zero_width_interval():
     # LRU's time-invariant bins can coincide in every seed; the task's other conditions
     # carry the noise of the measure
     world = pd.concat([c6_world(models=("lru",)), c6_world(models=("mamba2",), jitter=0.05)])
-    c = claims.c6(claims.Conditions(world))
+    c = claims.c6(decision.Conditions(world))
     lru = c.parts[0]
     assert lru.interval[0] < lru.effect < lru.interval[1]
 
 
 def test_a_difference_of_two_shares_stays_within_its_bounds():
     world = c4_world(peak=0.02, jitter=0.2)
-    c = claims.c4(claims.Conditions(world))
+    c = claims.c4(decision.Conditions(world))
     peak = [p for p in c.parts if "is a peak" in p.name][0]
     assert -1 <= peak.interval[0] <= peak.interval[1] <= 1
 
@@ -708,21 +708,21 @@ def test_a_peak_near_0_is_a_local_maximum_and_a_second_peak_near_1_does_not_undo
     final = selective & (world["stage"] == "final")
     # 40 % near 0 and 45 % in (0.9, 1]: the largest-bin rule read "no peak"
     world.loc[final, ["[0,0.1]", "(0.5,0.9]", "(0.9,1]", "band"]] = [0.40, 0.15, 0.45, 0.45]
-    c = claims.c4(claims.Conditions(world))
+    c = claims.c4(decision.Conditions(world))
     assert {p.state for p in c.parts if "Mamba-2 has mass near 0" in p.name} == {"holds"}
     assert {p.state for p in c.parts if "is a peak" in p.name} == {"holds"}
     # more mass just above the near-0 bin: near 0 is the shoulder of a peak elsewhere
     world.loc[final, ["[0,0.1]", "(0.1,0.5]", "(0.5,0.9]"]] = [0.2, 0.35, 0.0]
-    c = claims.c4(claims.Conditions(world))
+    c = claims.c4(decision.Conditions(world))
     assert {p.state for p in c.parts if "is a peak" in p.name} == {"fails"}
 
 
 def test_depth_moving_the_spectrum_is_one_sided():
     # a contrast below zero (depths closer than seeds) is no sign that depth moves anything
-    p = claims.Part("x", "m", -0.33, (-0.5, -0.2), claims.SAME_TV, ">")
+    p = decision.Part("x", "m", -0.33, (-0.5, -0.2), claims.SAME_TV, ">")
     assert p.state == "fails"
     world = c11_world()
-    c = claims.c11(claims.Conditions(world))
+    c = claims.c11(decision.Conditions(world))
     assert {p.direction for p in c.parts if "moves the spectrum" in p.name} == {">"}
 
 
@@ -743,17 +743,17 @@ def test_a_part_that_already_fails_at_initialisation_cannot_refute():
 
 
 def test_holm_takes_back_a_weak_decision_among_many_parts():
-    strong = claims.Part("a", "m", 0.5, (0.4, 0.6), 0.0, estimate=ev.Estimate(0.5, 0.05, 10))
+    strong = decision.Part("a", "m", 0.5, (0.4, 0.6), 0.0, estimate=ev.Estimate(0.5, 0.05, 10))
     weak = [
-        claims.Part(f"w{i}", "m", -0.1, (-0.19, -0.01), 0.0, estimate=ev.Estimate(-0.1, 0.04, 10))
+        decision.Part(f"w{i}", "m", -0.1, (-0.19, -0.01), 0.0, estimate=ev.Estimate(-0.1, 0.04, 10))
         for i in range(4)
     ]
     assert weak[0].state == "fails"  # alone, at 95 %
-    adjusted = claims.holm([strong, *weak])
-    assert adjusted[0] < claims.ALPHA < min(adjusted[1:])
-    c = claims.Claim("CX", "x", [strong, *weak])
-    claims._check(c, {})
-    assert claims.verdict(c.parts)[0] == "inconclusive"
+    adjusted = decision.holm([strong, *weak])
+    assert adjusted[0] < decision.ALPHA < min(adjusted[1:])
+    c = decision.Claim("CX", "x", [strong, *weak])
+    decision.corrected(c, {})
+    assert decision.verdict(c.parts)[0] == "inconclusive"
     assert "Holm-adjusted p" in c.parts[1].note
 
 
