@@ -15,6 +15,8 @@ import pytest
 from companion.io import git
 from companion.tasks.cache import data_root
 
+pytestmark = pytest.mark.slow  # end-to-end: the full suite only (make test)
+
 ROOT = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
 

@@ -29,6 +29,8 @@ from companion import book, report
 from companion import io as cio
 from companion.reproduce import section_notebooks
 
+pytestmark = pytest.mark.slow  # end-to-end: the full suite only (make test)
+
 ROOT = Path(__file__).resolve().parents[1]
 MATH = r"$$\Lambda_i = \eta_{i-1}/\eta_i$$"
 REPO = "https://github.com/example-owner/companion"

@@ -137,6 +137,7 @@ def c1_world(best_near1=0.8, s4_final=None, jitter=0.0, drop=()):
     return table(*out)
 
 
+@pytest.mark.slow
 def test_c1():
     check(claims.c1, c1_world(), "holds")
     check(claims.c1, c1_world(best_near1=0.2), "does not hold", "most accurate model")
@@ -181,6 +182,7 @@ def c3_world(moved=False, jitter=0.0, tasks=(*claims.LRA, *claims.SELECTIVE), co
     return table(*out)
 
 
+@pytest.mark.slow
 def test_c3():
     check(claims.c3, c3_world(), "holds")
     check(claims.c3, c3_world(moved=True), "does not hold", "keeps its initial shape")
@@ -360,6 +362,7 @@ def c9_world(softplus_acc=0.9, trade=-1, jitter=0.002):
     return table(*out)
 
 
+@pytest.mark.slow
 def test_c9():
     check(claims.c9, c9_world(), "holds")
     check(claims.c9, c9_world(softplus_acc=0.2), "does not hold", "most accurate")
@@ -422,6 +425,7 @@ def test_c11():
     check(claims.c11, c11_world().query("variant != 'layers4'"), "incomplete", "image")
 
 
+@pytest.mark.slow
 def test_every_claim_is_evaluated_under_both_analyses():
     world = c3_world()
     moved = (world["analysis"] == "published") & (world["stage"] == "final")
@@ -578,6 +582,7 @@ def test_accuracy_intervals_stay_within_zero_and_one():
     assert (s["low"] >= 0).all() and (s["high"] <= 1).all()
 
 
+@pytest.mark.slow
 def test_a_spectral_part_decided_by_initialisation_alone_is_marked():
     settled = c2_world()  # init equals final: softmax had its mass near 0 from the start
     _, parts = claims.evaluate(settled, analyses=("exact",))
@@ -595,6 +600,7 @@ def test_a_spectral_part_decided_by_initialisation_alone_is_marked():
     assert near0["state"] == "holds" and near0["init_state"] == "fails" and not near0["settled"]
 
 
+@pytest.mark.slow
 def test_the_sensitivity_table_reads_each_threshold_at_half_and_twice():
     _, parts = claims.evaluate(c1_world(best_near1=0.8), analyses=("exact",))
     table_ = claims.sensitivity(parts)
@@ -632,6 +638,7 @@ def test_the_gate_table_counts_conditions_at_each_margin():
     assert g.loc["listops", "strongest shallow predictor"] == "logistic regression (20.0 %)"
 
 
+@pytest.mark.slow
 def test_the_exported_measures_reproduce_the_verdicts(tmp_path):
     world = pd.concat([c1_world(), c3_world(), c6_world(), c9_world()])
     world["quantiles"] = [np.linspace(-1, 0, 101) * (i % 3) for i in range(len(world))]
@@ -726,6 +733,7 @@ def test_depth_moving_the_spectrum_is_one_sided():
     assert {p.direction for p in c.parts if "moves the spectrum" in p.name} == {">"}
 
 
+@pytest.mark.slow
 def test_a_part_that_already_fails_at_initialisation_cannot_refute():
     # softmax has no mass near 0 before or after training: training did not make it fail
     world = c2_world(near0=0.0)
@@ -757,6 +765,7 @@ def test_holm_takes_back_a_weak_decision_among_many_parts():
     assert "Holm-adjusted p" in c.parts[1].note
 
 
+@pytest.mark.slow
 def test_verdicts_are_read_again_with_the_bin_edges_moved():
     world = c1_world()
     assert claims.edge_sensitivity(world).empty  # no shares counted at moved edges

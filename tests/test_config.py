@@ -41,6 +41,7 @@ def test_every_quick_mqar_model_trains_as_long_at_a_rate_of_one_shared_sweep():
     assert {m: t.lr in MQAR_SWEEP for m, t in quick.items()} == dict.fromkeys(quick, True)
 
 
+@pytest.mark.slow
 def test_every_experiment_resolves_at_every_profile_with_distinct_hashes():
     hashes = set()
     for task, model, variant in C.experiments():
@@ -103,6 +104,7 @@ def test_departures_are_documentation_not_settings():
     assert C.departures("mqar", "mamba2") and "departures" not in cfg.to_dict()
 
 
+@pytest.mark.slow
 def test_the_appendix_lists_every_model_at_both_profiles_and_every_ablation():
     text = C.appendix()
     for task in C.tasks():

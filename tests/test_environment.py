@@ -16,6 +16,8 @@ from packaging.utils import canonicalize_name
 
 from companion import environment
 
+pytestmark = pytest.mark.slow  # end-to-end: the full suite only (make test)
+
 ROOT = Path(__file__).resolve().parents[1]
 LOCK = ROOT / "requirements.lock"
 PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]

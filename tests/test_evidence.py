@@ -27,6 +27,7 @@ def runs(tmp_path_factory):
     return pd.DataFrame(rows)
 
 
+@pytest.mark.slow
 def test_the_bin_shares_are_those_training_summarised(runs):
     measures = E.measures(runs)
     assert set(measures["stage"]) == {"init", "final"}

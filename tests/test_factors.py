@@ -22,6 +22,7 @@ def trained(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow
 def test_the_rebuilt_model_gives_back_the_runs_own_final_spectra(trained):
     model, batch = factors.trained_model(trained["softmax"])
     rows = factors.factor_spectra(model, batch)

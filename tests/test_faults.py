@@ -156,6 +156,7 @@ def _damaged_copy(damage, reference, folder: Path) -> RunDir:
 
 
 @pytest.mark.parametrize("damage", DAMAGE, ids=[" ".join(d) for d in DAMAGE])
+@pytest.mark.slow
 def test_a_damaged_file_is_named_and_kept(damage, reference, tmp_path, capsys):
     run = _damaged_copy(damage, reference, tmp_path / "run")
     before = _digest(run.path)
@@ -165,6 +166,7 @@ def test_a_damaged_file_is_named_and_kept(damage, reference, tmp_path, capsys):
 
 
 @pytest.mark.parametrize("damage", DAMAGE, ids=[" ".join(d) for d in DAMAGE])
+@pytest.mark.slow
 def test_reproduce_moves_a_damaged_folder_aside_and_trains_it_anew(damage, reference, tmp_path):
     run = _damaged_copy(damage, reference, RunDir.for_config(CONFIG, tmp_path).path)
     _moved_aside_and_trained_anew(run, reference, tmp_path)
@@ -233,6 +235,7 @@ def test_a_complete_run_whose_outputs_do_not_read_is_named(damage, reference, tm
 
 
 @pytest.mark.parametrize("damage", OUTPUT_DAMAGE, ids=[" ".join(d) for d in OUTPUT_DAMAGE])
+@pytest.mark.slow
 def test_reproduce_moves_a_complete_run_whose_outputs_do_not_read_aside(
     damage, reference, tmp_path
 ):
@@ -311,6 +314,7 @@ def test_a_kill_interrupts_the_command_in_one_line(tmp_path, capsys, monkeypatch
     _one_line(capsys, "interrupted")
 
 
+@pytest.mark.slow
 def test_ctrl_c_on_reproduce_starts_no_other_run_and_says_what_finished(tmp_path):
     cmd = [sys.executable, "-m", "companion", "reproduce", "--profile", "smoke", "--no-book"]
     cmd += ["--workers", "2", "--only", "mqar/*", "--root", str(tmp_path / "runs")]
@@ -359,6 +363,7 @@ def _start_cli(out: Path) -> subprocess.Popen:
     return subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
 
 
+@pytest.mark.slow
 def test_a_real_sigkill_resumes_to_the_same_result(reference, tmp_path):
     run = RunDir(tmp_path / "run")
     proc = _start_cli(run.path)
@@ -624,6 +629,7 @@ def test_a_malformed_config_file_stops_only_its_runs(configs, tmp_path):
         C.book_runs("smoke", "mqar/*")
 
 
+@pytest.mark.slow
 def test_a_broken_task_file_stops_its_task_only(configs):
     (configs / "lm" / "task.yaml").write_text("train: [\n")
     found: list[str] = []

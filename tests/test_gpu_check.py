@@ -10,6 +10,8 @@ import torch
 from companion import gpu_check as G
 from companion.layers import MIXERS, mixer_class
 
+pytestmark = pytest.mark.slow  # end-to-end: the full suite only (make test)
+
 CPU = torch.device("cpu")
 
 

@@ -21,6 +21,7 @@ def test_the_identity_is_the_memoryless_recurrence(length):
     assert IDENTITY not in MIXERS  # not one of the paper's mixers
 
 
+@pytest.mark.slow
 def test_every_experiment_has_its_no_mixing_control():
     for task in C.tasks():
         for model in C.models(task):

@@ -14,6 +14,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 PACKAGE = Path(__file__).resolve().parents[1] / "companion"
 
 # Function-local imports that stay, as (importing module, imported module pattern): the reason.
@@ -247,6 +249,7 @@ def kernel_stderr(source: str) -> str:
     return "".join(o.get("text", "") for o in outputs if o.get("name") == "stderr")
 
 
+@pytest.mark.slow
 def test_a_book_kernel_serving_a_split_prints_no_note_about_widgets():
     """Serving a split loads ``datasets`` and with it ``tqdm.auto``, which in a kernel without
     notebook widgets warns once with the environment's absolute path: the book's pages showed

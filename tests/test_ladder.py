@@ -13,6 +13,8 @@ from companion import config as C
 from companion import evidence as ev
 from companion.tasks import listops, preset
 
+pytestmark = pytest.mark.slow  # end-to-end: the full suite only (make test)
+
 
 def test_the_ladder_profile_is_the_quick_runs_at_its_seeds_then_each_harder_rung():
     quick, runs = C.book_runs("quick"), C.book_runs("ladder")

@@ -307,6 +307,7 @@ def chapter(tmp_path, models) -> tuple[list[dict], list[str]]:
     return outputs, ["".join(o.get("data", {}).get("text/markdown", "")) for o in outputs]
 
 
+@pytest.mark.slow
 def test_without_weights_the_chapter_says_so_in_one_line_and_shows_no_empty_section(tmp_path):
     outputs, texts = chapter(tmp_path, ["HuggingFaceTB/SmolLM2-135M", "AntonV/mamba2-130m-hf"])
     shown = [t for t in texts if t]
@@ -315,6 +316,7 @@ def test_without_weights_the_chapter_says_so_in_one_line_and_shows_no_empty_sect
     assert not any("image/png" in o.get("data", {}) for o in outputs)
 
 
+@pytest.mark.slow
 def test_the_chapter_renders_from_local_models_and_names_those_out_of_reach(tmp_path):
     config = CONFIGS["llama"]()
     config.vocab_size = 50_304
@@ -327,6 +329,7 @@ def test_the_chapter_renders_from_local_models_and_names_those_out_of_reach(tmp_
     assert not [o for o in outputs if o.get("name") == "stderr"]  # no progress bars or notes
 
 
+@pytest.mark.slow
 def test_each_analysis_keeps_its_own_folder_and_nothing_is_overwritten(tmp_path, capsys):
     config = CONFIGS["llama"]()
     config.vocab_size = 50_304  # the smoke language model's ids are GPT-2's

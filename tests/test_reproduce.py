@@ -23,6 +23,8 @@ from companion.reproduce import reproduce, reproduce_runs, section_notebooks
 from companion.runs import RunDir
 from companion.tasks import TASKS
 
+pytestmark = pytest.mark.slow  # end-to-end: the full suite only (make test)
+
 BOOK = Path(__file__).resolve().parents[1] / "book"
 
 

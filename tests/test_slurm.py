@@ -23,6 +23,8 @@ from companion.reproduce import reproduce_runs
 from companion.runs import RunDir
 from companion.slurm import SlurmError, SlurmOptions, check_cluster
 
+pytestmark = pytest.mark.slow  # end-to-end: the full suite only (make test)
+
 FAST = SlurmOptions(cpus_per_run=1, poll_s=0.5)
 
 

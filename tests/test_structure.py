@@ -89,6 +89,7 @@ def test_the_table_covers_the_main_grid():
 
 
 @pytest.mark.parametrize(("task", "model"), MAIN, ids=[f"{t}-{m}" for t, m in MAIN])
+@pytest.mark.slow
 def test_structure_is_the_public_one_or_a_listed_departure(task, model):
     structural = [d for d in C.departures(task, model) if d["part"] == "structure"]
     same = describe(paper_model(task, model)) == PUBLIC[task, model]

@@ -12,6 +12,8 @@ from companion.config import book_runs
 from companion.runs import RunDir
 from companion.train import run
 
+pytestmark = pytest.mark.slow  # end-to-end: the full suite only (make test)
+
 
 def test_total_steps_counts_as_training_does(tmp_path):
     overrides = C.parse_set(["train.steps=null", "train.epochs=1.5"])

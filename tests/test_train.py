@@ -15,6 +15,7 @@ def smoke(task="mqar", model="softmax", variant=None, overrides=None):
     return C.resolve(task, model, variant, "smoke", overrides=overrides)
 
 
+@pytest.mark.slow
 def test_same_seed_same_metrics_and_spectra(tmp_path):
     cfg = smoke("image", "norm", None, {"model": {"dropout": 0.1}})
     a = T.run(cfg, out=tmp_path / "a", progress=False)
@@ -32,6 +33,7 @@ def test_same_seed_same_metrics_and_spectra(tmp_path):
     assert other != a
 
 
+@pytest.mark.slow
 def test_killed_run_resumes_to_the_same_result(tmp_path, monkeypatch):
     cfg = smoke("mqar", "mamba2", None, {"model": {"dropout": 0.1}})
     reference = T.run(cfg, out=tmp_path / "ref", progress=False)
@@ -70,6 +72,7 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch
     assert not run.complete and run.load("checkpoint.pt")["step"] == 3
 
 
+@pytest.mark.slow
 def test_the_recipe_in_its_steps_is_the_run_and_reads_back_only_its_own_spectra(tmp_path):
     cfg = smoke("lm", "lru")
     reference = T.run(cfg, out=tmp_path / "ref", progress=False)
@@ -95,6 +98,7 @@ def test_a_folder_of_another_configuration_is_refused(tmp_path):
         T.run(smoke(overrides={"train": {"lr": 1e-2}}), out=tmp_path, progress=False)
 
 
+@pytest.mark.slow
 def test_resolved_config_is_saved_with_its_hash(tmp_path):
     cfg = smoke("text", "softmax", "gate")
     T.run(cfg, out=tmp_path, progress=False)
@@ -114,6 +118,7 @@ def _one_of_each_architecture() -> list[C.RunConfig]:
 
 
 @pytest.mark.parametrize("cfg", _one_of_each_architecture(), ids=lambda c: c.run_id)
+@pytest.mark.slow
 def test_every_model_trains_under_bfloat16_autocast(cfg):
     """The GPU path's bfloat16 autocast, on the CPU: each op that has no bfloat16 kernel (complex
     numbers, FFTs) must run outside it."""
