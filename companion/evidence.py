@@ -282,11 +282,12 @@ def open_index(
 INDEX_COLUMNS = ("run_id", "task", "model", "variant", "seed", "profile", "path")
 
 
-def read_index(path: Path) -> pd.DataFrame:
+def read_index(path: str | Path) -> pd.DataFrame:
     """The runs index ``index.csv`` at ``path`` as :func:`companion.runs.index` made it (the
     main grid's variant ``""``, not NaN): the one reader of that file. One line naming it when
     it cannot be read as a runs index (not a CSV table, or without the columns of one);
     ``companion runs index`` rewrites it."""
+    path = Path(path)
     fix = f"`companion runs index --root {path.parent}` writes it anew"
     try:
         index = pd.read_csv(path, dtype={"variant": str})
