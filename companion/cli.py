@@ -79,7 +79,7 @@ def _data_prepare(args) -> int:
     if args.lra_release is not None:
         if not Path(args.lra_release).expanduser().is_dir():
             raise CLIError(f"--lra-release {args.lra_release}: no such folder")
-        if not any(getattr(task.config, "source", "") == "lra_release" for _, task in tasks):
+        if not any(task.reads_release for _, task in tasks):
             raise CLIError(
                 f"--lra-release {args.lra_release}: only ListOps at the paper profile reads the "
                 f"LRA release; --profile {args.profile} generates its data"

@@ -182,6 +182,11 @@ class Task:
         """Produce the three splits as Arrow tables, plus extra manifest facts (e.g. a vocab)."""
         raise NotImplementedError
 
+    @property
+    def reads_release(self) -> bool:
+        """Whether a build reads a downloaded release (``release``, ``--lra-release``)."""
+        return False
+
     def inputs(self, root: Path) -> dict[str, Any] | None:
         """The files a build would read that the settings do not fix, as ``{name: sha256}``
         (a downloaded release), or ``None`` when a build reads nothing of the kind or those

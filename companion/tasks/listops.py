@@ -346,13 +346,17 @@ class ListOps(Task):
         self.seq_len = cfg.seq_len
         self.source = (
             "LRA release TSVs (listops-1000)"
-            if cfg.source == "lra_release"
+            if self.reads_release
             else f"generator (LRA grammar, lengths {cfg.min_length}..{cfg.max_length} exclusive)"
         )
 
+    @property
+    def reads_release(self) -> bool:
+        return self.config.source == "lra_release"
+
     def inputs(self, root: Path) -> dict[str, str] | None:
         """The release TSVs' sha256 (paper profile), when all three are at hand."""
-        if self.config.source != "lra_release":
+        if not self.reads_release:
             return None
         paths = release_paths(release_dir(root, self.release))
         if not all(p.is_file() for p in paths.values()):
@@ -361,7 +365,7 @@ class ListOps(Task):
 
     def rows(self, root: Path, log) -> dict[str, list[tuple[str, int]]]:
         cfg = self.config
-        if cfg.source == "lra_release":
+        if self.reads_release:
             folder = release_dir(root, self.release)
             paths = release_paths(folder)
             missing = [p.name for p in paths.values() if not p.is_file()]
