@@ -30,7 +30,7 @@ import torch
 from companion import config as C
 from companion.executors import THREADS_PER_RUN
 from companion.io import atomic_write_text
-from companion.layers import MIXERS, make_mixer
+from companion.layers import MIXERS, make_mixer, mixer_class
 from companion.model import build_model
 from companion.ops import chunked_linear_attention
 from companion.ops.chunked import default_chunk
@@ -40,7 +40,6 @@ B, D_MODEL, N_HEADS, STATE = 8, 128, 4, 64
 CHUNKS = (16, 32, 64, 128, 256)
 CPU = torch.device("cpu")
 MAX_LENGTH = 16_384  # the longest sequence timed: the paper's longest task input
-CHUNKED_MODELS = ("linear", "norm", "mamba2")  # the models whose mixer runs the chunked op
 
 
 def timed(fn, budget_s: float = 3.0, max_reps: int = 5) -> float:
@@ -131,9 +130,11 @@ def chunk_shapes(profiles=("quick", "paper")) -> list[dict]:
     shapes: dict[tuple, list[str]] = {}
     for profile in profiles:
         for task in C.tasks():
-            for model in CHUNKED_MODELS:
+            for model in C.models(task):
                 config = C.resolve(task, model, None, profile)
                 m, H = config.model, config.model.get("n_heads", 1)
+                if not mixer_class(m["mixer"]).chunked:
+                    continue
                 mamba = m["mixer"] == "mamba2"
                 d_k = m["state_dim"] if mamba else m["state_dim"] // H
                 quick = profile == "quick"

@@ -54,10 +54,10 @@ from scipy import stats
 
 from companion import evidence as ev
 from companion.config import CONTROL, control_of
+from companion.layers import mixer_key
 from companion.spectra import MAGNITUDE_BINS
 from companion.tasks import metric
 
-MODELS = ("softmax", "linear", "norm", "s4", "lru", "mamba2")  # the main grid
 NEAR1 = "band"  # |log|λ|| ≤ 0.105, symmetric around 1 (attention's Λ straddles 1)
 CEILING = 0.99  # accuracies at or above it leave no room for a difference
 MIN_LEARNED = 2  # seeds of a condition that must have learned its task
@@ -307,9 +307,7 @@ class Conditions:
     def models(self, task) -> list[str]:
         """The main-grid models with runs on ``task``."""
         rows = self.final[(self.final["task"] == task) & (self.final["variant"] == "")]
-        return [m for m in MODELS if m in set(rows["model"])] + sorted(
-            set(rows["model"]) - set(MODELS)
-        )
+        return sorted(set(rows["model"]), key=mixer_key)
 
     def seed_bins(self, task, model, variant="", stage="final") -> list[np.ndarray]:
         rows = self.rows(task, model, variant, stage)

@@ -1,7 +1,7 @@
 """Model assembly as the paper's public code builds it: encoder, ``n_layers`` blocks, head.
 
-The public code has three model families, and each mixer belongs to one of them
-(``FAMILIES``):
+The public code has three model families, and each mixer belongs to one of them (its class's
+``family``):
 
 * ``transformer`` (softmax, linear, norm attention; public ``models/transformer.py``)::
 
@@ -42,22 +42,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from companion.layers import IDENTITY, MIXERS, check_options, make_mixer
+from companion.layers import IDENTITY, MIXERS, check_options, make_mixer, mixer_class
 from companion.layers.base import check_choice
 from companion.schema import MAX_WIDTH, setting, validate
 
-FAMILIES = {
-    "softmax": "transformer",
-    "linear": "transformer",
-    "linear_unnormalized": "transformer",
-    "norm": "transformer",
-    "mamba2": "mamba",
-    "mamba2_lti": "mamba",
-    "lru": "sequence_layer",
-    "s4": "sequence_layer",
-    "s4d": "sequence_layer",
-}
-assert set(FAMILIES) == set(MIXERS), "every mixer belongs to one model family"
 MLP_KINDS = {"transformer": ("mlp", "glu", "none"), "mamba": ("glu", "none")}
 MLP_KINDS["sequence_layer"] = MLP_KINDS["mamba"]
 NORMS = ("layer", "batch")
@@ -106,7 +94,7 @@ class ModelConfig:
 
     @property
     def family(self) -> str:
-        return FAMILIES[self.mixer]
+        return mixer_class(self.mixer).family
 
     def __post_init__(self):
         validate(self, "model.")

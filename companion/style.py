@@ -3,9 +3,10 @@
 Every figure and table names models and tasks through this module, so that a model has one
 name and one colour wherever it appears:
 
-* models (keyed by mixer) in the order of :data:`companion.layers.MIXERS`, each with a fixed
-  colour-blind-safe colour (:data:`MODEL_COLORS`) and display name (:data:`MODEL_NAMES`); a run
-  of an ablation is labelled ``"<model> · <variant>"`` (:func:`run_label`);
+* models (keyed by mixer) in the order of :data:`companion.layers.MIXERS`, each with the fixed
+  colour-blind-safe colour (:data:`MODEL_COLORS`) and display name (:data:`MODEL_NAMES`) its
+  class declares (``color``, ``label``); a run of an ablation is labelled
+  ``"<model> · <variant>"`` (:func:`run_label`);
 * tasks in the order of :data:`companion.tasks.TASKS`, with a name and a scatter marker;
 * the 7 magnitude bins of ``spectra.MAGNITUDE_BINS`` in two ColorBrewer sequential ramps that
   meet at ``|λ| = 1``: blues that darken as memory lengthens, from pale ``[0,0.1]`` (forgets) to
@@ -22,37 +23,15 @@ from __future__ import annotations
 import pandas as pd
 
 from companion.decision import VERDICTS
-from companion.layers import MIXERS
+from companion.layers import MIXERS, REGISTRY, mixer_key
 from companion.spectra import MAGNITUDE_BINS, PHASE_BINS
 from companion.tasks import TASKS
 
 PAGE_WIDTH = 7.0  # inches: the text width of a book page
 MODEL_ORDER: tuple[str, ...] = MIXERS
-MODEL_NAMES = {
-    "softmax": "Softmax attn.",
-    "linear": "Linear attn.",
-    "linear_unnormalized": "Linear attn. (unnorm.)",
-    "norm": "Norm attn.",
-    "s4": "S4",
-    "s4d": "S4D",
-    "lru": "LRU",
-    "mamba2": "Mamba-2",
-    "mamba2_lti": "Mamba-2 (pseudo-LTI)",
-}
-# Colour-blind-safe hues (Okabe–Ito and Paul Tol's muted set): attention warm (wine, orange,
-# purple), SSMs cool (indigo, light blue, cyan, green, teal) with distinct lightness within
-# each pair that is often compared; the unnormalised integrator is the grey reference
-MODEL_COLORS = {
-    "softmax": "#882255",
-    "linear": "#E69F00",
-    "linear_unnormalized": "#7F7F7F",
-    "norm": "#AA4499",
-    "s4": "#332288",
-    "s4d": "#6699CC",
-    "lru": "#88CCEE",
-    "mamba2": "#117733",
-    "mamba2_lti": "#44AA99",
-}
+model_key = mixer_key  # sort key of the book's model order
+MODEL_NAMES = {name: cls.label for name, cls in REGISTRY.items() if name in MIXERS}
+MODEL_COLORS = {name: cls.color for name, cls in REGISTRY.items() if name in MIXERS}
 TASK_ORDER: tuple[str, ...] = TASKS
 TASK_NAMES = {
     "listops": "ListOps",
@@ -85,11 +64,6 @@ STAGE_WORDS = {"init": "at initialisation", "final": "after training"}
 VERDICT_COLORS = dict(
     zip(VERDICTS, ("#4daf4a", "#e41a1c", "#bdbdbd", "#fee8a0", "#ffffff"), strict=True)
 )
-
-
-def model_key(mixer: str) -> tuple:
-    """Sort key of the book's model order; unknown mixers last, alphabetically."""
-    return (MODEL_ORDER.index(mixer) if mixer in MODEL_ORDER else len(MODEL_ORDER), str(mixer))
 
 
 def task_key(task: str) -> tuple:

@@ -1,9 +1,13 @@
 """Every mixer, every option: the fast path equals the literal DSF recurrence (float64)."""
 
+import sys
+
 import pytest
 import torch
 
-from companion.layers import MIXERS, Transition, make_mixer
+from companion.layers import MIXERS, REGISTRY, Transition, make_mixer
+from companion.model import MLP_KINDS
+from companion.ops import chunked_linear_attention
 
 D_MODEL, N_HEADS, STATE = 8, 2, 4
 
@@ -38,6 +42,30 @@ def build(name, opts, seed=0):
 
 def test_every_mixer_has_a_case():
     assert {name for name, _ in CASES} == set(MIXERS)
+
+
+def test_every_mixer_declares_its_family_name_and_colour():
+    classes = [REGISTRY[name] for name in MIXERS]
+    assert all(cls.family in MLP_KINDS for cls in classes)
+    for fact in ("label", "color"):
+        values = [getattr(cls, fact) for cls in classes]
+        assert all(values) and len(set(values)) == len(values), fact
+
+
+@pytest.mark.parametrize("name", MIXERS)
+def test_a_mixer_is_chunked_when_its_forward_runs_the_chunked_op(name, monkeypatch):
+    calls = []
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return chunked_linear_attention(*args, **kwargs)
+
+    for cls in REGISTRY[name].__mro__:
+        module = sys.modules[cls.__module__]
+        if hasattr(module, "chunked_linear_attention"):
+            monkeypatch.setattr(module, "chunked_linear_attention", counted)
+    build(name, {})(torch.randn(1, 5, D_MODEL, dtype=torch.float64))
+    assert bool(calls) == REGISTRY[name].chunked
 
 
 @pytest.mark.parametrize("batch", [1, 3])

@@ -6,34 +6,45 @@
 
 from __future__ import annotations
 
-from importlib import import_module
-
 from companion.layers.base import Mixer, Transition
+from companion.layers.identity import Identity
+from companion.layers.linear import LinearAttention, UnnormalizedLinearAttention
+from companion.layers.lru import LRU
+from companion.layers.mamba2 import Mamba2, Mamba2LTI
+from companion.layers.norm import NormAttention
+from companion.layers.s4 import S4
+from companion.layers.s4d import S4D
+from companion.layers.softmax import SoftmaxAttention
 from companion.schema import check
 
-# name -> (module, class, fixed keyword arguments)
-_REGISTRY: dict[str, tuple[str, str, dict]] = {
-    "softmax": ("companion.layers.softmax", "SoftmaxAttention", {}),
-    "linear": ("companion.layers.linear", "LinearAttention", {"normalized": True}),
-    "linear_unnormalized": ("companion.layers.linear", "LinearAttention", {"normalized": False}),
-    "norm": ("companion.layers.norm", "NormAttention", {}),
-    "s4": ("companion.layers.s4", "S4", {}),
-    "s4d": ("companion.layers.s4d", "S4D", {}),
-    "lru": ("companion.layers.lru", "LRU", {}),
-    "mamba2": ("companion.layers.mamba2", "Mamba2", {"lti": False}),
-    "mamba2_lti": ("companion.layers.mamba2", "Mamba2", {"lti": True}),
-    "identity": ("companion.layers.identity", "Identity", {}),
+# name -> class, in the book's order of models; every list of mixers derives from it
+REGISTRY: dict[str, type[Mixer]] = {
+    "softmax": SoftmaxAttention,
+    "linear": LinearAttention,
+    "linear_unnormalized": UnnormalizedLinearAttention,
+    "norm": NormAttention,
+    "s4": S4,
+    "s4d": S4D,
+    "lru": LRU,
+    "mamba2": Mamba2,
+    "mamba2_lti": Mamba2LTI,
+    "identity": Identity,
 }
 IDENTITY = "identity"  # the no-mixing control (``model.mixing: false``), not a paper mixer
-MIXERS: tuple[str, ...] = tuple(n for n in _REGISTRY if n != IDENTITY)
+MIXERS: tuple[str, ...] = tuple(n for n in REGISTRY if n != IDENTITY)
 
 
 def mixer_class(name: str) -> type[Mixer]:
     """The class behind a mixer name; raises ``ValueError`` naming the valid choices."""
-    if name not in _REGISTRY:
+    if name not in REGISTRY:
         raise ValueError(f"unknown mixer {name!r}; choose one of: {', '.join(MIXERS)}")
-    module, cls, _ = _REGISTRY[name]
-    return getattr(import_module(module), cls)
+    return REGISTRY[name]
+
+
+def mixer_key(name: str) -> tuple:
+    """Sort key of the registry's order (the book's order of models); unknown names last,
+    alphabetically."""
+    return (MIXERS.index(name) if name in MIXERS else len(MIXERS), str(name))
 
 
 def check_options(name: str, options) -> dict:
@@ -46,17 +57,17 @@ def make_mixer(name: str, d_model: int, n_heads: int = 1, state_dim: int = 64, *
     """Build mixer ``name`` acting on ``(B, L, d_model)``; a misspelt or misplaced option is a
     one-line ``ConfigError`` naming the valid ones."""
     options = check_options(name, options)
-    return mixer_class(name)(
-        d_model=d_model, n_heads=n_heads, state_dim=state_dim, **_REGISTRY[name][2], **options
-    )
+    return mixer_class(name)(d_model=d_model, n_heads=n_heads, state_dim=state_dim, **options)
 
 
 __all__ = [
     "IDENTITY",
     "MIXERS",
+    "REGISTRY",
     "Mixer",
     "Transition",
     "check_options",
     "make_mixer",
     "mixer_class",
+    "mixer_key",
 ]

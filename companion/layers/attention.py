@@ -63,6 +63,8 @@ class Attention(Mixer):
     """Base of the attention mixers: ``u (B, L, d_model)`` -> ``q, k (B, H, L, d_k)``,
     ``v (B, H, L, d_v)`` and back through ``W_o``; subclasses supply the attention itself."""
 
+    family = "transformer"
+
     OPTIONS = {
         "conv": Rule(int, at_least=0, at_most=MAX_LENGTH),
         "dropout": Rule(float, at_least=0, below=1),

@@ -68,9 +68,21 @@ class Mixer(nn.Module):
     signature ``(d_model, n_heads, state_dim, **options)``, so model code can build any mixer
     from one config; ``companion.layers.make_mixer`` (and through it the model configuration)
     rejects an option that is not in ``OPTIONS``, or a value outside its rule, in one line.
+
+    Each mixer also declares the facts the rest of the package reads from it, so that adding a
+    mixer touches its module and the registry (``companion.layers.MIXERS``) only: ``family``,
+    the blocks that wrap it (``companion.model``); ``chunked``, whether ``forward`` runs the
+    chunked matmul op (``companion.ops.chunked``, timed by ``make bench``); ``label`` and
+    ``color``, its name and colour in the book's figures (``companion.style``; colour-blind-safe
+    hues of Okabe–Ito and Paul Tol's muted set: attention warm, SSMs cool, distinct lightness
+    within each pair that is often compared).
     """
 
     OPTIONS: ClassVar[dict[str, Rule]] = {}
+    family: ClassVar[str] = ""  # transformer | mamba | sequence_layer
+    chunked: ClassVar[bool] = False
+    label: ClassVar[str] = ""
+    color: ClassVar[str] = "#4D4D4D"
 
     def forward(self, u: Tensor) -> Tensor:  # pragma: no cover - abstract
         raise NotImplementedError

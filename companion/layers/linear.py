@@ -10,6 +10,8 @@ Keys are not scaled by ``1/√d_k``, as in the paper's public code.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import torch
 from torch import Tensor
 
@@ -17,24 +19,16 @@ from companion.layers.attention import SeparableAttention, elu_plus_one
 
 
 class LinearAttention(SeparableAttention):
-    """Linear attention, normalised (``"linear"``) or not (``"linear_unnormalized"``).
+    """Linear attention, normalised (``"linear"``; ``"linear_unnormalized"`` is
+    :class:`UnnormalizedLinearAttention`).
 
     DSF view per head: ``h_i = S_i / η_i``, ``Λ_i = η_{i-1}/η_i``,
     ``B_i u_i = φ(k_i) v_iᵀ / η_i``, ``C_i = φ(q_i)ᵀ``, ``D_i = 0``.
     """
 
-    def __init__(
-        self,
-        d_model: int,
-        n_heads: int = 1,
-        state_dim: int = 64,
-        *,
-        normalized: bool = True,
-        conv: int = 0,
-        dropout: float = 0.0,
-    ):
-        super().__init__(d_model, n_heads, state_dim, conv=conv, dropout=dropout)
-        self.normalized = normalized
+    chunked = True
+    label, color = "Linear attn.", "#E69F00"
+    normalized: ClassVar[bool] = True
 
     def parts(self, u: Tensor, conv: bool = True) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         q, k, v = self.qkv(u, conv)
@@ -44,3 +38,11 @@ class LinearAttention(SeparableAttention):
         else:
             log_eta = torch.zeros_like(phi_q[..., 0])  # η ≡ 1, so Λ ≡ 1 exactly
         return phi_q, phi_k, v, log_eta
+
+
+class UnnormalizedLinearAttention(LinearAttention):
+    """Linear attention without its normaliser: ``η ≡ 1``, so ``Λ_i ≡ 1`` (the pure
+    integrator, the grey reference of the figures)."""
+
+    normalized = False
+    label, color = "Linear attn. (unnorm.)", "#7F7F7F"

@@ -48,6 +48,9 @@ class LRU(Mixer):
     ``arg λ``). Complex parameters are stored as real tensors with a trailing (re, im) axis.
     """
 
+    family = "sequence_layer"
+    label, color = "LRU", "#88CCEE"
+
     OPTIONS = {
         "r_min": Rule(float, at_least=0, below=1),
         "r_max": Rule(float, above=0, at_most=1),

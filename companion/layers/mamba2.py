@@ -28,6 +28,7 @@ loop (:func:`companion.ops.linear_attention_recurrence`) on ``Λ`` itself.
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import torch
 import torch.nn.functional as F
@@ -41,11 +42,14 @@ from companion.schema import MAX_LENGTH, Rule
 class Mamba2(Mixer):
     """Mamba-2 mixer on ``(B, L, d_model)`` with ``H = n_heads`` heads and ``N = state_dim``.
 
-    ``lti=True`` gives the pseudo-LTI variant (registry name ``mamba2_lti``).
+    :class:`Mamba2LTI` is the pseudo-LTI variant (registry name ``mamba2_lti``).
     Options: ``conv`` (kernel size of the short causal convolution, 0 = off; default 4).
     """
 
+    family, chunked = "mamba", True
+    label, color = "Mamba-2", "#117733"
     OPTIONS = {"conv": Rule(int, at_least=0, at_most=MAX_LENGTH)}
+    lti: ClassVar[bool] = False  # one step size per step, shared by the heads
 
     def __init__(
         self,
@@ -53,17 +57,16 @@ class Mamba2(Mixer):
         n_heads: int = 1,
         state_dim: int = 64,
         *,
-        lti: bool = False,
         conv: int = 4,
     ):
         super().__init__()
-        H, N = n_heads, state_dim
+        H, N, lti = n_heads, state_dim, self.lti
         if d_model % H or (lti and N % H):
             raise ValueError(
                 f"Mamba2 needs n_heads ({H}) to divide d_model ({d_model})"
                 + (f" and state_dim ({N})" if lti else "")
             )
-        self.H, self.P, self.N, self.lti = H, d_model // H, N, lti
+        self.H, self.P, self.N = H, d_model // H, N
         self.n_dt = 1 if lti else H  # raw step sizes per step (the paper's pseudo-LTI: one)
         self.in_proj = nn.Linear(d_model, d_model + 2 * N + self.n_dt, bias=False)
         xbc = d_model + 2 * N
@@ -122,3 +125,11 @@ class Mamba2(Mixer):
         """
         dt = None if self.lti else self._project(u)[-1]
         return Transition(self._log_lambda(dt).exp(), multiplicity=self.P * self.N)
+
+
+class Mamba2LTI(Mamba2):
+    """The paper's pseudo-LTI Mamba-2: one step size ``Δ_i`` per step shared by all heads, and
+    ``Λ_h = exp(−softplus(a_h))`` fixed per head, so that ``Λ`` does not depend on the input."""
+
+    lti = True
+    label, color = "Mamba-2 (pseudo-LTI)", "#44AA99"

@@ -52,6 +52,9 @@ class NormAttention(SeparableAttention):
     elu), ``feature_map`` (``φ``: elu, identity).
     """
 
+    chunked = True
+    label, color = "Norm attn.", "#AA4499"
+
     OPTIONS = {
         **SeparableAttention.OPTIONS,
         "norm_fn": Rule(str, choices=tuple(NORM_FNS)),

@@ -86,6 +86,9 @@ class S4(Mixer):
     (re, im) axis of size 2.
     """
 
+    family = "sequence_layer"
+    label, color = "S4", "#332288"
+
     OPTIONS = {
         "init": Rule(str, choices=("legs",)),
         "l_max": Rule(int, at_least=1, at_most=MAX_LENGTH, optional=True),

@@ -57,6 +57,9 @@ class S4D(Mixer):
     Complex parameters are stored as real tensors with a trailing (re, im) axis of size 2.
     """
 
+    family = "sequence_layer"
+    label, color = "S4D", "#6699CC"
+
     OPTIONS = {"init": Rule(str, choices=("lin", "inv"))}
 
     def __init__(self, d_model: int, n_heads: int = 1, state_dim: int = 64, *, init: str = "lin"):

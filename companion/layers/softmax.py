@@ -115,6 +115,8 @@ class SoftmaxAttention(Attention):
     finite where ``η`` itself would overflow.
     """
 
+    label, color = "Softmax attn.", "#882255"
+
     def forward(self, u: Tensor) -> Tensor:
         q, k, v = self.qkv(u)
         return self.output(causal_attention(q, k, v, self.dropout if self.training else 0.0))
