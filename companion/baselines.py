@@ -4,7 +4,8 @@ predictors, and the gate the claims read.
 Every predictor is fitted on the training split (a hyperparameter chosen on the validation
 split) and scored on the test split of the task's prepared data:
 
-* **trivial** predictors read at most one token: the majority class; the majority label given
+* **trivial** predictors read at most one token, and each task names its own
+  (:meth:`companion.tasks.base.Task.trivial`): the majority class; the majority label given
   the first token (for ListOps the root operator: MIN→0, MAX→9, MED/SM→5); for MQAR a value
   guessed among the ``K`` values of the context (``1/K``) and the most frequent value; for the
   language model the unigram and the bigram (Kneser–Ney) perplexity;
@@ -39,12 +40,10 @@ import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import numpy as np
-
 from companion.io import atomic_write_text
 from companion.tasks import Task, get_task
 from companion.tasks.base import silent
-from companion.tasks.common import IGNORE_INDEX, DataError
+from companion.tasks.common import DataError
 
 FILE = "baselines.json"
 VERSION = 2  # of the predictors: a table stored by another version is computed again
@@ -156,97 +155,19 @@ def gate(table: list[Baseline], control: float | None = None) -> Gate:
 # the predictors
 
 
-def _ids(dataset) -> list[np.ndarray]:
-    return [np.asarray(x, dtype=np.int64) for x in dataset["input_ids"]]
-
-
-def _majority(y_train: np.ndarray, y_test: np.ndarray) -> float:
-    values, counts = np.unique(y_train, return_counts=True)
-    return float(np.mean(y_test == values[counts.argmax()]))
-
-
-def _majority_given(x_train, y_train, x_test, y_test) -> float:
-    """Accuracy of predicting, for each value of ``x``, its most frequent label in training
-    (the overall majority for values never seen)."""
-    values, counts = np.unique(y_train, return_counts=True)
-    fallback = values[counts.argmax()]
-    pairs, n = np.unique(np.stack([x_train, y_train], 1), axis=0, return_counts=True)
-    order = np.lexsort((-n, pairs[:, 0]))  # per x, the most frequent label first
-    pairs = pairs[order]
-    first = np.r_[True, pairs[1:, 0] != pairs[:-1, 0]]
-    best = dict(zip(pairs[first, 0].tolist(), pairs[first, 1].tolist(), strict=True))
-    guess = np.array([best.get(int(x), fallback) for x in x_test])
-    return float(np.mean(guess == y_test))
-
-
-def _classification(task: Task, train, test) -> list[Baseline]:
-    y_train, y_test = np.asarray(train["label"]), np.asarray(test["label"])
-    n = len(y_test)
-    first = "the root operator" if task.name == "listops" else "the first token"
-    out = [
-        Baseline("majority class", "trivial", "accuracy", _majority(y_train, y_test), n),
-        Baseline(
-            f"majority label given {first}",
-            "trivial",
-            "accuracy",
-            _majority_given(
-                np.array([s[0] for s in _ids(train)]),
-                y_train,
-                np.array([s[0] for s in _ids(test)]),
-                y_test,
-            ),
-            n,
-        ),
-    ]
-    return out
-
-
-def _mqar(task: Task, train, test) -> list[Baseline]:
-    def targets(d):
-        y = np.concatenate([np.asarray(x) for x in d["labels"]])
-        return y[y != IGNORE_INDEX]
-
-    y_train, y_test = targets(train), targets(test)
-    n = len(y_test)
-    return [
-        Baseline(
-            "a value guessed from the context", "trivial", "accuracy", 1 / task.config.n_pairs, n
-        ),
-        Baseline("the most frequent value", "trivial", "accuracy", _majority(y_train, y_test), n),
-    ]
-
-
-def _perplexity(log_p: np.ndarray) -> float:
-    return float(np.exp(-np.mean(log_p)))
-
-
-def _lm(task: Task, train, test) -> list[Baseline]:
-    """The unigram perplexity with add-one smoothing."""
-    V = task.vocab_size
-
-    def targets(d):
-        y = np.concatenate([np.asarray(s, dtype=np.int64) for s in d["labels"]])
-        return y[y != IGNORE_INDEX]
-
-    y_tr, y_te = targets(train), targets(test)
-    uni = np.bincount(y_tr, minlength=V) + 1.0
-    log_uni = np.log(uni / uni.sum())
-    return [Baseline("unigram", "trivial", "perplexity", _perplexity(log_uni[y_te]), len(y_te))]
-
-
 def compute(task: Task) -> list[Baseline]:
     """Every baseline of ``task``: its trivial predictors and the shallow ones of
     :mod:`companion.shallow` (each fitted on the train split, scored on the test split)."""
     from companion import shallow  # scikit-learn, only where a table is computed
 
-    train, test = task.stored("train"), task.stored("test")
-    trivial = {"mqar": _mqar, "lm": _lm}.get(task.name, _classification)(task, train, test)
-    metric_name = trivial[0].metric
+    trivial = task.trivial(task.stored("train"), task.stored("test"))
     found = [
-        Baseline(name, "trivial" if name == shallow.BIGRAM else "shallow", metric_name, v, n)
+        (name, "trivial" if name == shallow.BIGRAM else "shallow", v, n)
         for name, v, n in shallow.predictors(task)
     ]
-    return trivial + found
+    return [Baseline(name, "trivial", task.metric, v, n) for name, v, n in trivial] + [
+        Baseline(name, kind, task.metric, v, n) for name, kind, v, n in found
+    ]
 
 
 # ---------------------------------------------------------------------------------------------

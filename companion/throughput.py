@@ -48,20 +48,12 @@ from companion.io import atomic_write_text
 from companion.model import build_model, param_groups
 from companion.tasks import DataError
 from companion.tasks.cache import data_root
-from companion.tasks.image import PRESETS as IMAGE_PRESETS
 
 # a copy of this module also times older revisions of the package (--baseline), so its imports
 # at the top must resolve there too: a run's task and architecture come through companion.train,
 # which has held them at every revision
 from companion.train import count_steps, device_and_autocast, model_config, task_of, train_step
 
-# training examples of the paper's data, for the tasks that train in epochs when that data is
-# not prepared here: LRA listops-1000 basic_train.tsv; IMDb train; CIFAR-10 train less val
-PAPER_TRAIN_EXAMPLES = {
-    "listops": 96_000,
-    "text": 25_000,
-    "image": round(50_000 * (1 - IMAGE_PRESETS["paper"].val_fraction)),
-}
 # the character vocabulary of IMDb is counted on the prepared data; this stands in without it
 STAND_IN_VOCAB = 256
 REPOSITORY = Path(__file__).resolve().parents[1]
@@ -203,12 +195,13 @@ def total_steps(config: C.RunConfig) -> int:
     on the paper's training-set sizes when the paper data are not prepared here."""
     if config.train.steps:
         return config.train.steps
+    task = task_of(config)
     try:
-        examples = len(task_of(config).split("train"))
+        examples = len(task.split("train"))
     except DataError:
-        if config.profile != "paper":
+        if config.profile != "paper" or task.paper_train_examples is None:
             raise
-        examples = PAPER_TRAIN_EXAMPLES[config.task]
+        examples = task.paper_train_examples
     return count_steps(config.train, examples)
 
 

@@ -10,7 +10,7 @@ from fixtures.sources import install_fixture_sources
 
 from companion import baselines as B
 from companion import cli, shallow
-from companion.tasks import get_task
+from companion.tasks import get_task, trivial
 from companion.tasks.common import IGNORE_INDEX
 
 
@@ -47,8 +47,8 @@ def test_majority_given_the_first_token_counts_by_hand():
     # x=1 → 0, x=2 → 9, x=3 → 5; an unseen x=4 takes the overall majority (0 and 5 and 9
     # tie at two each, the smallest label wins)
     x_test, y_test = np.array([1, 2, 3, 4, 1]), np.array([0, 9, 0, 0, 5])
-    assert B._majority_given(x_train, y_train, x_test, y_test) == pytest.approx(3 / 5)
-    assert B._majority(y_train, y_test) == pytest.approx(3 / 5)
+    assert trivial.majority_given(x_train, y_train, x_test, y_test) == pytest.approx(3 / 5)
+    assert trivial.majority(y_train, y_test) == pytest.approx(3 / 5)
 
 
 def test_listops_root_operator_baseline_on_the_smoke_data():

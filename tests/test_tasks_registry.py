@@ -26,6 +26,16 @@ def snapshot(folder):
     )
 
 
+@pytest.mark.parametrize("name", TASKS)
+def test_a_task_trained_in_epochs_at_paper_scale_knows_its_paper_training_size(name):
+    """The throughput estimate counts an epoch run's steps without the paper's data."""
+    from companion.config import models, resolve
+
+    epochs = any(resolve(name, m, None, "paper").train.epochs for m in models(name))
+    size = get_task(name, "paper").paper_train_examples
+    assert (isinstance(size, int) and size > 0) if epochs else size is None
+
+
 def test_registry_names_and_facts():
     assert TASKS == ("listops", "text", "image", "mqar", "lm")
     assert PROFILES == ("smoke", "quick", "paper")

@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pyarrow as pa
 
-from companion.tasks import cache
+from companion.tasks import cache, trivial
 from companion.tasks.common import IGNORE_INDEX, SPLITS, DataError
 
 PROFILES: tuple[str, ...] = ("smoke", "quick", "paper")
@@ -163,6 +163,8 @@ class Task:
     generated: bool = False
     #: a downloaded release to read (see :meth:`prepare`); None: the task's default place
     release: Path | None = None
+    #: what the first token of an example is, in the name of the trivial predictor reading it
+    first_token: ClassVar[str] = "the first token"
 
     def __init__(self, profile: str, config: Any, *, preset: bool = True):
         self.profile = check_profile(profile)
@@ -192,6 +194,26 @@ class Task:
         (a downloaded release), or ``None`` when a build reads nothing of the kind or those
         files are not at hand. A cache built from other files is rebuilt (:meth:`prepare`)."""
         return None
+
+    @property
+    def paper_train_examples(self) -> int | None:
+        """Training examples of the paper's data, for a task that trains in epochs when that
+        data is not prepared here (the throughput estimate); None: not needed."""
+        return None
+
+    def trivial(self, train, test) -> list[tuple[str, float, int]]:
+        """The task's trivial predictors fitted on stored ``train`` columns and scored on
+        ``test``: (name in words, score in the task's metric, scored test predictions). Here
+        a classification's: the majority class, and the majority label given the first
+        token."""
+        y_train, y_test = np.asarray(train["label"]), np.asarray(test["label"])
+        given = trivial.majority_given(
+            trivial.first_tokens(train), y_train, trivial.first_tokens(test), y_test
+        )
+        return [
+            ("majority class", trivial.majority(y_train, y_test), len(y_test)),
+            (f"majority label given {self.first_token}", given, len(y_test)),
+        ]
 
     def token_strings(self, ids: Sequence[int]) -> list[str]:
         return [str(int(i)) for i in ids]

@@ -106,6 +106,11 @@ class Image(Task):
     n_classes = 10
     pad_id = 0
 
+    @property
+    def paper_train_examples(self) -> int:
+        """CIFAR-10's training images less the validation share."""
+        return round(50_000 * (1 - self.config.val_fraction))
+
     def setup(self):
         cfg = self.config
         if cfg.source not in NORMALISATION:

@@ -339,6 +339,8 @@ class ListOps(Task):
     n_classes = 10
     vocab_size = len(VOCAB)
     pad_id = PAD_ID
+    first_token = "the root operator"  # MIN→0, MAX→9, MED/SM→5
+    paper_train_examples = 96_000  # LRA listops-1000 basic_train.tsv
 
     def setup(self):
         cfg = self.config

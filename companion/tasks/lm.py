@@ -34,7 +34,7 @@ import numpy as np
 import pyarrow as pa
 
 from companion.schema import MAX_COUNT, MAX_LENGTH, setting, validate
-from companion.tasks import fetch
+from companion.tasks import fetch, trivial
 from companion.tasks.base import Task, list_column
 from companion.tasks.common import DataError
 from companion.tasks.tokenization import (
@@ -108,6 +108,12 @@ class LM(Task):
     kind = "lm"
     metric = "perplexity"
     n_classes = None
+
+    def trivial(self, train, test) -> list[tuple[str, float, int]]:
+        """The unigram perplexity with add-one smoothing."""
+        y_test = trivial.targets(test)
+        ppl = trivial.unigram_perplexity(trivial.targets(train), y_test, self.vocab_size)
+        return [("unigram", ppl, len(y_test))]
 
     def setup(self):
         cfg = self.config

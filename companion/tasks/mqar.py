@@ -36,6 +36,7 @@ import numpy as np
 import pyarrow as pa
 
 from companion.schema import MAX_COUNT, MAX_LENGTH, MAX_WIDTH, setting, validate
+from companion.tasks import trivial
 from companion.tasks.base import Task, list_column
 
 ZOOLOGY_GRID: tuple[tuple[int, int], ...] = ((64, 4), (128, 8), (256, 16), (512, 64))
@@ -158,6 +159,16 @@ class MQAR(Task):
     n_classes = None
     pad_id = 0
     generated = True
+
+    def trivial(self, train, test) -> list[tuple[str, float, int]]:
+        """A value guessed among the ``K`` values of the context (``1/K``), and the most
+        frequent value of training."""
+        y_train, y_test = trivial.targets(train), trivial.targets(test)
+        n = len(y_test)
+        return [
+            ("a value guessed from the context", 1 / self.config.n_pairs, n),
+            ("the most frequent value", trivial.majority(y_train, y_test), n),
+        ]
 
     def setup(self):
         check(self.config)

@@ -92,6 +92,7 @@ class Text(Task):
     metric = "accuracy"
     n_classes = 2
     pad_id = 0
+    paper_train_examples = 25_000  # IMDb train
 
     def setup(self):
         cfg = self.config
