@@ -28,16 +28,23 @@ import hashlib
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, fields
-from pathlib import Path
 
 import yaml
 
 from companion.model import ModelConfig, describe
-from companion.schema import MAX_COUNT, MAX_WIDTH, ConfigError, Rule, check, setting, validate
-from companion.tasks import LADDER, PROFILES, Task, get_task, preset
+from companion.schema import (
+    MAX_COUNT,
+    MAX_WIDTH,
+    ConfigError,
+    Rule,
+    check,
+    read_settings,
+    setting,
+    validate,
+)
+from companion.tasks import CONFIG_DIR, LADDER, PROFILES, Task, get_task, preset
 from companion.tasks.base import replace_config
 
-CONFIG_DIR = Path(__file__).parent / "configs"
 BOOK_RUNS = CONFIG_DIR / "book.yaml"
 RUNG = "ladder-"  # a rung's variant names: ladder-<rung> (main grid), <variant>-ladder-<rung>
 # the variant every experiment has: the same network with its sequence mixer removed (the
@@ -132,21 +139,6 @@ def _choices(values) -> str:
     return ", ".join(sorted(values))
 
 
-def _load(path: Path) -> dict:
-    """The mapping in YAML file ``path``; a file that is not a YAML mapping is a one-line
-    :class:`ConfigError` naming the file and the line."""
-    try:
-        data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError as err:
-        mark = getattr(err, "problem_mark", None)
-        line = f" line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(err, "problem", None) or "not valid YAML"
-        raise ConfigError(f"{path}{line}: {problem}; fix or restore that file") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: expected a mapping of settings, found {type(data).__name__}")
-    return data
-
-
 def merge(base: dict, over: dict) -> dict:
     """Deep merge: mappings merge key by key, anything else in ``over`` replaces."""
     out = copy.deepcopy(base)
@@ -168,7 +160,7 @@ def models(task: str) -> list[str]:
 
 def _variants(task: str, model: str) -> dict[str, dict]:
     """The variants of an experiment file, and the no-mixing ``CONTROL`` every one has."""
-    named = _load(CONFIG_DIR / task / f"{model}.yaml").get("variants") or {}
+    named = read_settings(CONFIG_DIR / task / f"{model}.yaml").get("variants") or {}
     return {**named, CONTROL: CONTROL_SETTINGS}
 
 
@@ -186,7 +178,7 @@ def control_of(variant: str | None) -> str:
 def departures(task: str, model: str) -> list[dict]:
     """How the experiment file ``<task>/<model>.yaml`` departs from the public configuration it
     follows: a list of ``{"part", "what", "why"}`` (part: model, optimiser, schedule, data)."""
-    return _load(CONFIG_DIR / task / f"{model}.yaml").get("departures") or []
+    return read_settings(CONFIG_DIR / task / f"{model}.yaml").get("departures") or []
 
 
 def experiments(broken: list[str] | None = None) -> list[tuple[str, str, str | None]]:
@@ -198,7 +190,7 @@ def experiments(broken: list[str] | None = None) -> list[tuple[str, str, str | N
         for m in models(t):
             try:
                 out += [(t, m, v) for v in [None, *variants(t, m)]]
-                _load(CONFIG_DIR / t / "task.yaml")
+                read_settings(CONFIG_DIR / t / "task.yaml")
             except ConfigError as err:
                 if broken is None:
                     raise
@@ -416,7 +408,10 @@ def resolve(
         )
     if profile not in PROFILES:
         raise ConfigError(f"unknown profile {profile!r}; choose one of: {', '.join(PROFILES)}")
-    base, exp = _load(CONFIG_DIR / task / "task.yaml"), _load(CONFIG_DIR / task / f"{model}.yaml")
+    base, exp = (
+        read_settings(CONFIG_DIR / task / "task.yaml"),
+        read_settings(CONFIG_DIR / task / f"{model}.yaml"),
+    )
     all_variants = _variants(task, model)
     exp.pop("departures", None)  # documentation of the file, not part of the run
     exp.pop("variants", None)
@@ -434,6 +429,10 @@ def resolve(
         if profile != "quick":
             raise ConfigError(f"the ladder rung {rung!r} is defined at the quick profile only")
     overlays = [(part.pop("profiles", None) or {}).get(profile, {}) for part in (base, exp)]
+    # the task's own data settings are its preset (companion.tasks.preset): a run's ``data``
+    # holds only what departs from them (the model file's, a variant's, a rung's, --set)
+    base.pop("data", None)
+    overlays[0].pop("data", None)
     cfg = merge(base, exp)
     if profile != "paper":
         for overlay in overlays:  # the task's, then the model file's

@@ -21,7 +21,10 @@ import dataclasses
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 # Upper bounds of the settings that size data, models and training: far beyond the paper's
 # largest (sequences of 16,384, widths of 1,024, a few hundred thousand steps), so that a slip
@@ -34,6 +37,21 @@ MAX_COUNT = 10**7  # examples, steps, intervals
 class ConfigError(ValueError):
     """A configuration the user asked for cannot be built (a setting outside its schema, a
     file that is not valid YAML...); the message is one line."""
+
+
+def read_settings(path: Path) -> dict:
+    """The mapping in YAML file ``path``; a file that is not a YAML mapping is a one-line
+    :class:`ConfigError` naming the file and the line."""
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        line = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(err, "problem", None) or "not valid YAML"
+        raise ConfigError(f"{path}{line}: {problem}; fix or restore that file") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of settings, found {type(data).__name__}")
+    return data
 
 
 def number(x: float) -> str:

@@ -220,7 +220,7 @@ def test_help_and_the_data_layer_load_no_torch():
         "with contextlib.redirect_stdout(io.StringIO()), contextlib.suppress(SystemExit):\n"
         "    cli.main(['--help'])\n"
         "for name in tasks.TASKS:\n"
-        "    tasks.task_module(name)\n"
+        "    tasks.get_task(name, 'smoke')\n"
         "print(' '.join(m for m in ('torch', 'datasets') if m in sys.modules))\n"
     )
     out = subprocess.run(

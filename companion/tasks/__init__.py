@@ -6,56 +6,76 @@
 >>> batch["input_ids"].shape, batch["labels"].shape
 (torch.Size([4, 32]), torch.Size([4, 32]))
 
-``get_task(name, profile, **options)`` takes the profile's preset and replaces the given options
-(e.g. ``get_task("image", "quick", encoding="floats")``). Downloaded sources must be prepared
+``get_task(name, profile, **options)`` takes the profile's preset (:func:`preset`: the ``data``
+settings of ``configs/<name>/task.yaml``) and replaces the given options (e.g.
+``get_task("image", "quick", encoding="floats")``). Downloaded sources must be prepared
 first with ``companion data prepare --profile P`` (or ``task.prepare()``); our own generators
 (ListOps, MQAR) build in memory when nothing is cached.
 """
 
 from __future__ import annotations
 
-from importlib import import_module
+from pathlib import Path
 
-from companion.tasks.base import LADDER, PROFILES, REPRODUCE_PROFILES, Task, replace_config
+from companion.schema import read_settings
+from companion.tasks.base import (
+    LADDER,
+    PROFILES,
+    REPRODUCE_PROFILES,
+    Task,
+    check_profile,
+    replace_config,
+)
 from companion.tasks.common import SPLITS, CacheError, DataError, HubUnavailableError, Metric
+from companion.tasks.image import Image
+from companion.tasks.listops import ListOps
+from companion.tasks.lm import LM
+from companion.tasks.mqar import MQAR
+from companion.tasks.text import Text
 
-# name -> (module, class)
-_REGISTRY: dict[str, tuple[str, str]] = {
-    "listops": ("companion.tasks.listops", "ListOps"),
-    "text": ("companion.tasks.text", "Text"),
-    "image": ("companion.tasks.image", "Image"),
-    "mqar": ("companion.tasks.mqar", "MQAR"),
-    "lm": ("companion.tasks.lm", "LM"),
+# name -> class, in the book's order of tasks
+REGISTRY: dict[str, type[Task]] = {
+    "listops": ListOps,
+    "text": Text,
+    "image": Image,
+    "mqar": MQAR,
+    "lm": LM,
 }
-TASKS: tuple[str, ...] = tuple(_REGISTRY)
+TASKS: tuple[str, ...] = tuple(REGISTRY)
+# configs/<task>/task.yaml: a task's data settings per profile (and the training defaults the
+# run configurations read, companion.config)
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
 
-def task_module(name: str):
-    if name not in _REGISTRY:
+def task_class(name: str) -> type[Task]:
+    if name not in REGISTRY:
         raise ValueError(f"unknown task {name!r}; choose one of: {', '.join(TASKS)}")
-    return import_module(_REGISTRY[name][0])
+    return REGISTRY[name]
 
 
 def preset(name: str, profile: str):
-    """The config dataclass a profile uses for a task."""
-    module = task_module(name)
-    if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; choose one of: {', '.join(PROFILES)}")
-    return module.PRESETS[profile]
+    """The data settings task ``name`` uses at ``profile`` (its ``Config`` dataclass): the
+    ``data`` block of ``configs/<name>/task.yaml`` (the paper's) and, at another profile, the
+    ``data`` of that profile's block over it, on the dataclass's defaults."""
+    cls = task_class(name)
+    check_profile(profile)
+    spec = read_settings(CONFIG_DIR / name / "task.yaml")
+    data = dict(spec.get("data") or {})
+    if profile != "paper":
+        data.update(((spec.get("profiles") or {}).get(profile) or {}).get("data") or {})
+    return replace_config(cls.Config(), data, name)
 
 
 def metric(name: str) -> Metric:
     """How task ``name`` is scored (its class's ``metric``), without building the task."""
-    module = task_module(name)
-    return Metric(getattr(module, _REGISTRY[name][1]).metric)
+    return Metric(task_class(name).metric)
 
 
 def get_task(name: str, profile: str = "quick", **options) -> Task:
     """Task ``name`` at ``profile`` (smoke | quick | paper), with preset options replaced."""
     base = preset(name, profile)
     config = replace_config(base, options, name) if options else base
-    cls = getattr(task_module(name), _REGISTRY[name][1])
-    return cls(profile, config, preset=config == base)
+    return task_class(name)(profile, config, preset=config == base)
 
 
 __all__ = [
@@ -63,6 +83,8 @@ __all__ = [
     "PROFILES",
     "REPRODUCE_PROFILES",
     "SPLITS",
+    "CONFIG_DIR",
+    "REGISTRY",
     "TASKS",
     "CacheError",
     "DataError",
@@ -72,4 +94,5 @@ __all__ = [
     "get_task",
     "metric",
     "preset",
+    "task_class",
 ]

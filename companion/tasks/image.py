@@ -58,13 +58,6 @@ class ImageConfig:
         validate(self, "data.")
 
 
-PRESETS = {
-    "paper": ImageConfig(),
-    "quick": ImageConfig(source="mnist5k", downsample=2),
-    "smoke": ImageConfig(source="mnist5k", downsample=4, max_train=256, max_val=64, max_test=64),
-}
-
-
 def rgb_to_gray(rgb: np.ndarray) -> np.ndarray:
     """ITU-R 601-2 luma of uint8 RGB (..., 3) exactly as PIL's ``convert("L")``."""
     c = np.asarray(rgb, dtype=np.int64)
@@ -101,6 +94,7 @@ def _table(images: np.ndarray, labels: np.ndarray) -> pa.Table:
 
 class Image(Task):
     name = "image"
+    Config = ImageConfig
     kind = "classification"
     metric = "accuracy"
     n_classes = 10

@@ -22,8 +22,8 @@ format, so generated data and the released TSVs go through one tokeniser: parent
 as 3..12, ``[MIN`` ``[MAX`` ``[MED`` ``[SM`` ``X`` as 13..17. ``<eos>`` is appended (as the
 paper's loader does) and sequences are cut to ``seq_len`` including it.
 
-Presets: ``lra`` (500..2000, depth 10, 10 args, 96k/2k/2k) for generating LRA-like data; the
-paper profile reads the released TSVs (``basic_{train,val,test}.tsv`` of ``listops-1000``) from
+The defaults of :class:`ListOpsConfig` (500..2000, depth 10, 10 args, 96k/2k/2k) generate
+LRA-like data; the paper profile (``configs/listops/task.yaml``) reads the released TSVs (``basic_{train,val,test}.tsv`` of ``listops-1000``) from
 ``$COMPANION_LRA_RELEASE`` or ``<data root>/lra_release/listops-1000``; quick and smoke generate
 short trees for CPUs.
 """
@@ -77,27 +77,6 @@ class ListOpsConfig:
                 f"data.levels = {self.levels}: expected at most max_depth - 1 = "
                 f"{self.max_depth - 1} (a tree of max_depth {self.max_depth} nests no deeper)"
             )
-
-
-PRESETS = {
-    "lra": ListOpsConfig(),
-    "paper": ListOpsConfig(source="lra_release"),
-    # nesting depth 3 and at most 5 arguments: at depth 10 and lengths 30-120, 500 steps on a
-    # CPU left every model at the root operator's majority label (32.7 %)
-    "quick": ListOpsConfig(
-        min_length=10,
-        max_length=60,
-        max_depth=3,
-        max_args=5,
-        n_train=10_000,
-        n_val=1_000,
-        n_test=1_000,
-        seq_len=60,
-    ),
-    "smoke": ListOpsConfig(
-        min_length=10, max_length=50, n_train=256, n_val=64, n_test=64, seq_len=50
-    ),
-}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -334,6 +313,7 @@ def release_paths(folder: Path) -> dict[str, Path]:
 
 class ListOps(Task):
     name = "listops"
+    Config = ListOpsConfig
     kind = "classification"
     metric = "accuracy"
     n_classes = 10

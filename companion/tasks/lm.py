@@ -66,13 +66,6 @@ class LMConfig:
         validate(self, "data.")
 
 
-PRESETS = {
-    "paper": LMConfig(),
-    "quick": LMConfig(source="enwiki", tokenizer="bytes", block_size=256),
-    "smoke": LMConfig(source="enwiki", block_size=32, max_train=256, max_val=32, max_test=32),
-}
-
-
 def chunk_stream(stream: np.ndarray, block: int) -> tuple[np.ndarray, np.ndarray]:
     """(inputs, labels), each (n, block), with labels = inputs shifted by one token."""
     stream = np.asarray(stream)
@@ -105,6 +98,7 @@ def _blocks_table(inputs: np.ndarray, labels: np.ndarray) -> pa.Table:
 
 class LM(Task):
     name = "lm"
+    Config = LMConfig
     kind = "lm"
     metric = "perplexity"
     n_classes = None

@@ -60,15 +60,6 @@ class MQARConfig:
         validate(self, "data.")
 
 
-PRESETS = {
-    "paper": MQARConfig(),
-    "quick": MQARConfig(
-        vocab_size=256, seq_len=64, n_pairs=8, n_train=10_000, n_val=1_000, n_test=1_000
-    ),
-    "smoke": MQARConfig(vocab_size=64, seq_len=32, n_pairs=4, n_train=256, n_val=64, n_test=64),
-}
-
-
 def zoology_config(seq_len: int, n_pairs: int, **overrides) -> MQARConfig:
     """One cell of the Zoology grid (vocab 8192, 100k train, 3k test)."""
     return MQARConfig(seq_len=seq_len, n_pairs=n_pairs, **overrides)
@@ -154,6 +145,7 @@ def _table(inputs: np.ndarray, labels: np.ndarray) -> pa.Table:
 
 class MQAR(Task):
     name = "mqar"
+    Config = MQARConfig
     kind = "per_token"
     metric = "accuracy"  # over query positions (labels != -100)
     n_classes = None

@@ -49,21 +49,6 @@ class TextConfig:
         validate(self, "data.")
 
 
-PRESETS = {
-    "paper": TextConfig(),
-    "quick": TextConfig(source="rt", level="byte", seq_len=160, append_eos=False),
-    "smoke": TextConfig(
-        source="rt",
-        level="byte",
-        seq_len=128,
-        append_eos=False,
-        max_train=256,
-        max_val=64,
-        max_test=64,
-    ),
-}
-
-
 def read_rt_snippets(path: Path) -> tuple[list[str], list[int]]:
     """Sentences and labels (1 positive, 0 negative) of the movie-review ground truth;
     sentences with a score of exactly 0 are dropped."""
@@ -88,6 +73,7 @@ def _cap(rows: list, n: int) -> list:
 
 class Text(Task):
     name = "text"
+    Config = TextConfig
     kind = "classification"
     metric = "accuracy"
     n_classes = 2
