@@ -28,6 +28,7 @@ import pandas as pd
 import torch
 
 from companion import config as C
+from companion import grid
 from companion.executors import THREADS_PER_RUN
 from companion.io import atomic_write_text
 from companion.layers import MIXERS, make_mixer, mixer_class
@@ -129,8 +130,8 @@ def chunk_shapes(profiles=("quick", "paper")) -> list[dict]:
     ``B = 8`` on every thread torch uses (``threads`` 0)."""
     shapes: dict[tuple, list[str]] = {}
     for profile in profiles:
-        for task in C.tasks():
-            for model in C.models(task):
+        for task in grid.tasks():
+            for model in grid.models(task):
                 config = C.resolve(task, model, None, profile)
                 m, H = config.model, config.model.get("n_heads", 1)
                 if not mixer_class(m["mixer"]).chunked:
@@ -204,8 +205,8 @@ def mixer_shapes(profile: str = "paper") -> list[dict]:
     ``L``, ``d_model``, heads ``H``, state ``N`` and options, with one run's config (to build
     it as the run does) and the runs that have it."""
     shapes: dict[tuple, dict] = {}
-    for task in C.tasks():
-        for model in C.models(task):
+    for task in grid.tasks():
+        for model in grid.models(task):
             config = C.resolve(task, model, None, profile)
             m = config.model
             options = ", ".join(f"{k}={v}" for k, v in sorted(m.get("mixer_options", {}).items()))

@@ -47,7 +47,6 @@ from pathlib import Path
 import yaml
 
 from companion import claims, environment, evidence, plots, report, style
-from companion import config as C
 from companion.io import atomic_path, atomic_write_text, git, writing
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -247,9 +246,9 @@ def write_findings_page(
 
 
 def write_config_appendix(book_dir: str | os.PathLike = BOOK) -> Path:
-    """Write the appendix of configurations (:func:`companion.config.appendix`)."""
+    """Write the appendix of configurations (:func:`companion.report.appendix`)."""
     dest = generated(book_dir, "configs")
-    atomic_write_text(dest, C.appendix())
+    atomic_write_text(dest, report.appendix())
     return dest
 
 

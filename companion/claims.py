@@ -17,7 +17,6 @@ import numpy as np
 import pandas as pd
 
 from companion import evidence as ev
-from companion.config import CONTROL
 from companion.decision import (
     MIN_LEARNED,
     NEAR1,
@@ -39,6 +38,7 @@ from companion.decision import (
     top_models,
     verdict,
 )
+from companion.grid import CONTROL
 from companion.spectra import MAGNITUDE_BINS
 from companion.tasks import metric
 

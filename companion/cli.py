@@ -31,14 +31,51 @@ import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
+import yaml
+
 # companion.tasks loads no torch, the rest of the package does (config, train, runs, slurm,
 # reproduce): those are imported inside the command that uses them, so that `companion --help`
 # and `companion data ...` start without torch (tests/test_imports.py allows these imports and
 # checks that --help loads no torch)
 from companion import baselines
-from companion.tasks import PROFILES, REPRODUCE_PROFILES, TASKS, DataError, get_task
+from companion.grid import REPRODUCE_PROFILES, data_tasks
+from companion.schema import ConfigError
+from companion.tasks import PROFILES, TASKS, DataError, get_task
 from companion.tasks.cache import data_root
 from companion.tasks.prepare import prepare
+
+
+def key_value(item: str, flag: str, example: str, strip: str = "") -> tuple[str, str]:
+    """``"KEY=VALUE"`` of a repeatable command-line ``flag`` split at its first ``=``, the key
+    without leading and trailing ``strip`` characters; refused in one line naming ``example``
+    when there is no ``=`` or the key (or a dotted part of it) is empty."""
+    key, sep, value = item.partition("=")
+    key = key.strip(strip)
+    if not sep or any(not part for part in key.split(".")):
+        raise ConfigError(f"malformed {flag} {item!r}; expected {example}")
+    return key, value
+
+
+def parse_set(items: list[str] | None) -> dict:
+    """``["train.lr=1e-3", "model.gate=true"]`` -> nested dict; values are parsed as YAML."""
+    out: dict = {}
+    for item in items or []:
+        key, raw = key_value(item, "--set", "key.path=value, e.g. train.lr=1e-3")
+        try:
+            value = yaml.safe_load(raw)
+        except yaml.YAMLError:
+            raise ConfigError(f"malformed --set {item!r}: the value is not valid YAML") from None
+        if isinstance(value, str):  # YAML 1.1 reads 1e-3 (no dot) as a string
+            try:
+                value = float(value)
+            except ValueError:
+                pass
+        node = out
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return out
 
 
 class _Parser(argparse.ArgumentParser):
@@ -73,7 +110,6 @@ def writable_folder(path: str, flag: str) -> None:
 
 
 def _data_prepare(args) -> int:
-    from companion.config import data_tasks
 
     tasks = data_tasks(args.profile, args.task or list(TASKS))
     if args.lra_release is not None:
@@ -90,7 +126,7 @@ def _data_prepare(args) -> int:
 
 def prepare_data(profile: str, tasks, force: bool = False, release: str | None = None) -> None:
     """Fetch or generate, convert and verify the data caches ``tasks`` (``(label, Task)``, see
-    :func:`companion.config.data_tasks`) of ``profile``, printing what is done and each task's
+    :func:`companion.grid.data_tasks`) of ``profile``, printing what is done and each task's
     baselines; a task that fails raises :class:`CLIError` naming it (after the others)."""
     root = data_root()
     print(f"companion data prepare --profile {profile}: {len(tasks)} cache(s) into {root}")
@@ -201,7 +237,7 @@ def _train(args) -> int:
     from companion import config
     from companion.train import run
 
-    overrides = config.parse_set(args.set)
+    overrides = parse_set(args.set)
     cfg = config.resolve(args.task, args.model, args.variant, args.profile, args.seed, overrides)
     writable_folder(args.out, "--out") if args.out else writable_folder(args.root, "--root")
     metrics = run(cfg, out=args.out, root=args.root, progress=not args.quiet)
@@ -237,7 +273,6 @@ def slurm_options(args):
             flags = [FLAGS[name] for name in chosen]
             raise CLIError(f"{', '.join(flags)}: only for --executor slurm")
         return None
-    from companion.config import key_value
 
     sbatch = dict(
         key_value(item, "--sbatch", "OPTION=VALUE, e.g. account=abc", strip="-")
@@ -255,7 +290,6 @@ def _reproduce(args) -> int:
     writable_folder(args.root, "--root")
     slurm = slurm_options(args)
     if args.prepare:  # every argument is checked by now
-        from companion.config import data_tasks
         from companion.reproduce import selected_runs
 
         runs = selected_runs(args.profile, args.only)

@@ -53,7 +53,7 @@ import pandas as pd
 from scipy import stats
 
 from companion import evidence as ev
-from companion.config import CONTROL, control_of
+from companion.grid import CONTROL, control_of
 from companion.layers import mixer_key
 from companion.spectra import MAGNITUDE_BINS
 from companion.tasks import metric

@@ -1,7 +1,7 @@
 """The dials: one demand of a task varied at a time, and the spectra read against it
 (``make reproduce PROFILE=ladder`` runs them with the scale ladder).
 
-A dial (``configs/book.yaml``, :func:`companion.config.dials`) names a task, the data setting it
+A dial (``configs/book.yaml``, :func:`companion.grid.dials`) names a task, the data setting it
 varies (``demand``), the models it runs and its steps, least demanding first; a step without
 settings is the quick run itself. The thesis predicts how the spectrum follows the demand:
 
@@ -22,8 +22,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from companion import config as C
 from companion import evidence as ev
+from companion import grid
 from companion import style as S
 from companion.tasks import preset
 
@@ -36,7 +36,7 @@ TAU_LEVELS = {"tau_median": 50, "tau_90": 90}
 def demand(dial: str, step: str) -> float:
     """The value of dial ``dial``'s demand at ``step``: its setting there, else the quick
     preset's."""
-    spec = C.dials()[dial]
+    spec = grid.dials()[dial]
     data = spec["steps"][step].get("data") or {}
     return float(data.get(spec["demand"], getattr(preset(spec["task"], "quick"), spec["demand"])))
 
@@ -60,9 +60,11 @@ def table(measures: pd.DataFrame, analysis: str = "exact") -> pd.DataFrame:
     m = ev.normalise(measures)
     m = m[(m["analysis"] == analysis) & (m["stage"] == "final")]
     frames = []
-    for name, spec in C.dials().items():
+    for name, spec in grid.dials().items():
         for step, settings in spec["steps"].items():
-            variant = "" if not settings else C.rung_variant(spec["task"], None, f"{name}-{step}")
+            variant = (
+                "" if not settings else grid.rung_variant(spec["task"], None, f"{name}-{step}")
+            )
             mine = m[
                 (m["task"] == spec["task"])
                 & m["model"].isin(spec["models"])
@@ -136,11 +138,11 @@ def runs(index: pd.DataFrame) -> pd.DataFrame:
     step (the quick runs, for a step without settings)."""
     keep = pd.Series(False, index=index.index)
     variant = index["variant"]
-    for name, spec in C.dials().items():
+    for name, spec in grid.dials().items():
         mine = (index["task"] == spec["task"]) & index["model"].isin(spec["models"])
         for step, settings in spec["steps"].items():
-            main = C.rung_variant(spec["task"], None, f"{name}-{step}") if settings else ""
-            control = C.rung_variant(spec["task"], C.CONTROL, f"{name}-{step}")
+            main = grid.rung_variant(spec["task"], None, f"{name}-{step}") if settings else ""
+            control = grid.rung_variant(spec["task"], grid.CONTROL, f"{name}-{step}")
             keep |= mine & variant.isin([main or "", control])
     return index[keep]
 
@@ -153,8 +155,8 @@ def read(index: pd.DataFrame) -> pd.DataFrame | None:
 
 def has_runs(index: pd.DataFrame) -> bool:
     """Whether ``index`` holds a run of any dial step with settings."""
-    rungs = {f"{name}-{step}" for name, spec in C.dials().items() for step in spec["steps"]}
-    return any(C.split_rung(v)[1] in rungs for v in index["variant"])
+    rungs = {f"{name}-{step}" for name, spec in grid.dials().items() for step in spec["steps"]}
+    return any(grid.split_rung(v)[1] in rungs for v in index["variant"])
 
 
 SHARE_NAMES = {"near0": "the share of |λ| in [0, 0.1]", "near1": "the share of |λ| in (0.9, 1]"}
@@ -230,7 +232,7 @@ def cite(rows: pd.DataFrame | None) -> str:
     ``rows``: :func:`table` of the dials' runs, None or empty when none ran."""
     lines = []
     for claim, (dial, share, mechanism) in MECHANISMS.items():
-        if dial not in C.dials():
+        if dial not in grid.dials():
             continue
         head = f"- **{claim}** ({mechanism}): the *{dial}* dial."
         mine = None if rows is None else rows[rows["dial"] == dial]

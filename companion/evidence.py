@@ -47,7 +47,7 @@ import torch
 from scipy import stats
 
 from companion import baselines
-from companion.config import control_of, split_rung
+from companion.grid import control_of, split_rung
 from companion.runs import RunDir, layer_spectra
 from companion.spectra import (
     MAGNITUDE_BINS,
@@ -152,7 +152,7 @@ def run_gates(index: pd.DataFrame) -> list[baselines.Gate]:
     """The gate of each run of ``index``, in its order: the baselines of the data the run
     trained on (its task, profile and ``data`` options), and the mean test metric of the
     seeds of its no-mixing control in ``index`` (the same task, model and profile, variant
-    :func:`companion.config.control_of`; NaN when it has none)."""
+    :func:`companion.grid.control_of`; NaN when it has none)."""
     runs = index
     tables: dict[tuple[str, str, str], list[baselines.Baseline]] = {}
     out = []

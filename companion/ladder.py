@@ -1,7 +1,7 @@
 """The scale ladder: accuracy, competence and the claims' verdicts as MQAR and ListOps get
 harder (``make reproduce PROFILE=ladder``).
 
-The rungs are the settings of ``configs/book.yaml`` (:func:`companion.config.ladder_rungs`),
+The rungs are the settings of ``configs/book.yaml`` (:func:`companion.grid.ladder_rungs`),
 easiest first; a task's rung without settings is its quick run. A run of experiment variant
 ``v`` at rung ``r`` has the variant name ``[v-]ladder-r`` and lives with the quick runs, and
 its competence gate is that of its own data (:func:`companion.evidence.measures`).
@@ -16,8 +16,7 @@ from __future__ import annotations
 
 import pandas as pd
 
-from companion import claims, decision
-from companion import config as C
+from companion import claims, decision, grid
 from companion import evidence as ev
 
 # the claims with parts on MQAR or ListOps, the tasks of the ladder
@@ -26,17 +25,17 @@ CLAIMS = ("C1", "C2", "C4", "C5", "C6", "C8", "C10")
 
 def tasks() -> list[str]:
     """The tasks with a ladder, in the order of the configs."""
-    return [t for t in C.tasks() if C.ladder_rungs(t)]
+    return [t for t in grid.tasks() if grid.ladder_rungs(t)]
 
 
 def rungs(task: str) -> list[str]:
     """The rungs of ``task``, easiest first."""
-    return list(C.ladder_rungs(task))
+    return list(grid.ladder_rungs(task))
 
 
 def quick_rung(task: str) -> str:
     """The rung of ``task`` that is its quick run (the one without settings)."""
-    return next(r for r, settings in C.ladder_rungs(task).items() if not settings)
+    return next(r for r, settings in grid.ladder_rungs(task).items() if not settings)
 
 
 def label(table: pd.DataFrame) -> pd.DataFrame:
@@ -45,9 +44,9 @@ def label(table: pd.DataFrame) -> pd.DataFrame:
     variant without its rung: ``""`` for the main grid) and ``quick`` (whether the rung is its
     task's quick run)."""
     out = table.copy()
-    split = [C.split_rung(v) for v in out["variant"]]
+    split = [grid.split_rung(v) for v in out["variant"]]
     scale = [
-        r is None or r in C.ladder_rungs(t) for t, (_, r) in zip(out["task"], split, strict=True)
+        r is None or r in grid.ladder_rungs(t) for t, (_, r) in zip(out["task"], split, strict=True)
     ]
     out = out[scale]
     split = [s for s, keep in zip(split, scale, strict=True) if keep]
@@ -68,7 +67,7 @@ def runs(index: pd.DataFrame) -> pd.DataFrame:
     (:func:`companion.config.ladder_experiments`) at every rung of its tasks, the quick runs of
     those experiments included; the other quick runs of its tasks are left out."""
     t = label(index)
-    chosen = {task: set(C.ladder_experiments(task)) for task in tasks()}
+    chosen = {task: set(grid.ladder_experiments(task)) for task in tasks()}
     keep = [
         task in chosen and (model, experiment or None) in chosen[task]
         for task, model, experiment in zip(t["task"], t["model"], t["experiment"], strict=True)
@@ -105,8 +104,8 @@ def competence(measures: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for task in tasks():
         order = {r: i for i, r in enumerate(rungs(task))}
-        for model, variant in C.ladder_experiments(task):
-            if variant == C.CONTROL:
+        for model, variant in grid.ladder_experiments(task):
+            if variant == grid.CONTROL:
                 continue
             for rung, group in m[
                 (m["task"] == task) & (m["model"] == model) & (m["experiment"] == (variant or ""))
@@ -186,7 +185,7 @@ def _pct(x: float) -> str:
 
 
 def _settings(task: str, rung: str) -> str:
-    s = C.ladder_rungs(task)[rung]
+    s = grid.ladder_rungs(task)[rung]
     parts = [f"{k} {v}" for section in ("data", "train") for k, v in (s.get(section) or {}).items()]
     return ", ".join(parts) or "the quick run"
 

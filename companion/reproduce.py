@@ -32,8 +32,9 @@ from concurrent.futures import ThreadPoolExecutor, as_completed
 from pathlib import Path
 
 from companion import book as book_mod
-from companion.config import book_runs, runs_profile
+from companion.config import book_runs
 from companion.executors import default_workers, is_current, run_local, skipped, usable_cores
+from companion.grid import runs_profile
 from companion.io import atomic_write_text, writing
 from companion.runs import git_commit, write_index
 from companion.slurm import SlurmOptions, run_slurm

@@ -13,7 +13,7 @@ from browser import chromium  # noqa: E402, F401  (the session fixture, for ever
 def one_dial(monkeypatch):
     """The ladder's dials replaced by one: "pressure", MQAR pairs 4, 8 (the quick run) and 16
     for Mamba-2 and S4."""
-    from companion import config
+    from companion import grid
 
     dial = {
         "task": "mqar",
@@ -21,5 +21,5 @@ def one_dial(monkeypatch):
         "models": ["mamba2", "s4"],
         "steps": {"K4": {"data": {"n_pairs": 4}}, "K8": {}, "K16": {"data": {"n_pairs": 16}}},
     }
-    spec = {**config._ladder(), "dials": {"pressure": dial}}
-    monkeypatch.setattr(config, "_ladder", lambda: spec)
+    spec = {**grid._ladder(), "dials": {"pressure": dial}}
+    monkeypatch.setattr(grid, "_ladder", lambda: spec)

@@ -4,6 +4,7 @@ import re
 
 import pytest
 
+from companion import cli, grid, report
 from companion import config as C
 
 
@@ -24,7 +25,7 @@ def test_overlays_then_variant_then_set():
         "softmax",
         "layers4-lr1e-2",
         "quick",
-        overrides=C.parse_set(["train.lr=3e-3", "seed=5"]),
+        overrides=cli.parse_set(["train.lr=3e-3", "seed=5"]),
     )
     assert (
         both.train.lr == 3e-3 and both.seed == 5 and re.search(r"-s5-set[0-9a-f]{6}$", both.run_id)
@@ -36,7 +37,7 @@ MQAR_SWEEP = (5e-4, 2e-3, 1e-2)
 
 
 def test_every_quick_mqar_model_trains_as_long_at_a_rate_of_one_shared_sweep():
-    quick = {m: C.resolve("mqar", m, None, "quick").train for m in C.models("mqar")}
+    quick = {m: C.resolve("mqar", m, None, "quick").train for m in grid.models("mqar")}
     assert {m: t.steps for m, t in quick.items()} == dict.fromkeys(quick, 3000)
     assert {m: t.lr in MQAR_SWEEP for m, t in quick.items()} == dict.fromkeys(quick, True)
 
@@ -44,11 +45,11 @@ def test_every_quick_mqar_model_trains_as_long_at_a_rate_of_one_shared_sweep():
 @pytest.mark.slow
 def test_every_experiment_resolves_at_every_profile_with_distinct_hashes():
     hashes = set()
-    for task, model, variant in C.experiments():
+    for task, model, variant in grid.experiments():
         for profile in C.PROFILES:
             hashes.add(C.resolve(task, model, variant, profile).hash())
-    assert len(hashes) == 3 * len(C.experiments())
-    assert len(C.experiments()) >= 5 * 6 + 20
+    assert len(hashes) == 3 * len(grid.experiments())
+    assert len(grid.experiments()) >= 5 * 6 + 20
 
 
 @pytest.mark.parametrize(
@@ -74,7 +75,7 @@ def test_ablations_change_what_they_name(task, model, variant, expected):
 
 
 def test_parse_set_reads_yaml_values():
-    assert C.parse_set(["a.b=1e-3", "c=true", "d=[1, 2]"]) == {
+    assert cli.parse_set(["a.b=1e-3", "c=true", "d=[1, 2]"]) == {
         "a": {"b": 1e-3},
         "c": True,
         "d": [1, 2],
@@ -84,7 +85,7 @@ def test_parse_set_reads_yaml_values():
 def test_the_weight_decay_experiment_runs_where_the_book_needs_it():
     """``nowd-lambda`` exempts the parameters that set Λ from weight decay, for the five
     experiments whose spectra C4 and C6 read; everything else stays as in the main run."""
-    where = sorted((t, m) for t, m, v in C.experiments() if v == "nowd-lambda")
+    where = sorted((t, m) for t, m, v in grid.experiments() if v == "nowd-lambda")
     assert where == [
         ("image", "lru"),
         ("listops", "lru"),
@@ -101,17 +102,17 @@ def test_the_weight_decay_experiment_runs_where_the_book_needs_it():
 
 def test_departures_are_documentation_not_settings():
     cfg = C.resolve("mqar", "mamba2", None, "quick")
-    assert C.departures("mqar", "mamba2") and "departures" not in cfg.to_dict()
+    assert grid.departures("mqar", "mamba2") and "departures" not in cfg.to_dict()
 
 
 @pytest.mark.slow
 def test_the_appendix_lists_every_model_at_both_profiles_and_every_ablation():
-    text = C.appendix()
-    for task in C.tasks():
+    text = report.appendix()
+    for task in grid.tasks():
         assert f"## {task}\n" in text
-        for model in C.models(task):
+        for model in grid.models(task):
             assert f"| {model} | paper |" in text and f"| {model} | quick |" in text
-            ablations = [v for v in C.variants(task, model) if v != C.CONTROL]
+            ablations = [v for v in grid.variants(task, model) if v != grid.CONTROL]
             assert all(f"- `{model}/{v}`:" in text for v in ablations)
     assert "encoder → blocks → head" in text and "*Why:*" in text
-    assert f"also runs as `{C.CONTROL}`" in text  # the control, once for every experiment
+    assert f"also runs as `{grid.CONTROL}`" in text  # the control, once for every experiment

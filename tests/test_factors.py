@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from companion import config as C
-from companion import factors
+from companion import factors, grid
 from companion import train as T
 
 ABOVE_1 = ["(1,10]", "(10,100]", ">100"]
@@ -115,7 +115,7 @@ def test_the_carrier_of_mass_near_0_is_the_factor_with_more_of_it_there():
 def test_every_condition_a_factor_claim_reads_is_an_experiment_with_two_factors():
     from companion import claims
 
-    experiments = {(t, m, v or "") for t, m, v in C.experiments()}
+    experiments = {(t, m, v or "") for t, m, v in grid.experiments()}
     for conditions in claims.FACTOR_CLAIMS.values():
         assert set(conditions) <= experiments
         assert {m for _, m, _ in conditions} <= {"softmax", "linear"}  # the mixers with a split

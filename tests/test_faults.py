@@ -21,7 +21,7 @@ import pytest
 import torch
 from builders import exit_code, killed_at
 
-from companion import cli, executors, io, runs
+from companion import cli, executors, grid, io, runs
 from companion import config as C
 from companion import train as T
 from companion.runs import RunDir, RunFolderError
@@ -602,9 +602,9 @@ def test_a_lock_file_alone_does_not_hold_a_folder(reference, tmp_path):
 def configs(tmp_path, monkeypatch):
     """A copy of the configuration files that a test may break."""
     folder = tmp_path / "configs"
-    shutil.copytree(C.CONFIG_DIR, folder)
-    monkeypatch.setattr(C, "CONFIG_DIR", folder)
-    monkeypatch.setattr(C, "BOOK_RUNS", folder / "book.yaml")
+    shutil.copytree(grid.CONFIG_DIR, folder)
+    monkeypatch.setattr(grid, "CONFIG_DIR", folder)
+    monkeypatch.setattr(grid, "BOOK_RUNS", folder / "book.yaml")
     return folder
 
 

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from companion import config as C
+from companion import grid
 from companion.layers import IDENTITY, MIXERS, make_mixer
 from companion.model import build_model
 from companion.spectra import collect
@@ -23,17 +24,17 @@ def test_the_identity_is_the_memoryless_recurrence(length):
 
 @pytest.mark.slow
 def test_every_experiment_has_its_no_mixing_control():
-    for task in C.tasks():
-        for model in C.models(task):
-            assert C.CONTROL in C.variants(task, model)
-    run = C.resolve("image", "softmax", C.CONTROL, "quick")
+    for task in grid.tasks():
+        for model in grid.models(task):
+            assert grid.CONTROL in grid.variants(task, model)
+    run = C.resolve("image", "softmax", grid.CONTROL, "quick")
     main = C.resolve("image", "softmax", None, "quick")
     assert run.model == {**main.model, "mixing": False} and run.train == main.train
     assert run.run_id == "image-softmax-nomix-s1919"
-    assert C.control_of(None) == C.CONTROL and C.control_of("gate") == C.CONTROL
-    assert C.control_of("lti-ladder-depth4") == "nomix-ladder-depth4"
+    assert grid.control_of(None) == grid.CONTROL and grid.control_of("gate") == grid.CONTROL
+    assert grid.control_of("lti-ladder-depth4") == "nomix-ladder-depth4"
     quick = {(r.task, r.model_name, r.variant) for r in C.book_runs("quick")}
-    assert ("mqar", "lru", C.CONTROL) in quick
+    assert ("mqar", "lru", grid.CONTROL) in quick
     ladder = {r.variant for r in C.ladder_runs("mqar/lru/*")}
     assert "nomix-ladder-L128x16" in ladder
 

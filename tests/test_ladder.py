@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from builders import cond, exit_code, table
 
-from companion import claims, ladder, plots
+from companion import claims, grid, ladder, plots
 from companion import config as C
 from companion import evidence as ev
 from companion.tasks import listops, preset
@@ -19,7 +19,7 @@ pytestmark = pytest.mark.slow  # end-to-end: the full suite only (make test)
 def test_the_ladder_profile_is_the_quick_runs_at_its_seeds_then_each_harder_rung():
     quick, runs = C.book_runs("quick"), C.book_runs("ladder")
     assert runs[: len(quick)] == quick
-    seeds = set(C._ladder()["seeds"])
+    seeds = set(grid._ladder()["seeds"])
     experiments = {(c.task, c.model_name, c.variant) for c in quick}
     more = runs[len(quick) : len(runs) - len(C.ladder_runs())]
     for e in experiments:  # every quick experiment at every ladder seed, once
@@ -31,22 +31,24 @@ def test_the_ladder_profile_is_the_quick_runs_at_its_seeds_then_each_harder_rung
     assert extra == C.ladder_runs() and len({c.run_id for c in runs}) == len(runs)
     assert {c.profile for c in extra} == {"quick"}  # kept with the quick runs
     for task in ladder.tasks():
-        harder = [r for r, s in C.ladder_rungs(task).items() if s]
+        harder = [r for r, s in grid.ladder_rungs(task).items() if s]
         assert len(harder) == len(ladder.rungs(task)) - 1  # one rung is the quick run itself
         for rung in harder:
-            mine = [c for c in extra if c.task == task and C.split_rung(c.variant)[1] == rung]
-            experiments = {(c.model_name, C.split_rung(c.variant)[0]) for c in mine}
-            assert experiments == set(C.ladder_experiments(task))
+            mine = [c for c in extra if c.task == task and grid.split_rung(c.variant)[1] == rung]
+            experiments = {(c.model_name, grid.split_rung(c.variant)[0]) for c in mine}
+            assert experiments == set(grid.ladder_experiments(task))
             assert len(mine) == 3 * len(experiments)  # three seeds each
             for c in mine:
-                assert c.data == C.ladder_rungs(task)[rung].get("data", {})
+                assert c.data == grid.ladder_rungs(task)[rung].get("data", {})
 
 
 def test_mqar_rungs_keep_the_tokens_and_queries_of_a_quick_step():
     base = preset("mqar", "quick")
-    scale = [c for c in C.ladder_runs() if C.split_rung(c.variant)[1] in C.ladder_rungs("mqar")]
+    scale = [
+        c for c in C.ladder_runs() if grid.split_rung(c.variant)[1] in grid.ladder_rungs("mqar")
+    ]
     for c in scale:
-        quick = C.resolve("mqar", c.model_name, C.split_rung(c.variant)[0], "quick", c.seed)
+        quick = C.resolve("mqar", c.model_name, grid.split_rung(c.variant)[0], "quick", c.seed)
         data = replace(base, **c.data)
         assert data.seq_len * c.train.batch_size == base.seq_len * quick.train.batch_size
         assert data.n_pairs * c.train.batch_size == base.n_pairs * quick.train.batch_size
@@ -58,10 +60,10 @@ def test_a_rung_run_is_its_experiment_with_the_rung_settings_on_top():
     plain = C.resolve("mqar", "softmax", "layers1-conv", "quick")
     assert conv.model == plain.model and conv.train.lr == plain.train.lr
     assert conv.data == {"seq_len": 256, "n_pairs": 32} and conv.train.batch_size == 8
-    assert C.split_rung(conv.variant) == ("layers1-conv", "L256x32")
-    assert C.split_rung("ladder-depth4") == (None, "depth4")
-    assert C.split_rung("layers1-conv") == ("layers1-conv", None)
-    assert C.split_rung(None) == (None, None)
+    assert grid.split_rung(conv.variant) == ("layers1-conv", "L256x32")
+    assert grid.split_rung("ladder-depth4") == (None, "depth4")
+    assert grid.split_rung("layers1-conv") == ("layers1-conv", None)
+    assert grid.split_rung(None) == (None, None)
 
 
 @pytest.mark.parametrize(
@@ -80,7 +82,7 @@ def test_a_bad_rung_is_refused_in_one_line(variant, profile, message):
 
 def test_every_listops_rung_can_be_generated():
     # a length window no tree of the rung's depth reaches would never finish generating
-    for settings in C.ladder_rungs("listops").values():
+    for settings in grid.ladder_rungs("listops").values():
         cfg = replace(preset("listops", "quick"), **settings.get("data", {}))
         rows = listops.generate(20, cfg, seed=0)
         tokens = [listops.tokenize(s) for s, _ in rows]
@@ -88,16 +90,16 @@ def test_every_listops_rung_can_be_generated():
         if cfg.levels:  # a rung that fixes the nesting: every tree nests exactly that deep
             ids = [[listops.STOI[t] for t in row] for row in tokens]
             assert set(listops.nesting_depths(ids)) == {cfg.levels}
-    assert C.ladder_rungs("listops")["levels4"]["data"]["levels"] == 4
+    assert grid.ladder_rungs("listops")["levels4"]["data"]["levels"] == 4
 
 
 def test_data_prepare_at_ladder_prepares_the_quick_data_and_every_rung_that_changes_it():
-    labels = [label for label, _ in C.data_tasks("ladder", ["mqar", "text"])]
+    labels = [label for label, _ in grid.data_tasks("ladder", ["mqar", "text"])]
     dials = [f"mqar pressure-K{k}" for k in (2, 4, 8, 16)] + [
         f"mqar delay-d{d}" for d in (8, 16, 32, 64)
     ]
     assert labels == ["mqar", "text", "mqar L128x16", "mqar L256x32", *dials]
-    task = dict(C.data_tasks("ladder", ["mqar"]))["mqar L256x32"]
+    task = dict(grid.data_tasks("ladder", ["mqar"]))["mqar L256x32"]
     assert (task.config.seq_len, task.config.n_pairs) == (256, 32)
     assert exit_code(["data", "prepare", "--profile", "ladders"]) == 2
 
@@ -172,7 +174,7 @@ def test_a_dial_runs_its_models_and_their_controls_at_each_step_with_settings(on
         assert c.model.get("mixing", True) is not c.variant.startswith("nomix")
         quick = C.resolve("mqar", c.model_name, None, "quick", c.seed)
         assert c.train == quick.train  # the quick recipe otherwise
-    assert C.control_of("ladder-pressure-K4") == "nomix-ladder-pressure-K4"
+    assert grid.control_of("ladder-pressure-K4") == "nomix-ladder-pressure-K4"
     with pytest.raises(C.ConfigError, match="unknown ladder rung 'pressure-K5' for mqar"):
         C.resolve("mqar", "s4", "ladder-pressure-K5")
 

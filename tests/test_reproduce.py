@@ -16,8 +16,7 @@ import pytest
 from browser import bad_responses, browse, outside_requests, serve
 
 from companion import book as book_mod
-from companion import claims
-from companion import config as C
+from companion import claims, grid
 from companion.config import book_runs
 from companion.reproduce import reproduce, reproduce_runs, section_notebooks
 from companion.runs import RunDir
@@ -52,7 +51,7 @@ def test_every_experiment_and_ablation_runs(smoke, smoke_runs):
     index = pd.read_csv(root / "smoke" / "index.csv", keep_default_na=False)
     assert len(index) == len(book_runs("smoke")) == len(outcomes)
     experiments = set(zip(index["task"], index["model"], index["variant"], strict=True))
-    assert experiments == {(t, m, v or "") for t, m, v in C.experiments()}
+    assert experiments == {(t, m, v or "") for t, m, v in grid.experiments()}
     assert {1919, 2222, 2929, 1717} <= set(index.query("task == 'mqar'")["seed"])
     assert lines[0].startswith(f"{len(outcomes)} runs at profile smoke")
 

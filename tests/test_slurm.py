@@ -17,7 +17,7 @@ import pytest
 from builders import exit_code
 from slurm_cluster import SlurmCluster
 
-from companion import cli
+from companion import cli, grid
 from companion.config import book_runs
 from companion.reproduce import reproduce_runs
 from companion.runs import RunDir
@@ -273,10 +273,9 @@ def test_the_ladder_runs_take_the_same_job_array(cluster, tmp_path, monkeypatch)
     that they take seconds) are submitted as they are locally and land with the quick runs."""
     import yaml
 
-    from companion import config as C
     from companion.tasks import get_task
 
-    spec = yaml.safe_load(C.BOOK_RUNS.read_text())
+    spec = yaml.safe_load(grid.BOOK_RUNS.read_text())
     tiny = {
         "data": {"max_depth": 2, "min_length": 1},
         "model": {"d_model": 8, "n_layers": 1, "state_dim": 4},
@@ -286,7 +285,7 @@ def test_the_ladder_runs_take_the_same_job_array(cluster, tmp_path, monkeypatch)
     spec["ladder"]["rungs"] = {"listops": {"depth2": tiny, "depth3": {}}}
     book = tmp_path / "book.yaml"
     book.write_text(yaml.safe_dump(spec))
-    monkeypatch.setattr(C, "BOOK_RUNS", book)
+    monkeypatch.setattr(grid, "BOOK_RUNS", book)
     get_task("listops", "quick", **tiny["data"]).prepare(log=quiet)  # the rung's data
     outcomes = reproduce_runs(
         "ladder", root=tmp_path / "runs", only="listops/lru/ladder-*", report=quiet, slurm=FAST

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from companion import config as C
+from companion import grid
 from companion.model import ModelConfig, build_model, describe
 
 ATTN = "LN → {m} → drop → + → LN → MLP(GELU) → +"
@@ -69,7 +70,7 @@ FACTS = {  # the tasks' inputs and heads at paper scale, small vocabularies to k
     "mqar": dict(vocab_size=64, head="token", max_len=64),
     "lm": dict(vocab_size=64, head="token", max_len=64),
 }
-MAIN = sorted((t, m) for t in C.tasks() for m in C.models(t))
+MAIN = sorted((t, m) for t in grid.tasks() for m in grid.models(t))
 
 
 def paper_model(task, model):
@@ -91,14 +92,14 @@ def test_the_table_covers_the_main_grid():
 @pytest.mark.parametrize(("task", "model"), MAIN, ids=[f"{t}-{m}" for t, m in MAIN])
 @pytest.mark.slow
 def test_structure_is_the_public_one_or_a_listed_departure(task, model):
-    structural = [d for d in C.departures(task, model) if d["part"] == "structure"]
+    structural = [d for d in grid.departures(task, model) if d["part"] == "structure"]
     same = describe(paper_model(task, model)) == PUBLIC[task, model]
     assert same != bool(structural), (describe(paper_model(task, model)), PUBLIC[task, model])
 
 
 @pytest.mark.parametrize(("task", "model"), MAIN, ids=[f"{t}-{m}" for t, m in MAIN])
 def test_every_departure_says_what_and_why(task, model):
-    for d in C.departures(task, model):
+    for d in grid.departures(task, model):
         assert set(d) == {"part", "what", "why"} and d["what"] and d["why"]
         assert d["part"] in ("structure", "model", "optimiser", "schedule", "data")
 

@@ -29,7 +29,8 @@ def snapshot(folder):
 @pytest.mark.parametrize("name", TASKS)
 def test_a_task_trained_in_epochs_at_paper_scale_knows_its_paper_training_size(name):
     """The throughput estimate counts an epoch run's steps without the paper's data."""
-    from companion.config import models, resolve
+    from companion.config import resolve
+    from companion.grid import models
 
     epochs = any(resolve(name, m, None, "paper").train.epochs for m in models(name))
     size = get_task(name, "paper").paper_train_examples

@@ -6,6 +6,7 @@ import math
 import pandas as pd
 import pytest
 
+from companion import cli
 from companion import config as C
 from companion import throughput as T
 from companion.config import book_runs
@@ -16,7 +17,7 @@ pytestmark = pytest.mark.slow  # end-to-end: the full suite only (make test)
 
 
 def test_total_steps_counts_as_training_does(tmp_path):
-    overrides = C.parse_set(["train.steps=null", "train.epochs=1.5"])
+    overrides = cli.parse_set(["train.steps=null", "train.epochs=1.5"])
     cfg = C.resolve("listops", "lru", None, "smoke", 1919, overrides)
     run(cfg, root=tmp_path, progress=False)
     assert (
@@ -46,7 +47,7 @@ def test_only_matrix_products_are_counted():
     (PyTorch's counter would count a depthwise weight gradient as a dense one)."""
     with_conv = C.resolve("mqar", "mamba2", None, "smoke", 1919)
     without = C.resolve(
-        "mqar", "mamba2", None, "smoke", 1919, C.parse_set(["model.mixer_options={conv: 0}"])
+        "mqar", "mamba2", None, "smoke", 1919, cli.parse_set(["model.mixer_options={conv: 0}"])
     )
     assert (
         with_conv.model["mixer_options"]["conv"] == 4

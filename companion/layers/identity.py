@@ -7,7 +7,7 @@ As a DSF system it is the memoryless one, with one channel per model dimension::
 Every step sees only its own input: whatever a network with this mixer learns, it learns
 without carrying anything across time (the learned positional embeddings of the attention
 models still tell it where it is). The book trains it as the ``nomix`` control of every
-experiment (``companion.config.CONTROL``); it is not one of the paper's mixers, so it is not in
+experiment (``companion.grid.CONTROL``); it is not one of the paper's mixers, so it is not in
 ``companion.layers.MIXERS``.
 """
 

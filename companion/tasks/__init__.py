@@ -19,9 +19,7 @@ from pathlib import Path
 
 from companion.schema import read_settings
 from companion.tasks.base import (
-    LADDER,
     PROFILES,
-    REPRODUCE_PROFILES,
     Task,
     check_profile,
     replace_config,
@@ -79,9 +77,7 @@ def get_task(name: str, profile: str = "quick", **options) -> Task:
 
 
 __all__ = [
-    "LADDER",
     "PROFILES",
-    "REPRODUCE_PROFILES",
     "SPLITS",
     "CONFIG_DIR",
     "REGISTRY",

@@ -34,11 +34,9 @@ import pyarrow as pa
 from companion.tasks import cache, trivial
 from companion.tasks.common import IGNORE_INDEX, SPLITS, DataError
 
+# the profiles a task has data settings for (configs/<task>/task.yaml); the scale ladder's
+# reproduction profile is companion.grid.LADDER
 PROFILES: tuple[str, ...] = ("smoke", "quick", "paper")
-# `make reproduce PROFILE=ladder`: the quick data and runs, and the harder rungs of the scale
-# ladder (companion.config.ladder_runs); a profile of reproductions, not of data
-LADDER = "ladder"
-REPRODUCE_PROFILES: tuple[str, ...] = (*PROFILES, LADDER)
 
 
 def silent(*args, **kwargs) -> None:

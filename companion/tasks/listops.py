@@ -23,9 +23,9 @@ as 3..12, ``[MIN`` ``[MAX`` ``[MED`` ``[SM`` ``X`` as 13..17. ``<eos>`` is appen
 paper's loader does) and sequences are cut to ``seq_len`` including it.
 
 The defaults of :class:`ListOpsConfig` (500..2000, depth 10, 10 args, 96k/2k/2k) generate
-LRA-like data; the paper profile (``configs/listops/task.yaml``) reads the released TSVs (``basic_{train,val,test}.tsv`` of ``listops-1000``) from
-``$COMPANION_LRA_RELEASE`` or ``<data root>/lra_release/listops-1000``; quick and smoke generate
-short trees for CPUs.
+LRA-like data; the paper profile (``configs/listops/task.yaml``) reads the released TSVs
+(``basic_{train,val,test}.tsv`` of ``listops-1000``) from ``$COMPANION_LRA_RELEASE`` or
+``<data root>/lra_release/listops-1000``; quick and smoke generate short trees for CPUs.
 """
 
 from __future__ import annotations
