@@ -46,7 +46,7 @@ from pathlib import Path
 
 import yaml
 
-from companion import claims, environment, evidence, plots, report, style
+from companion import claims, environment, evidence, plots, report, robustness, style
 from companion.io import atomic_path, atomic_write_text, git, writing
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -228,7 +228,7 @@ def write_findings_page(
     index = evidence.without_ladder(evidence.read_index(index_path))
     measures = evidence.measures(index)
     verdicts, _ = claims.evaluate(measures)
-    summary = claims.summary(measures)
+    summary = robustness.summary(measures)
     style.use_style()
     figure = plots.summary_heatmap(summary, f"profile {profile}, {len(index)} runs, exact analysis")
     with atomic_path(generated(book_dir, "summary")) as tmp:

@@ -16,9 +16,8 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
-from companion import evidence as ev
+from companion import statistics as st
 from companion.decision import (
-    MIN_LEARNED,
     NEAR1,
     SHARE,
     Claim,
@@ -28,19 +27,15 @@ from companion.decision import (
     accuracy_part,
     condition_name,
     corrected,
-    decide,
     join,
     main_conditions,
-    metric_words,
     part,
     pct,
     rank_part,
     top_models,
     verdict,
 )
-from companion.grid import CONTROL
 from companion.spectra import MAGNITUDE_BINS
-from companion.tasks import metric
 
 LRA = ("listops", "text", "image")
 SELECTIVE = ("mqar", "lm")
@@ -71,7 +66,7 @@ NO_DECAY = "nowd-lambda"
 
 
 def _tv_travelled(i: pd.Series, f: pd.Series) -> float:
-    return ev.tv(i[list(MAGNITUDE_BINS)], f[list(MAGNITUDE_BINS)])
+    return st.tv(i[list(MAGNITUDE_BINS)], f[list(MAGNITUDE_BINS)])
 
 
 def shape_kept(e: Conditions, task: str, model: str, claim_note: str = "") -> Part:
@@ -117,7 +112,7 @@ def shape_kept(e: Conditions, task: str, model: str, claim_note: str = "") -> Pa
 
 def _w1_note(e: Conditions, task, model, variant="") -> str:
     qi, qf = e.mean_quantiles(task, model, variant, "init"), e.mean_quantiles(task, model, variant)
-    return "" if qi is None or qf is None else f"W1 on log|λ| init → final {ev.w1(qi, qf):.3f}"
+    return "" if qi is None or qf is None else f"W1 on log|λ| init → final {st.w1(qi, qf):.3f}"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -270,7 +265,7 @@ def c4(e: Conditions, variant: str = "") -> Claim:
                     [m2, *lra],
                     lambda m2=m2: (
                         e.value(*m2, column=NEAR0)
-                        - ev.Estimate.average([e.value(*c, column=NEAR0) for c in lra])
+                        - st.Estimate.average([e.value(*c, column=NEAR0) for c in lra])
                     ),
                     0.0,
                     note=f"LRA reference: Mamba-2{_context(variant)} on "
@@ -352,7 +347,7 @@ def c6(e: Conditions, variant: str = "") -> Claim:
     )
 
 
-def _diff(e: Conditions, task, model, variant, base, column) -> ev.Estimate | None:
+def _diff(e: Conditions, task, model, variant, base, column) -> st.Estimate | None:
     a, b = e.value(task, model, base, column), e.value(task, model, variant, column)
     return None if a is None or b is None else b - a
 
@@ -396,7 +391,7 @@ def c7(e: Conditions) -> Claim:
     )
 
 
-def _neg(d: ev.Estimate | None) -> ev.Estimate | None:
+def _neg(d: st.Estimate | None) -> st.Estimate | None:
     return None if d is None else -d
 
 
@@ -481,7 +476,7 @@ def c9(e: Conditions) -> Claim:
     else:
         rows = pd.concat([e.rows(*c) for c in learned])
         dead = int(rows["dead_heads"].sum()) if "dead_heads" in rows else 0
-        rho, low, high = ev.rho_interval(rows["band_live"], rows["near0_live"], rows["variant"])
+        rho, low, high = st.rho_interval(rows["band_live"], rows["near0_live"], rows["variant"])
         interval = (low, high)
         note = f"{dead} dead head(s) excluded; {len(learned)} functions"
         if math.isnan(rho):
@@ -507,7 +502,7 @@ def c10(e: Conditions) -> Claim:
 
             def to_s4(cond, ref=ref):
                 bins = e.seed_bins(*cond)
-                return ev.estimate(pd.Series([ev.tv(x, ref) for x in bins]), None, None, SHARE)
+                return st.estimate(pd.Series([st.tv(x, ref) for x in bins]), None, None, SHARE)
 
             return to_s4(sel) - to_s4(lti)
 
@@ -516,8 +511,8 @@ def c10(e: Conditions) -> Claim:
         if all(b is not None for b in at_init):
             s40, lti0, sel0 = at_init
             note = (
-                f"at initialisation already: TV to S4 {ev.tv(lti0, s40):.2f} (pseudo-LTI) "
-                f"vs {ev.tv(sel0, s40):.2f} (selective)"
+                f"at initialisation already: TV to S4 {st.tv(lti0, s40):.2f} (pseudo-LTI) "
+                f"vs {st.tv(sel0, s40):.2f} (selective)"
             )
         parts.append(
             part(
@@ -563,7 +558,7 @@ def c11(e: Conditions) -> Claim:
                 f"{task}/{model} {shallow} vs {deep}: depth moves the spectrum",
                 "TV between depths − TV between seeds of one depth (jackknife over seeds)",
                 [a, b],
-                lambda a=a, b=b: ev.pair_contrast(e.seed_bins(*a), e.seed_bins(*b), ev.tv),
+                lambda a=a, b=b: st.pair_contrast(e.seed_bins(*a), e.seed_bins(*b), st.tv),
                 SAME_TV,
                 ">",
             )
@@ -645,200 +640,3 @@ def evaluate(
                     )
                 )
     return pd.DataFrame(verdicts), pd.DataFrame(parts)
-
-
-ZERO_SHIFT = 0.02  # a zero threshold is read again at ±this (two points of a share)
-
-
-def sensitivity(parts: pd.DataFrame, factors=(0.5, 2.0)) -> pd.DataFrame:
-    """Every part whose threshold is ours to choose (on a share, distance or accuracy; not
-    ranks, seed counts or ρ), read again at a lower and a higher threshold from its stored
-    effect and interval: no training, no new measures. A non-zero threshold is scaled by
-    ``factors``; a zero threshold (a sign: "more", "grows") is moved by ∓:data:`ZERO_SHIFT`.
-    Columns: ``claim, analysis, part, threshold, state``, the two thresholds tried
-    (``lower``, ``higher``) and the state at each."""
-    rows = parts[parts["scalable"].astype(bool)]
-    out = rows[["claim", "analysis", "part", "threshold", "state"]].copy()
-    thresholds = [
-        (-ZERO_SHIFT, ZERO_SHIFT) if t == 0 else (factors[0] * t, factors[1] * t)
-        for t in rows["threshold"].astype(float)
-    ]
-    for k, side in enumerate(("lower", "higher")):
-        out[side] = [t[k] for t in thresholds]
-        out[f"state at the {side}"] = [
-            r["state"]
-            if r["state"] in ("missing", "untestable")
-            else decide(
-                None if pd.isna(r["effect"]) else float(r["effect"]),
-                None if pd.isna(r["low"]) else (float(r["low"]), float(r["high"])),
-                t[k],
-                r["direction"],
-            )
-            for (_, r), t in zip(rows.iterrows(), thresholds, strict=True)
-        ]
-    return out.reset_index(drop=True)
-
-
-def edge_sensitivity(measures: pd.DataFrame, analysis: str = "exact") -> pd.DataFrame:
-    """Every claim's verdict with the bin edges (and the near-1 band's half-width) moved by
-    each of :data:`companion.evidence.SHIFTS` (measures recomputed from the same spectra, not
-    rescaled), beside the verdict as is, and how many of its parts change state. Columns:
-    ``claim``, one ``verdict at <shift>`` per shift and ``verdict``, ``parts that move``.
-    Empty when the measures carry no shifted columns."""
-    columns = [*MAGNITUDE_BINS, NEAR1]
-    if not all(ev.shifted(c, s) in measures for c in columns for s in ev.SHIFTS):
-        return pd.DataFrame()
-    base_v, base_p = evaluate(measures, (analysis,))
-    out = base_v[["claim"]].copy()
-    moved = pd.Series(0, index=base_p.index)
-    for shift in ev.SHIFTS:
-        m = measures.assign(**{c: measures[ev.shifted(c, shift)] for c in columns})
-        v, p = evaluate(m, (analysis,))
-        out[f"verdict at {shift:+g}"] = v["verdict"].to_numpy()
-        moved += (p["state"].to_numpy() != base_p["state"].to_numpy()).astype(int)
-    out["verdict"] = base_v["verdict"].to_numpy()
-    counts = (moved > 0).groupby(base_p["claim"]).sum()
-    out["parts that move"] = out["claim"].map(counts).fillna(0).astype(int)
-    return out[
-        [
-            "claim",
-            *(f"verdict at {s:+g}" for s in ev.SHIFTS[:1]),
-            "verdict",
-            *(f"verdict at {s:+g}" for s in ev.SHIFTS[1:]),
-            "parts that move",
-        ]
-    ]
-
-
-def gates(measures: pd.DataFrame, factors=(0.5, 1.0, 2.0)) -> pd.DataFrame:
-    """Per task, in words for the claims chapter: its strongest trivial predictor, the range of
-    its no-mixing controls (one per model), its strongest shallow predictor, the conditions
-    (task, model, variant; controls aside) and how many of them have at least
-    ``MIN_LEARNED`` seeds that used their state, with each seed's margin scaled by each of
-    ``factors`` (1: the gate the claims use), and how many also went beyond the shallow
-    predictor (at 1×)."""
-    m = ev.normalise(measures)
-    m = m[(m["analysis"] == m["analysis"].iloc[0]) & (m["stage"] == "final")] if len(m) else m
-    if len(m):
-        m = m[~m["variant"].str.startswith(CONTROL)]
-    rows = []
-    for task, group in m.groupby("task", sort=False):
-        first = group.iloc[0]
-        lower = metric(task).lower_is_better
-        score = group[metric(task).column()]
-        by = [group[c] for c in ev.CONDITION]
-        controls = group["control_value"].dropna() if "control_value" in group else []
-        row = {
-            "task": task,
-            "strongest trivial predictor": f"{first.get('trivial', '')} "
-            f"({metric_words(task, first.get('trivial_value', math.nan))})",
-            "without mixing": "—"
-            if not len(controls)
-            else f"{metric_words(task, controls.min())} to {metric_words(task, controls.max())}",
-            "strongest shallow predictor": f"{first.get('shallow', '')} "
-            f"({metric_words(task, first.get('shallow_value', math.nan))})",
-            "conditions": group.groupby(ev.CONDITION).ngroups,
-        }
-        for k in factors:
-            line = group["baseline_value"] + k * (group["gate_line"] - group["baseline_value"])
-            passed = (score <= line) if lower else (score >= line)
-            per = passed.groupby(by).sum()
-            row[f"used their state at {k:g}× margin"] = int((per >= MIN_LEARNED).sum())
-        both = group["learned"].astype(bool) & group.get("beyond_shallow", group["learned"])
-        row["beyond the shallow predictor"] = int((both.groupby(by).sum() >= MIN_LEARNED).sum())
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def summary(measures: pd.DataFrame, analysis: str = "exact") -> pd.DataFrame:
-    """Per condition (task, model, variant) after training: the number of seeds, of those that
-    used their state (``learned``) and of those beyond the shallow line (``beyond``), the mean
-    of its no-mixing control (``control``), the test accuracy's mean over every seed with its
-    95 % interval (within [0, 1]; seed noise pooled over the task), the test perplexity's
-    mean, and the mean
-    shares near 0 (``[0, 0.1]``), near 1 (the symmetric band) and of ``|λ| ≤ 0.5``; the numbers
-    behind the chapters' sentences and summary tables."""
-    e = Conditions(measures, analysis)
-    rows = []
-    for (task, model, variant), group in e.final.groupby(ev.CONDITION):
-        acc = ev.estimate(
-            group["test_accuracy"],
-            ev.pooled_sd(e.final[e.final["task"] == task], "test_accuracy"),
-            None,
-            SHARE,
-        )
-        interval = acc.interval() if acc is not None else None
-        rows.append(
-            dict(
-                task=task,
-                model=model,
-                variant=variant,
-                seeds=group["seed"].nunique(),
-                learned=int(group["learned"].astype(bool).sum()),
-                beyond=int(group.get("beyond_shallow", group["learned"]).astype(bool).sum()),
-                control=group["control_value"].mean() if "control_value" in group else np.nan,
-                accuracy=acc.mean if acc is not None else np.nan,
-                low=interval[0] if interval else np.nan,
-                high=interval[1] if interval else np.nan,
-                perplexity=group["test_perplexity"].mean()
-                if "test_perplexity" in group
-                else np.nan,
-                near0=group[NEAR0].mean(),
-                near1=group[NEAR1].mean(),
-                small=group[list(SMALL)].sum(axis=1).mean(),
-            )
-        )
-    return pd.DataFrame(rows)
-
-
-def untestable_tasks(summary_rows: pd.DataFrame) -> dict[str, str]:
-    """The tasks of the main grid on which no model can carry a part, with the reason in
-    words: none used its state, or none went beyond the strongest shallow predictor."""
-    main = summary_rows[summary_rows["variant"] == ""]
-    out = {}
-    for task, rows in main.groupby("task"):
-        if not (rows["learned"] >= MIN_LEARNED).any():
-            out[task] = (
-                f"no model has {MIN_LEARNED} seeds beyond its no-mixing control and the "
-                "strongest trivial predictor"
-            )
-        elif not ((rows["learned"] >= MIN_LEARNED) & (rows["beyond"] >= MIN_LEARNED)).any():
-            out[task] = (
-                f"no model has {MIN_LEARNED} seeds beyond the strongest shallow predictor: the "
-                "task instance makes no demand on the state at this scale"
-            )
-    return out
-
-
-def findings(
-    parts: pd.DataFrame, claim_ids: tuple[str, ...], tasks=None, analysis: str = "exact"
-) -> str:
-    """The parts of some claims in words, as a Markdown list: each part's effect with its 95 %
-    interval and what that means for the claim (the chapters end with it). ``tasks`` keeps
-    the parts about those tasks (a part's name starts with its task)."""
-    rows = parts[(parts["analysis"] == analysis) & parts["claim"].isin(claim_ids)]
-    if tasks is not None:
-        task_of = rows["part"].str.extract(r"^(\w+)", expand=False)
-        rows = rows[task_of.isin(tasks)]
-    lines = []
-    for _, p in rows.iterrows():
-        if p["state"] == "missing":
-            lines.append(f"- {p['part']} ({p['claim']}): no runs at this profile.")
-            continue
-        if p["state"] == "untestable":
-            lines.append(
-                f"- {p['part']} ({p['claim']}): **untestable at this scale**: {p['note']}."
-            )
-            continue
-        interval = "" if pd.isna(p["low"]) else f" [{p['low']:.2f}, {p['high']:.2f}]"
-        need = (
-            f"outside ±{p['threshold']:g}"
-            if p["direction"] == "≠"
-            else f"{p['direction']} {p['threshold']:g}"
-        )
-        settled = " (settled at initialisation)" if p.get("settled", False) else ""
-        lines.append(
-            f"- {p['part']} ({p['claim']}): {p['measure']} = {p['effect']:.2f}{interval}, "
-            f"needs {need}: **{p['state']}**{settled}."
-        )
-    return "\n".join(lines)

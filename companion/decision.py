@@ -37,7 +37,7 @@ Controls and corrections: :func:`companion.claims.evaluate` scores every spectra
 the spectra at initialisation; a part that holds or fails there already is marked *settled at
 initialisation*, and a settled failure cannot refute (it is untestable). Each decision's
 one-sided p-value is adjusted by Holm's method across the claim's parts (:func:`holm`,
-:func:`corrected`). :func:`companion.claims.sensitivity` reads every part at a lower and a
+:func:`corrected`). :func:`companion.robustness.sensitivity` reads every part at a lower and a
 higher threshold, and :func:`companion.claims.edge_sensitivity` every claim with the bin edges
 moved by ±0.02.
 """
@@ -53,6 +53,7 @@ import pandas as pd
 from scipy import stats
 
 from companion import evidence as ev
+from companion import statistics as st
 from companion.grid import CONTROL, control_of
 from companion.layers import mixer_key
 from companion.spectra import MAGNITUDE_BINS
@@ -85,7 +86,7 @@ class Part:
     ``threshold`` in ``direction`` (``>``, ``<``, or ``≠``: outside ±threshold), its 95 %
     interval and its state (decided from them unless given). ``reads``: what the effect is
     made of, ``spectra`` (final spectra), ``training`` (a change from initialisation),
-    ``accuracy`` or ``rank``; ``scalable``: whether :func:`companion.claims.sensitivity` may
+    ``accuracy`` or ``rank``; ``scalable``: whether :func:`companion.robustness.sensitivity` may
     scale the threshold."""
 
     name: str
@@ -98,7 +99,7 @@ class Part:
     state: str = ""
     reads: str = "spectra"
     scalable: bool = True
-    estimate: ev.Estimate | None = None  # what the effect and interval came from (Holm's p)
+    estimate: st.Estimate | None = None  # what the effect and interval came from (Holm's p)
 
     def __post_init__(self):
         if not self.state:
@@ -245,25 +246,25 @@ class Conditions:
                         vals.to_frame(column).assign(task=t, model=model, variant=variant)
                     )
             rows = pd.concat(frames) if frames else pd.DataFrame()
-            self._noise[key] = ev.pooled_sd(rows, column) if len(rows) else None
+            self._noise[key] = st.pooled_sd(rows, column, ev.CONDITION) if len(rows) else None
         return self._noise[key]
 
-    def value(self, task, model, variant="", column=NEAR1, stage="final") -> ev.Estimate | None:
+    def value(self, task, model, variant="", column=NEAR1, stage="final") -> st.Estimate | None:
         """A share (or the accuracy) of one condition: the mean over the seeds it is read from
         (:meth:`_seeds`), with a standard error from the task's pooled seed noise."""
         rows = self._seeds(task, model, variant, column, stage)
         if rows.empty or column not in rows:
             return None
         se = rows.get(f"{column}_se")
-        return ev.estimate(rows[column], self.noise(task, column, stage), se, SHARE)
+        return st.estimate(rows[column], self.noise(task, column, stage), se, SHARE)
 
-    def accuracy(self, task, model, variant="") -> ev.Estimate | None:
+    def accuracy(self, task, model, variant="") -> st.Estimate | None:
         """The test accuracy over every seed of a condition (not only those that passed)."""
         return self.value(task, model, variant, "test_accuracy")
 
     def share(
         self, task, model, columns, variant="", stage="final", minus=()
-    ) -> ev.Estimate | None:
+    ) -> st.Estimate | None:
         """The share of several bins together (less the share of the bins ``minus``), per
         seed that used its state, as one estimate (noise pooled over the task, like a single
         bin's; bounds [0, 1], or [-1, 1] with ``minus``)."""
@@ -275,7 +276,7 @@ class Conditions:
         est = self.value(task, model, variant, name, stage)
         if est is None or not minus:
             return est
-        return ev.Estimate(est.mean, est.se, est.df, est.n, (-1.0, 1.0))
+        return st.Estimate(est.mean, est.se, est.df, est.n, (-1.0, 1.0))
 
     def _per_seed_values(self, task, model, variant, fn) -> pd.Series | None:
         a, b = self.rows(task, model, variant, "init"), self.rows(task, model, variant)
@@ -293,7 +294,7 @@ class Conditions:
         variant,
         fn: Callable[[pd.Series, pd.Series], float],
         bounds: tuple[float, float] = (-1.0, 1.0),
-    ) -> ev.Estimate | None:
+    ) -> st.Estimate | None:
         """``fn(init row, final row)`` for each seed of a condition that used its state, as an
         estimate over the seeds (a quantity of one run, such as the distance its spectrum
         travelled), with the noise of ``fn`` pooled over the task's conditions and the
@@ -302,7 +303,7 @@ class Conditions:
         if vals is None:
             return None
         noise = self.noise(task, f"per seed: {fn.__name__}", fn=fn)
-        return ev.estimate(vals, noise, None, bounds)
+        return st.estimate(vals, noise, None, bounds)
 
     def models(self, task) -> list[str]:
         """The main-grid models with runs on ``task``."""
@@ -360,7 +361,7 @@ def part(
     name: str,
     measure: str,
     conditions: Sequence[Condition],
-    effect: Callable[[], ev.Estimate | None],
+    effect: Callable[[], st.Estimate | None],
     threshold: float,
     direction: str = ">",
     note: str = "",
@@ -468,7 +469,7 @@ def rank_part(
     among: Sequence[Condition],
     threshold: float,
     direction: str,
-    value: Callable[[Condition], ev.Estimate | None] | None = None,
+    value: Callable[[Condition], st.Estimate | None] | None = None,
 ) -> Part:
     """The rank interval of ``subject`` among ``among`` (itself included) against a rank
     ``threshold``. By accuracy (``value`` None): every condition is ranked by its accuracy
@@ -531,7 +532,7 @@ def most_accurate(measures: pd.DataFrame, task: str, analysis: str = "exact") ->
     return top_models(Conditions(measures, analysis), task)
 
 
-ALPHA = (1 - ev.CONFIDENCE) / 2  # one-sided level of each decision (a 95 % interval's side)
+ALPHA = (1 - st.CONFIDENCE) / 2  # one-sided level of each decision (a 95 % interval's side)
 
 
 def p_values(p: Part) -> tuple[float, float] | None:
@@ -558,20 +559,16 @@ def p_values(p: Part) -> tuple[float, float] | None:
 
 
 def holm(parts: list[Part]) -> list[float]:
-    """Holm's step-down adjustment across one claim's parts: per part, the adjusted p-value
-    of the decision it took (NaN for parts without one: ranks, seed counts, ρ, and parts not
-    decided). A decision whose adjusted p-value exceeds ``ALPHA`` is taken back to "within
-    noise", so that with ten parts one of them failing by chance does not refute the claim."""
+    """Holm's step-down adjustment across one claim's parts (:func:`companion.statistics.holm`):
+    per part, the adjusted p-value of the decision it took (NaN for parts without one: ranks,
+    seed counts, ρ, and parts not decided). A decision whose adjusted p-value exceeds ``ALPHA``
+    is taken back to "within noise", so that with ten parts one of them failing by chance does
+    not refute the claim."""
     raw = []
     for p in parts:
         pv = p_values(p) if p.state in ("holds", "fails") else None
         raw.append(math.nan if pv is None else pv[0] if p.state == "holds" else pv[1])
-    order = sorted((v, k) for k, v in enumerate(raw) if not math.isnan(v))
-    out, running = [math.nan] * len(parts), 0.0
-    for rank, (v, k) in enumerate(order):
-        running = max(running, min(1.0, (len(order) - rank) * v))
-        out[k] = running
-    return out
+    return st.holm(raw)
 
 
 def corrected(c: Claim, control: dict) -> list[dict]:

@@ -24,6 +24,7 @@ from scipy import stats
 
 from companion import evidence as ev
 from companion import grid
+from companion import statistics as st
 from companion import style as S
 from companion.tasks import preset
 
@@ -126,7 +127,7 @@ def trend(rows: pd.DataFrame, dial: str, share: str) -> pd.DataFrame:
             row |= dict(slope=0.0, low=0.0, high=0.0, constant=y[0])
         elif len(group) > 2 and np.ptp(x) > 0:
             fit = stats.linregress(x, y)
-            half = stats.t.ppf(0.5 + ev.CONFIDENCE / 2, len(group) - 2) * fit.stderr
+            half = stats.t.ppf(0.5 + st.CONFIDENCE / 2, len(group) - 2) * fit.stderr
             row |= dict(slope=fit.slope, low=fit.slope - half, high=fit.slope + half)
         out.append(row)
     columns = ["model", "runs", "learned", "slope", "low", "high", "constant"]

@@ -31,7 +31,7 @@ from matplotlib.ticker import FuncFormatter
 
 from companion import baselines
 from companion import style as S
-from companion.evidence import RUN_COLUMNS, rho_interval
+from companion.evidence import RUN_COLUMNS
 from companion.report import profile_of, task_baselines
 from companion.spectra import (
     FACTORS,
@@ -41,6 +41,7 @@ from companion.spectra import (
     PHASE_EDGES,
     bin_index,
 )
+from companion.statistics import rho_interval
 from companion.tasks import metric as task_metric
 
 # ----------------------------------------------------------------------------- labels, provenance
@@ -738,7 +739,7 @@ def correlation_plot(
 def summary_heatmap(summary: pd.DataFrame, caption: bool | str = True) -> Figure:
     """The book at a glance: for every task (rows) and model (columns) of the main grid, the
     share of ``|λ|`` near 0 (``[0, 0.1]``) and in the near-1 band, in percent, averaged over
-    seeds; ``summary``: :func:`companion.claims.summary` rows."""
+    seeds; ``summary``: :func:`companion.robustness.summary` rows."""
     rows = summary[summary["variant"] == ""]
     tasks = sorted(rows["task"].unique(), key=S.task_key)
     models = sorted(rows["model"].unique(), key=S.model_key)

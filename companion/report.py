@@ -16,14 +16,17 @@ Names, orders and labels come from :mod:`companion.style`; the baselines from
 from __future__ import annotations
 
 import datetime as dt
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from companion import baselines, claims, decision, grid
+from companion import baselines, decision, grid
 from companion import config as C
+from companion import evidence as ev
 from companion import style as S
+from companion.decision import MIN_LEARNED, metric_words
 from companion.evidence import run_gates
 from companion.grid import CONTROL, runs_profile
 from companion.model import describe as describe_model
@@ -221,7 +224,7 @@ def best_models(summary: pd.DataFrame, tasks, profile: str) -> str:
     shallow predictor, the highest mean with its 95 % interval (a description: the claims pick
     "the most accurate" by rank intervals, :func:`companion.decision.most_accurate`), where its
     |λ| sit, and which models put most of their mass near 1. ``summary``:
-    :func:`companion.claims.summary` rows."""
+    :func:`companion.robustness.summary` rows."""
     main = summary[summary["variant"] == ""]
     lines = []
     for task in tasks:
@@ -332,7 +335,7 @@ def findings_page(
     """The landing page's findings: the claims scoreboard under both analyses with a link to
     each claim, the summary figure, the most accurate models of each task, the downloads and
     the chapter map. ``verdicts``: :func:`companion.claims.evaluate`'s first table;
-    ``summary``: :func:`companion.claims.summary`; ``files``: the page's figure and downloads
+    ``summary``: :func:`companion.robustness.summary`; ``files``: the page's figure and downloads
     by role (``summary``, ``runs``, ``measures``: paths from the book's root)."""
     board = verdicts.pivot_table(
         index=["claim", "statement"], columns="analysis", values="verdict", aggfunc="first"
@@ -346,7 +349,7 @@ def findings_page(
         for task in S.TASK_ORDER
         if (top := decision.most_accurate(measures, task))
     ]
-    untestable = claims.untestable_tasks(summary)
+    untestable = untestable_tasks(summary)
     if untestable:
         untested = (
             "- Untestable at this profile: "
@@ -474,4 +477,97 @@ def appendix() -> str:
                 for m, v in ablations
             ]
         lines.append("")
+    return "\n".join(lines)
+
+
+def gates(measures: pd.DataFrame, factors=(0.5, 1.0, 2.0)) -> pd.DataFrame:
+    """Per task, in words for the claims chapter: its strongest trivial predictor, the range of
+    its no-mixing controls (one per model), its strongest shallow predictor, the conditions
+    (task, model, variant; controls aside) and how many of them have at least
+    ``MIN_LEARNED`` seeds that used their state, with each seed's margin scaled by each of
+    ``factors`` (1: the gate the claims use), and how many also went beyond the shallow
+    predictor (at 1×)."""
+    m = ev.normalise(measures)
+    m = m[(m["analysis"] == m["analysis"].iloc[0]) & (m["stage"] == "final")] if len(m) else m
+    if len(m):
+        m = m[~m["variant"].str.startswith(CONTROL)]
+    rows = []
+    for task, group in m.groupby("task", sort=False):
+        first = group.iloc[0]
+        lower = metric(task).lower_is_better
+        score = group[metric(task).column()]
+        by = [group[c] for c in ev.CONDITION]
+        controls = group["control_value"].dropna() if "control_value" in group else []
+        row = {
+            "task": task,
+            "strongest trivial predictor": f"{first.get('trivial', '')} "
+            f"({metric_words(task, first.get('trivial_value', math.nan))})",
+            "without mixing": "—"
+            if not len(controls)
+            else f"{metric_words(task, controls.min())} to {metric_words(task, controls.max())}",
+            "strongest shallow predictor": f"{first.get('shallow', '')} "
+            f"({metric_words(task, first.get('shallow_value', math.nan))})",
+            "conditions": group.groupby(ev.CONDITION).ngroups,
+        }
+        for k in factors:
+            line = group["baseline_value"] + k * (group["gate_line"] - group["baseline_value"])
+            passed = (score <= line) if lower else (score >= line)
+            per = passed.groupby(by).sum()
+            row[f"used their state at {k:g}× margin"] = int((per >= MIN_LEARNED).sum())
+        both = group["learned"].astype(bool) & group.get("beyond_shallow", group["learned"])
+        row["beyond the shallow predictor"] = int((both.groupby(by).sum() >= MIN_LEARNED).sum())
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def untestable_tasks(summary_rows: pd.DataFrame) -> dict[str, str]:
+    """The tasks of the main grid on which no model can carry a part, with the reason in
+    words: none used its state, or none went beyond the strongest shallow predictor."""
+    main = summary_rows[summary_rows["variant"] == ""]
+    out = {}
+    for task, rows in main.groupby("task"):
+        if not (rows["learned"] >= MIN_LEARNED).any():
+            out[task] = (
+                f"no model has {MIN_LEARNED} seeds beyond its no-mixing control and the "
+                "strongest trivial predictor"
+            )
+        elif not ((rows["learned"] >= MIN_LEARNED) & (rows["beyond"] >= MIN_LEARNED)).any():
+            out[task] = (
+                f"no model has {MIN_LEARNED} seeds beyond the strongest shallow predictor: the "
+                "task instance makes no demand on the state at this scale"
+            )
+    return out
+
+
+def findings(
+    parts: pd.DataFrame, claim_ids: tuple[str, ...], tasks=None, analysis: str = "exact"
+) -> str:
+    """The parts of some claims in words, as a Markdown list: each part's effect with its 95 %
+    interval and what that means for the claim (the chapters end with it). ``tasks`` keeps
+    the parts about those tasks (a part's name starts with its task)."""
+    rows = parts[(parts["analysis"] == analysis) & parts["claim"].isin(claim_ids)]
+    if tasks is not None:
+        task_of = rows["part"].str.extract(r"^(\w+)", expand=False)
+        rows = rows[task_of.isin(tasks)]
+    lines = []
+    for _, p in rows.iterrows():
+        if p["state"] == "missing":
+            lines.append(f"- {p['part']} ({p['claim']}): no runs at this profile.")
+            continue
+        if p["state"] == "untestable":
+            lines.append(
+                f"- {p['part']} ({p['claim']}): **untestable at this scale**: {p['note']}."
+            )
+            continue
+        interval = "" if pd.isna(p["low"]) else f" [{p['low']:.2f}, {p['high']:.2f}]"
+        need = (
+            f"outside ±{p['threshold']:g}"
+            if p["direction"] == "≠"
+            else f"{p['direction']} {p['threshold']:g}"
+        )
+        settled = " (settled at initialisation)" if p.get("settled", False) else ""
+        lines.append(
+            f"- {p['part']} ({p['claim']}): {p['measure']} = {p['effect']:.2f}{interval}, "
+            f"needs {need}: **{p['state']}**{settled}."
+        )
     return "\n".join(lines)

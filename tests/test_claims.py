@@ -10,8 +10,9 @@ import pytest
 from builders import cond, table
 from scipy import stats
 
-from companion import claims, decision
+from companion import claims, decision, report, robustness
 from companion import evidence as ev
+from companion import statistics as st
 from companion.spectra import MAGNITUDE_BINS
 
 
@@ -83,24 +84,24 @@ def test_intervals_are_students_t_on_the_pooled_seed_noise():
     rows = pd.DataFrame(
         {"task": "t", "model": ["a"] * 3 + ["b"] * 3, "variant": "", "x": [1, 2, 3, 2, 4, 6]}
     )
-    sd, df = ev.pooled_sd(rows, "x")
+    sd, df = st.pooled_sd(rows, "x", ev.CONDITION)
     assert df == 4 and sd == pytest.approx(math.sqrt((1 + 4) / 2))
-    est = ev.estimate(rows["x"][:3], (sd, df))
+    est = st.estimate(rows["x"][:3], (sd, df))
     low, high = est.interval()
     half = stats.t.ppf(0.975, 4) * sd / math.sqrt(3)
     assert (low, high) == pytest.approx((2 - half, 2 + half))
-    assert ev.estimate(pd.Series([0.5]), None).interval() is None  # one seed, no noise
-    assert ev.estimate(pd.Series([0.5]), None, pd.Series([0.1])).interval() == pytest.approx(
+    assert st.estimate(pd.Series([0.5]), None).interval() is None  # one seed, no noise
+    assert st.estimate(pd.Series([0.5]), None, pd.Series([0.1])).interval() == pytest.approx(
         (0.5 - 1.96 * 0.1, 0.5 + 1.96 * 0.1), rel=1e-3
     )
-    diff = ev.Estimate(1.0, 0.3, 10) - ev.Estimate(0.5, 0.4, 4)
+    diff = st.Estimate(1.0, 0.3, 10) - st.Estimate(0.5, 0.4, 4)
     assert diff.mean == 0.5 and diff.se == pytest.approx(0.5) and diff.df == 4
 
 
 def test_w1_and_tv():
     q = np.linspace(-1, 1, 101)
-    assert ev.w1(q, q + 0.5) == pytest.approx(0.5)
-    assert ev.tv([1, 0], [0.5, 0.5]) == 0.5
+    assert st.w1(q, q + 0.5) == pytest.approx(0.5)
+    assert st.tv([1, 0], [0.5, 0.5]) == 0.5
 
 
 # ---------------------------------------------------------------------------------------------
@@ -548,12 +549,12 @@ def test_the_depth_contrast_counts_seeds_not_pairs():
     rng = np.random.default_rng(0)
     a = [rng.dirichlet(np.ones(7)) for _ in range(3)]
     b = [rng.dirichlet(np.ones(7)) for _ in range(3)]
-    est = ev.pair_contrast(a, b, ev.tv)
-    between = [ev.tv(x, y) for x in a for y in b]
-    within = [ev.tv(x, y) for s in (a, b) for i, x in enumerate(s) for y in s[i + 1 :]]
+    est = st.pair_contrast(a, b, st.tv)
+    between = [st.tv(x, y) for x in a for y in b]
+    within = [st.tv(x, y) for s in (a, b) for i, x in enumerate(s) for y in s[i + 1 :]]
     assert est.mean == pytest.approx(np.mean(between) - np.mean(within))
     assert est.df == 2
-    naive = (ev.estimate(pd.Series(between), None) - ev.estimate(pd.Series(within), None)).se
+    naive = (st.estimate(pd.Series(between), None) - st.estimate(pd.Series(within), None)).se
     assert est.se > naive  # the pairs share seeds: they carry less than 15 samples' worth
 
 
@@ -566,19 +567,19 @@ def test_collapsed_conditions_do_not_shrink_the_pooled_noise():
             "x": [1, 2, 3, 5, 5, 5, 5, 5, 5],  # b and c collapsed to one constant output
         }
     )
-    sd, df = ev.pooled_sd(rows, "x")
+    sd, df = st.pooled_sd(rows, "x", ev.CONDITION)
     assert sd == pytest.approx(1.0) and df == 2
 
 
 def test_accuracy_intervals_stay_within_zero_and_one():
-    bimodal = ev.estimate(pd.Series([0.99, 0.99, 0.14]), None, None, decision.SHARE)
+    bimodal = st.estimate(pd.Series([0.99, 0.99, 0.14]), None, None, decision.SHARE)
     low, high = bimodal.interval()
     assert low == 0.0 and high == 1.0
     world = c5_world()
     world.loc[(world["model"] == "mamba2") & (world["task"] == "mqar"), "test_accuracy"] = world[
         "seed"
     ].map({1000: 0.99, 1001: 0.99, 1002: 0.14})
-    s = claims.summary(world)
+    s = robustness.summary(world)
     assert (s["low"] >= 0).all() and (s["high"] <= 1).all()
 
 
@@ -603,7 +604,7 @@ def test_a_spectral_part_decided_by_initialisation_alone_is_marked():
 @pytest.mark.slow
 def test_the_sensitivity_table_reads_each_threshold_at_half_and_twice():
     _, parts = claims.evaluate(c1_world(best_near1=0.8), analyses=("exact",))
-    table_ = claims.sensitivity(parts)
+    table_ = robustness.sensitivity(parts)
     assert not table_["part"].str.contains("below the middle|among the three").any()  # ranks
     row = table_[table_["part"].str.startswith("listops: the most accurate")].iloc[0]
     assert (row["lower"], row["higher"]) == (0.25, 1.0)
@@ -617,7 +618,7 @@ def test_the_sensitivity_table_reads_each_threshold_at_half_and_twice():
 def test_a_zero_threshold_is_read_again_two_points_either_side():
     # the share of small |λ| grew by 0.01: "grows" holds above 0, not above +0.02
     _, parts = claims.evaluate(c6_world(grown=0.01, jitter=0.001), analyses=("exact",))
-    table_ = claims.sensitivity(parts)
+    table_ = robustness.sensitivity(parts)
     row = table_[(table_["claim"] == "C6") & table_["part"].str.startswith("listops/lru")].iloc[0]
     assert (row["lower"], row["higher"]) == (-0.02, 0.02)
     assert row["state"] == "holds" and row["state at the higher"] == "fails"
@@ -628,7 +629,7 @@ def test_the_gate_table_counts_conditions_at_each_margin():
     near_line = (world["task"] == "listops") & (world["model"] == "s4")
     world.loc[near_line, "test_accuracy"] = 0.14  # the line is 0.13: the margin is 0.03
     world.loc[(world["task"] == "text") & (world["model"] == "linear"), "beyond_shallow"] = False
-    g = claims.gates(world).set_index("task")
+    g = report.gates(world).set_index("task")
     assert list(g.index) == ["listops", "text", "image", "mqar"]
     assert (g["conditions"] == 6).all()  # the no-mixing control is not a condition
     used = g.filter(like="used their state")
@@ -751,9 +752,9 @@ def test_a_part_that_already_fails_at_initialisation_cannot_refute():
 
 
 def test_holm_takes_back_a_weak_decision_among_many_parts():
-    strong = decision.Part("a", "m", 0.5, (0.4, 0.6), 0.0, estimate=ev.Estimate(0.5, 0.05, 10))
+    strong = decision.Part("a", "m", 0.5, (0.4, 0.6), 0.0, estimate=st.Estimate(0.5, 0.05, 10))
     weak = [
-        decision.Part(f"w{i}", "m", -0.1, (-0.19, -0.01), 0.0, estimate=ev.Estimate(-0.1, 0.04, 10))
+        decision.Part(f"w{i}", "m", -0.1, (-0.19, -0.01), 0.0, estimate=st.Estimate(-0.1, 0.04, 10))
         for i in range(4)
     ]
     assert weak[0].state == "fails"  # alone, at 95 %
@@ -768,7 +769,7 @@ def test_holm_takes_back_a_weak_decision_among_many_parts():
 @pytest.mark.slow
 def test_verdicts_are_read_again_with_the_bin_edges_moved():
     world = c1_world()
-    assert claims.edge_sensitivity(world).empty  # no shares counted at moved edges
+    assert robustness.edge_sensitivity(world).empty  # no shares counted at moved edges
     for shift in ev.SHIFTS:
         for column in [*MAGNITUDE_BINS, "band"]:
             world[ev.shifted(column, shift)] = world[column]
@@ -776,7 +777,7 @@ def test_verdicts_are_read_again_with_the_bin_edges_moved():
     best = world["model"] == "mamba2"
     world.loc[best & (world["stage"] == "final"), ev.shifted("band", -0.02)] = 0.3
     world.loc[best & (world["stage"] == "init"), ev.shifted("band", -0.02)] = 0.9
-    table = claims.edge_sensitivity(world).set_index("claim")
+    table = robustness.edge_sensitivity(world).set_index("claim")
     assert list(table.columns) == [
         "verdict at -0.02",
         "verdict",

@@ -14,6 +14,7 @@ from matplotlib.container import BarContainer
 
 from companion import evidence as E
 from companion import plots as P
+from companion import statistics as st
 from companion import style as S
 from companion.layers.base import Transition
 from companion.runs import RunDir, spectra_record
@@ -348,7 +349,7 @@ def test_correlation_plot(run_index):
     df = pd.concat([df, df.assign(mass=df.mass + 0.1, test_accuracy=df.test_accuracy + 0.1)])
     fig = P.correlation_plot(df, "mass", "test_accuracy", n_boot=200)
     (ax,) = fig.axes
-    rho = E.spearman(df["mass"], df["test_accuracy"])[0]
+    rho = st.spearman(df["mass"], df["test_accuracy"])[0]
     assert f"ρ = {rho:.2f}" in ax.get_title()
     points = {to_hex(c.get_facecolor()[0]) for c in ax.collections}
     assert points == {S.MODEL_COLORS["softmax"].lower(), S.MODEL_COLORS["s4d"].lower()}
@@ -360,21 +361,21 @@ def test_correlation_plot(run_index):
 def test_spearman_matches_a_hand_computed_example():
     # ranks of y: 1, 2, 3.5, 5, 3.5; centred: x -2 -1 0 1 2, y -2 -1 .5 2 .5
     # ρ = Σ dx·dy / √(Σdx² Σdy²) = 8 / √(10 · 9.5)
-    assert E.spearman([1, 2, 3, 4, 5], [5, 6, 7, 8, 7])[0] == pytest.approx(8 / np.sqrt(95))
-    assert E.spearman([1, 2, 3], [3, 2, 1])[0] == pytest.approx(-1.0)
-    assert E.spearman([1, 2, 3], [4, 4, 4]) is None
+    assert st.spearman([1, 2, 3, 4, 5], [5, 6, 7, 8, 7])[0] == pytest.approx(8 / np.sqrt(95))
+    assert st.spearman([1, 2, 3], [3, 2, 1])[0] == pytest.approx(-1.0)
+    assert st.spearman([1, 2, 3], [4, 4, 4]) is None
 
 
 def test_bootstrap_interval_contains_the_estimate():
     rng = np.random.default_rng(0)
     x = rng.normal(size=40)
     y = x + rng.normal(scale=1.0, size=40)
-    rho, lo, hi = E.rho_interval(x, y, n_resamples=500, seed=1)
+    rho, lo, hi = st.rho_interval(x, y, n_resamples=500, seed=1)
     assert lo < rho < hi and 0 < lo and hi < 1
-    assert E.rho_interval(x, y, n_resamples=500, seed=1) == (rho, lo, hi)  # seeded
-    assert E.rho_interval(x, np.exp(x), n_resamples=50)[1:] == pytest.approx((1.0, 1.0))
+    assert st.rho_interval(x, y, n_resamples=500, seed=1) == (rho, lo, hi)  # seeded
+    assert st.rho_interval(x, np.exp(x), n_resamples=50)[1:] == pytest.approx((1.0, 1.0))
     seeds = np.repeat(np.arange(8), 5)  # 8 clusters of 5 runs: a wider interval
-    _, c_lo, c_hi = E.rho_interval(x, y, seeds, n_resamples=500, seed=1)
+    _, c_lo, c_hi = st.rho_interval(x, y, seeds, n_resamples=500, seed=1)
     assert c_lo < rho < c_hi and (c_lo, c_hi) != (lo, hi)
 
 

@@ -16,7 +16,7 @@ import pytest
 from browser import bad_responses, browse, outside_requests, serve
 
 from companion import book as book_mod
-from companion import claims, grid
+from companion import claims, grid, report, robustness
 from companion.config import book_runs
 from companion.reproduce import reproduce, reproduce_runs, section_notebooks
 from companion.runs import RunDir
@@ -100,7 +100,7 @@ def test_no_smoke_model_learns_so_no_claim_is_decided(smoke):
     assert not set(verdicts["verdict"]) & {"holds", "does not hold"}, verdicts.to_string()
     assert "untestable at this scale" in set(verdicts["verdict"])
     assert "untestable" in set(parts["state"])
-    assert set(claims.untestable_tasks(claims.summary(measures))) == set(TASKS)
+    assert set(report.untestable_tasks(robustness.summary(measures))) == set(TASKS)
 
 
 def test_nbval_reruns_the_executed_notebooks(smoke):
