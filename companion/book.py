@@ -46,7 +46,8 @@ from pathlib import Path
 
 import yaml
 
-from companion import claims, environment, evidence, plots, report, robustness, style
+from companion import environment, evidence, plots, report, style
+from companion.chapter import Chapter
 from companion.io import atomic_path, atomic_write_text, git, writing
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -226,9 +227,8 @@ def write_findings_page(
         atomic_write_text(dest, NO_FINDINGS + "\n" + chapters)
         return dest
     index = evidence.without_ladder(evidence.read_index(index_path))
-    measures = evidence.measures(index)
-    verdicts, _ = claims.evaluate(measures)
-    summary = robustness.summary(measures)
+    chapter = Chapter(index, profile, Path(runs_root) / profile)  # the chapters' numbers
+    measures, verdicts, summary = chapter.measures, chapter.verdicts, chapter.summary
     style.use_style()
     figure = plots.summary_heatmap(summary, f"profile {profile}, {len(index)} runs, exact analysis")
     with atomic_path(generated(book_dir, "summary")) as tmp:

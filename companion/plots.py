@@ -22,7 +22,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 import torch
-from IPython.display import display
+from IPython.display import Markdown, display
 from matplotlib.colors import ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
@@ -86,6 +86,16 @@ def show(fig: Figure) -> None:
     heading would come first and every figure after them."""
     display(fig)
     plt.close(fig)
+
+
+def per_task(table: pd.DataFrame, tasks, figure) -> None:
+    """For each of ``tasks`` with rows in ``table``, in that order: the task's name as a
+    heading, then ``figure(rows)`` (a chapter's one figure per task)."""
+    for task in tasks:
+        rows = table[table["task"] == task]
+        if not rows.empty:
+            display(Markdown(f"### {S.TASK_NAMES[task]}"))
+            show(figure(rows))
 
 
 def add_provenance(fig: Figure, text: str, fontsize: float = 6.5) -> Figure:

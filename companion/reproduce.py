@@ -22,16 +22,19 @@ call with nothing changed trains nothing, executes nothing and does not rebuild 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import tempfile
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor, as_completed
+from dataclasses import dataclass, field
 from pathlib import Path
 
+import yaml
+
 from companion import book as book_mod
+from companion.chapter import PACKAGE, code_digest, digest, precompute
 from companion.config import book_runs
 from companion.executors import default_workers, is_current, run_local, skipped, usable_cores
 from companion.grid import runs_profile
@@ -41,10 +44,8 @@ from companion.slurm import SlurmOptions, run_slurm
 
 ROOT = Path(__file__).resolve().parents[1]
 NOTEBOOKS = ROOT / "notebooks"
-# what a notebook's output depends on besides the runs: every module and configuration file of
-# the package (notebooks import and execute the layers, the model, the configs, the plots...)
-NOTEBOOK_DEPENDENCIES = ("**/*.py", "configs/**/*.yaml")
-PACKAGE = Path(__file__).parent
+TASK_CHAPTER = NOTEBOOKS / "task_chapter.ipynb"  # run once per entry of TASK_CHAPTERS
+TASK_CHAPTERS = NOTEBOOKS / "task_chapters.yaml"
 
 
 def failed_file(profile: str, root: str | Path) -> Path:
@@ -132,31 +133,61 @@ def reproduce_runs(
 EXAMPLE_RUN = {"task": "mqar", "model": "mamba2"}
 
 
-def section_notebooks() -> list[Path]:
-    """The notebooks of the book: the numbered sections, then the single-run example."""
-    return [*sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")), NOTEBOOKS / "run.ipynb"]
+@dataclass(frozen=True)
+class Section:
+    """One chapter of the book: the notebook ``source`` executed with ``parameters`` (besides
+    the profile and the runs) into ``name``; ``intro``, when given, replaces its first cell (a
+    task chapter's title and introduction)."""
+
+    name: str
+    source: Path
+    parameters: dict = field(default_factory=dict)
+    intro: str = ""
+
+    @property
+    def stem(self) -> str:
+        return Path(self.name).stem
+
+    def text(self) -> bytes:
+        """Everything of the section that its executed copy depends on, besides the runs."""
+        extra = json.dumps({"parameters": self.parameters, "intro": self.intro}, sort_keys=True)
+        return self.source.read_bytes() + extra.encode()
+
+    def notebook(self, folder: Path) -> Path:
+        """The notebook to execute: ``source``, or a copy in ``folder`` that opens with
+        ``intro``."""
+        if not self.intro:
+            return self.source
+        nb = json.loads(self.source.read_text())
+        nb["cells"][0]["source"] = self.intro.splitlines(keepends=True)
+        path = folder / f"source-{self.name}"
+        path.write_text(json.dumps(nb, indent=1, ensure_ascii=False) + "\n")
+        return path
 
 
-def _digest(*parts: bytes) -> str:
-    h = hashlib.sha256()
-    for part in parts:
-        h.update(hashlib.sha256(part).digest())
-    return h.hexdigest()[:16]
+def section_notebooks() -> list[Section]:
+    """The chapters of the book, in its order: the numbered notebooks and the task chapters
+    (:data:`TASK_CHAPTER` once per entry of :data:`TASK_CHAPTERS`), then the single-run
+    example."""
+    numbered = [Section(nb.name, nb) for nb in NOTEBOOKS.glob("[0-9][0-9]_*.ipynb")]
+    tasks = [
+        Section(
+            f"{name}.ipynb",
+            TASK_CHAPTER,
+            {k: spec[k] for k in ("tasks", "claim_ids")},
+            spec["intro"],
+        )
+        for name, spec in yaml.safe_load(TASK_CHAPTERS.read_text()).items()
+    ]
+    run = Section("run.ipynb", NOTEBOOKS / "run.ipynb", EXAMPLE_RUN)
+    return [*sorted(numbered + tasks, key=lambda section: section.name), run]
 
 
 def notebook_inputs_digest(index: Path, profile: str, package: Path = PACKAGE) -> str:
     """What every section notebook's output depends on besides its own source: the runs index,
     the profile, and every module and configuration file of ``package``. A notebook is executed
     again when this or its source changes."""
-    return _digest(
-        index.read_bytes(),
-        profile.encode(),
-        *(
-            f.read_bytes()
-            for pattern in NOTEBOOK_DEPENDENCIES
-            for f in sorted(package.glob(pattern))
-        ),
-    )
+    return digest(index.read_bytes(), profile.encode(), code_digest(package).encode())
 
 
 @contextlib.contextmanager
@@ -227,17 +258,17 @@ def execute_sections(
     cache = json.loads(cache_file.read_text()) if cache_file.exists() else {}
     todo = {}
     for nb in section_notebooks():
-        key = _digest(base.encode(), nb.read_bytes())
+        key = digest(base.encode(), nb.text())
         if cache.get(nb.name) != key or not (Path(book_dir) / "notebooks" / nb.name).exists():
-            todo[nb] = key
+            todo[nb.name] = (nb, key)
 
-    def execute(nb: Path) -> Path:
-        out = Path(tempfile.mkdtemp()) / nb.name
-        extra = EXAMPLE_RUN if nb.name == "run.ipynb" else {}
-        parameters = {"profile": profile, "runs_root": str(runs.parent), **extra}
+    def execute(nb: Section) -> Path:
+        folder = Path(tempfile.mkdtemp())
+        out = folder / nb.name
+        parameters = {"profile": profile, "runs_root": str(runs.parent), **nb.parameters}
         with writing(out, book_dir):  # the executed copy, then the book's
             try:
-                execute_notebook(nb, out, parameters)
+                execute_notebook(nb.notebook(folder), out, parameters)
             except papermill.PapermillExecutionError as e:
                 raise RuntimeError(
                     f"notebook {nb.name} failed in cell {e.exec_count}: {e.ename}: {e.evalue}; "
@@ -245,19 +276,25 @@ def execute_sections(
                 ) from None
         return out
 
+    if todo:  # the measures and verdicts every chapter reads, computed once for all of them
+        start = time.perf_counter()
+        precompute(runs.parent, profile)
+        report(
+            f"measures and verdicts: ready for the chapters in {time.perf_counter() - start:.0f} s"
+        )
     at_once = max(1, min(workers, len(todo)))
     # each kernel's torch takes its share of the cores (OMP_NUM_THREADS, read at its start)
     threads = str(max(1, usable_cores() // at_once))
     with kernel_threads(threads), ThreadPoolExecutor(at_once) as pool:
-        futures = {pool.submit(execute, nb): nb for nb in todo}
+        futures = {pool.submit(execute, nb): name for name, (nb, _) in todo.items()}
         for future in as_completed(futures):
-            nb = futures[future]
+            name = futures[future]
             book_mod.install_notebooks([future.result()], book_dir)
-            cache[nb.name] = todo[nb]
+            cache[name] = todo[name][1]
             atomic_write_text(cache_file, json.dumps(cache, indent=1, sort_keys=True))
-            report(f"notebook {nb.name}: executed")
+            report(f"notebook {name}: executed")
     report(f"notebooks: {len(todo)} executed, {len(section_notebooks()) - len(todo)} up to date")
-    return [nb.name for nb in todo]
+    return list(todo)
 
 
 def reproduce(

@@ -16,7 +16,8 @@ import pytest
 from browser import bad_responses, browse, outside_requests, serve
 
 from companion import book as book_mod
-from companion import claims, grid, report, robustness
+from companion import claims, evidence, grid, report, robustness
+from companion.chapter import Chapter, open_chapter
 from companion.config import book_runs
 from companion.reproduce import reproduce, reproduce_runs, section_notebooks
 from companion.runs import RunDir
@@ -85,7 +86,7 @@ def test_the_book_is_built_from_the_executed_notebooks(smoke):
     assert Path(summary["book"]) == html / "index.html"
     for nb in section_notebooks():
         assert (book / "notebooks" / nb.name).exists()
-        assert (html / "notebooks" / nb.with_suffix(".html").name).exists()
+        assert (html / "notebooks" / f"{nb.stem}.html").exists()
     assert "`smoke`" in book_mod.generated(book, "profile").read_text()
     claims = (html / "notebooks" / "07_claims.html").read_text()
     assert all(f"C{i}" in claims for i in range(1, 12))
@@ -101,6 +102,28 @@ def test_no_smoke_model_learns_so_no_claim_is_decided(smoke):
     assert "untestable at this scale" in set(verdicts["verdict"])
     assert "untestable" in set(parts["state"])
     assert set(report.untestable_tasks(robustness.summary(measures))) == set(TASKS)
+
+
+def test_the_chapters_read_the_measures_and_verdicts_computed_once(smoke):
+    """reproduce stored the chapters' tables under the key of the index and the code; a chapter
+    reads them back as computed, and computes them anew (never reads) when its index differs or
+    a stored file is not what its manifest says."""
+    root, _, _, lines = smoke
+    assert any(line.startswith("measures and verdicts: ready for the chapters") for line in lines)
+    chapter = open_chapter(root, "smoke", announce=False)
+    stored = root / "smoke" / "_generated" / f"{chapter.key}.json"
+    assert stored.is_file()
+    fresh = evidence.measures(chapter.index)
+    verdicts, parts = claims.evaluate(fresh)
+    assert chapter.measures.equals(fresh) and chapter.verdicts.equals(verdicts)
+    assert chapter.parts.equals(parts)
+    fewer = Chapter(chapter.index.iloc[1:], "smoke", root / "smoke")
+    assert fewer.key != chapter.key and len(fewer.measures) < len(fresh)
+    damaged = root / "smoke" / "_generated" / f"measures-{chapter.key}.parquet"
+    damaged.write_bytes(damaged.read_bytes()[:-10])
+    again = Chapter(chapter.index, "smoke", root / "smoke")
+    assert again._read() is None and again.measures.equals(fresh)
+    assert again._read() is not None  # stored afresh
 
 
 def test_nbval_reruns_the_executed_notebooks(smoke):
