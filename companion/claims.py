@@ -16,6 +16,7 @@ from collections.abc import Callable
 import numpy as np
 import pandas as pd
 
+from companion import evidence as ev
 from companion import statistics as st
 from companion.decision import (
     NEAR1,
@@ -124,7 +125,7 @@ def c1(e: Conditions) -> Claim:
     for task in LRA:
         top = top_models(e, task)
         name = f"{task}: the most accurate models have most of their |λ| near 1"
-        measure = "share in 0.90 ≤ |λ| ≤ 1.11 (the lowest of the most accurate models)"
+        measure = f"share in {ev.BAND_TEXT} (the lowest of the most accurate models)"
         if not e.models(task):
             parts.append(
                 Part(name, measure, None, None, MAJORITY, ">", f"no runs of {task}", "missing")
@@ -370,7 +371,7 @@ def c7(e: Conditions) -> Claim:
             part(
                 e,
                 f"image/{model}: the gate moves mass towards 1",
-                "share in 0.90 ≤ |λ| ≤ 1.11: with gate − without",
+                f"share in {ev.BAND_TEXT}: with gate − without",
                 conds,
                 lambda model=model, base=base: _diff(e, "image", model, "gate", base, NEAR1),
                 0.0,
@@ -422,7 +423,7 @@ def c8(e: Conditions) -> Claim:
             part(
                 e,
                 f"image/{model}: the convolution takes mass away from 1",
-                "share in 0.90 ≤ |λ| ≤ 1.11: without conv − with conv",
+                f"share in {ev.BAND_TEXT}: without conv − with conv",
                 [("image", model, base), ("image", model, conv)],
                 lambda model=model, base=base, conv=conv: _neg(
                     _diff(e, "image", model, conv, base, NEAR1)

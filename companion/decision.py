@@ -59,7 +59,7 @@ from companion.layers import mixer_key
 from companion.spectra import MAGNITUDE_BINS
 from companion.tasks import metric
 
-NEAR1 = "band"  # |log|λ|| ≤ 0.105, symmetric around 1 (attention's Λ straddles 1)
+NEAR1 = "band"  # |log|λ|| ≤ evidence.BAND, symmetric around 1 (attention's Λ straddles 1)
 CEILING = 0.99  # accuracies at or above it leave no room for a difference
 MIN_LEARNED = 2  # seeds of a condition that must have learned its task
 STATES = ("holds", "fails", "within noise", "untestable", "missing")

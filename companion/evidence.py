@@ -53,6 +53,8 @@ from companion.tasks import PROFILES, metric
 KEYS = ["task", "model", "variant", "seed"]
 CONDITION = ["task", "model", "variant"]
 BAND = 0.105  # |log|λ|| ≤ BAND: the symmetric near-1 band
+BAND_LIMITS = (math.exp(-BAND), math.exp(BAND))  # in |λ|: 0.90 and 1.11
+BAND_TEXT = f"{BAND_LIMITS[0]:.2f} ≤ |λ| ≤ {BAND_LIMITS[1]:.2f}"
 
 
 def _step_records(run_path: Path) -> dict[str, dict]:

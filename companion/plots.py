@@ -31,7 +31,7 @@ from matplotlib.ticker import FuncFormatter
 
 from companion import baselines
 from companion import style as S
-from companion.evidence import RUN_COLUMNS
+from companion.evidence import BAND_LIMITS, RUN_COLUMNS
 from companion.report import profile_of, task_baselines
 from companion.spectra import (
     FACTORS,
@@ -754,9 +754,10 @@ def summary_heatmap(summary: pd.DataFrame, caption: bool | str = True) -> Figure
     tasks = sorted(rows["task"].unique(), key=S.task_key)
     models = sorted(rows["model"].unique(), key=S.model_key)
     fig, axes = _panels(2, ncols=2, height=0.45 * len(tasks) + 1.0)
+    low, high = BAND_LIMITS
     for ax, column, title, cmap in (
         (axes[0], "near0", "share near 0, [0, 0.1] (%)", "Blues"),
-        (axes[1], "near1", "share near 1, 0.90–1.11 (%)", "Blues"),
+        (axes[1], "near1", f"share near 1, {low:.2f}–{high:.2f} (%)", "Blues"),
     ):
         grid = rows.pivot_table(index="task", columns="model", values=column).reindex(
             index=tasks, columns=models

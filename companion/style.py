@@ -7,7 +7,8 @@ name and one colour wherever it appears:
   colour-blind-safe colour (:data:`MODEL_COLORS`) and display name (:data:`MODEL_NAMES`) its
   class declares (``color``, ``label``); a run of an ablation is labelled
   ``"<model> · <variant>"`` (:func:`run_label`);
-* tasks in the order of :data:`companion.tasks.TASKS`, with a name and a scatter marker;
+* tasks in the order of :data:`companion.tasks.TASKS`, with the name and scatter marker each
+  task class declares (``label``, ``marker``);
 * the 7 magnitude bins of ``spectra.MAGNITUDE_BINS`` in two ColorBrewer sequential ramps that
   meet at ``|λ| = 1``: blues that darken as memory lengthens, from pale ``[0,0.1]`` (forgets) to
   the darkest ``(0.9,1]`` (remembers), then orange to dark red for the bins that amplify
@@ -25,6 +26,7 @@ import pandas as pd
 from companion.decision import VERDICTS
 from companion.layers import MIXERS, REGISTRY, mixer_key
 from companion.spectra import MAGNITUDE_BINS, PHASE_BINS
+from companion.tasks import REGISTRY as TASK_REGISTRY
 from companion.tasks import TASKS
 
 PAGE_WIDTH = 7.0  # inches: the text width of a book page
@@ -33,14 +35,8 @@ model_key = mixer_key  # sort key of the book's model order
 MODEL_NAMES = {name: cls.label for name, cls in REGISTRY.items() if name in MIXERS}
 MODEL_COLORS = {name: cls.color for name, cls in REGISTRY.items() if name in MIXERS}
 TASK_ORDER: tuple[str, ...] = TASKS
-TASK_NAMES = {
-    "listops": "ListOps",
-    "text": "Text",
-    "image": "Image",
-    "mqar": "MQAR",
-    "lm": "Language model",
-}
-TASK_MARKERS = {"listops": "o", "text": "s", "image": "D", "mqar": "^", "lm": "v"}
+TASK_NAMES = {name: cls.label for name, cls in TASK_REGISTRY.items()}
+TASK_MARKERS = {name: cls.marker for name, cls in TASK_REGISTRY.items()}
 BINS = {"magnitude": MAGNITUDE_BINS, "phase": PHASE_BINS}
 MAGNITUDE_COLORS = (
     "#c6dbef",  # forgets: pale, mid and deep blue of ColorBrewer's Blues, evenly spaced in

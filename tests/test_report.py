@@ -109,3 +109,22 @@ def test_a_generated_task_is_described_from_its_data_not_its_settings():
     assert f"with {deepest}" in text and "operator levels" in text
     assert R.stand_in("mqar", "smoke").startswith("vocabulary ")
     assert "{" not in R.profile("quick").what
+
+
+def test_the_decision_rule_states_the_numbers_the_code_applies(monkeypatch):
+    from companion import claims, decision
+
+    text = R.decision_rule()
+    assert "by at\nleast 3 points and 2 binomial standard errors" in text
+    assert "perplexity at most 0.9 ×" in text and "at least two of its seeds" in text
+    assert (
+        "at least 10 % of the\neigenvalues in $[0, 0.1]$ and more there than in $(0.1, 0.5]$"
+        in text
+    )
+    assert "accuracy ceiling (99 %)" in text and "exceeds 0.025 goes" in text
+    monkeypatch.setattr(B, "MARGIN", 0.05)
+    monkeypatch.setattr(decision, "MIN_LEARNED", 3)
+    monkeypatch.setattr(claims, "PEAK_MASS", 0.2)
+    text = R.decision_rule()
+    assert "least 5 points" in text and "at least three of its seeds" in text
+    assert "at least 20 % of the" in text

@@ -149,6 +149,9 @@ class Task:
     """
 
     name: ClassVar[str] = ""
+    #: its name and scatter marker in the book's figures (companion.style)
+    label: ClassVar[str] = ""
+    marker: ClassVar[str] = "o"
     kind: str = "classification"
     metric: str = "accuracy"
     n_classes: int | None = None

@@ -94,6 +94,7 @@ def _table(images: np.ndarray, labels: np.ndarray) -> pa.Table:
 
 class Image(Task):
     name = "image"
+    label, marker = "Image", "D"
     Config = ImageConfig
     kind = "classification"
     metric = "accuracy"

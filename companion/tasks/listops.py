@@ -313,6 +313,7 @@ def release_paths(folder: Path) -> dict[str, Path]:
 
 class ListOps(Task):
     name = "listops"
+    label, marker = "ListOps", "o"
     Config = ListOpsConfig
     kind = "classification"
     metric = "accuracy"

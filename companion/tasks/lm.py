@@ -98,6 +98,7 @@ def _blocks_table(inputs: np.ndarray, labels: np.ndarray) -> pa.Table:
 
 class LM(Task):
     name = "lm"
+    label, marker = "Language model", "v"
     Config = LMConfig
     kind = "lm"
     metric = "perplexity"

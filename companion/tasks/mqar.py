@@ -145,6 +145,7 @@ def _table(inputs: np.ndarray, labels: np.ndarray) -> pa.Table:
 
 class MQAR(Task):
     name = "mqar"
+    label, marker = "MQAR", "^"
     Config = MQARConfig
     kind = "per_token"
     metric = "accuracy"  # over query positions (labels != -100)

@@ -73,6 +73,7 @@ def _cap(rows: list, n: int) -> list:
 
 class Text(Task):
     name = "text"
+    label, marker = "Text", "s"
     Config = TextConfig
     kind = "classification"
     metric = "accuracy"
