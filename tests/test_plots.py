@@ -18,7 +18,7 @@ from companion import statistics as st
 from companion import style as S
 from companion.layers.base import Transition
 from companion.runs import RunDir, spectra_record
-from companion.spectra import MAGNITUDE_BINS, LayerSpectrum
+from companion.spectra import MAGNITUDE_BINS, MAGNITUDE_EDGES, LayerSpectrum
 from companion.train import record_spectra
 
 RUNS = [  # (mixer, model, variant)
@@ -216,7 +216,7 @@ def test_a_long_caption_grows_the_figure_and_leaves_the_panels_their_height():
     them instead of squeezing its panels."""
 
     def panel_height(caption: str | None) -> tuple[float, float]:
-        fig, (ax,) = P._panels(1, height=2.2)
+        fig, (ax,) = P.common._panels(1, height=2.2)
         ax.plot([0, 1], [0, 1])
         if caption is not None:
             P.add_provenance(fig, caption)
@@ -312,11 +312,11 @@ def test_load_histories_and_learning_curves_in_model_colours(run_index):
         "S4D": S.MODEL_COLORS["s4d"].lower(),
         # the task's strongest trivial predictor (a guess among the 4 values) and strongest
         # shallow predictor in grey
-        P.REFERENCE_LABELS["trivial"]: to_hex("0.45"),
-        P.REFERENCE_LABELS["shallow"]: to_hex("0.45"),
+        P.results.REFERENCE_LABELS["trivial"]: to_hex("0.45"),
+        P.results.REFERENCE_LABELS["shallow"]: to_hex("0.45"),
     }
     (guess,) = [
-        line for line in ax.get_lines() if line.get_label() == P.REFERENCE_LABELS["trivial"]
+        line for line in ax.get_lines() if line.get_label() == P.results.REFERENCE_LABELS["trivial"]
     ]
     assert guess.get_ydata()[0] == pytest.approx(0.25)
 
@@ -330,7 +330,7 @@ def test_magnitude_distribution_from_a_run_folder(run_index):
     curves = [line for line in ax.get_lines() if line.get_label() == "Softmax attn."]
     assert len(curves) == 1 and to_hex(curves[0].get_color()) == S.MODEL_COLORS["softmax"].lower()
     edges = [line.get_xdata()[0] for line in ax.get_lines() if line.get_linestyle() == "--"]
-    assert edges == list(P.MAGNITUDE_EDGES)
+    assert edges == list(MAGNITUDE_EDGES)
     assert ax.get_xscale() == "log"
 
 
