@@ -43,7 +43,7 @@ from pathlib import Path
 from companion.io import atomic_write_text
 from companion.tasks import Task, get_task
 from companion.tasks.base import silent
-from companion.tasks.common import DataError
+from companion.tasks.common import DataError, Metric
 
 FILE = "baselines.json"
 VERSION = 2  # of the predictors: a table stored by another version is computed again
@@ -67,7 +67,7 @@ class Baseline:
 def _margin(metric: str, value: float, n: int) -> tuple[float, str]:
     """How far beyond ``value`` (an accuracy on ``n`` test predictions, or a perplexity) a
     score must be to count as clearly beyond it: the line, and the margin in words."""
-    if metric == "perplexity":
+    if Metric(metric).lower_is_better:
         return PPL_FACTOR * value, f"{PPL_FACTOR:g} × its perplexity"
     se = math.sqrt(value * (1 - value) / max(n, 1))
     margin = max(MARGIN, SE_MARGIN * se)
@@ -101,7 +101,7 @@ class Gate:
     def _beyond(self, score, line) -> bool:
         if score is None or not math.isfinite(score) or not math.isfinite(line):
             return False
-        return score >= line if self.metric == "accuracy" else score <= line
+        return Metric(self.metric).reaches(score, line)
 
     def passes(self, score: float) -> bool:
         """The seed used its state (see the class docstring)."""
@@ -119,7 +119,7 @@ def strongest(table: list[Baseline], kind: str) -> Baseline | None:
     found = [b for b in table if b.kind == kind]
     if not found:
         return None
-    sign = 1 if found[0].metric == "perplexity" else -1
+    sign = 1 if Metric(found[0].metric).lower_is_better else -1
     return min(found, key=lambda b: sign * b.value)
 
 
@@ -131,7 +131,7 @@ def gate(table: list[Baseline], control: float | None = None) -> Gate:
     no-mixing ``control`` (None: the task's gate before any control ran, as ``companion data
     info`` prints it; NaN: the control has no runs, so nothing passes)."""
     best = strongest(table, "trivial")
-    lower = best.metric == "perplexity"
+    lower = Metric(best.metric).lower_is_better
     name, value = best.name, best.value
     if (
         control is not None
@@ -215,9 +215,10 @@ def for_task(name: str, profile: str, **options) -> tuple[list[Baseline], Gate]:
 
 def describe(table: list[Baseline], g: Gate) -> str:
     """One line per baseline and two for the gate's lines, for ``companion data info``."""
-    unit = (lambda v: f"{v:.2f}") if g.metric == "perplexity" else (lambda v: f"{100 * v:.1f} %")
+    lower = Metric(g.metric).lower_is_better
+    unit = (lambda v: f"{v:.2f}") if lower else (lambda v: f"{100 * v:.1f} %")
     lines = [f"  {b.kind:7s} {b.name}: {unit(b.value)}" for b in table]
-    word = "at most" if g.metric == "perplexity" else "at least"
+    word = "at most" if lower else "at least"
     lines.append(
         f"  gate    used its state = {word} {unit(g.line)} ({g.baseline} {g.margin}), and "
         f"beyond {CONTROL_NAME} (its own runs)"

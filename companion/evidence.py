@@ -48,7 +48,7 @@ from companion.spectra import (
     membership,
 )
 from companion.statistics import LEVELS
-from companion.tasks import PROFILES, metric
+from companion.tasks import PROFILES, Metric, metric
 
 KEYS = ["task", "model", "variant", "seed"]
 CONDITION = ["task", "model", "variant"]
@@ -171,7 +171,7 @@ def learned_columns(run: pd.Series, gate: baselines.Gate) -> dict:
     state) and ``beyond_shallow``."""
     accuracy = float(run.get("test_accuracy", np.nan))
     perplexity = float(run.get("test_perplexity", np.nan))
-    score = perplexity if gate.metric == "perplexity" else accuracy
+    score = perplexity if Metric(gate.metric).lower_is_better else accuracy
     return {
         "test_accuracy": accuracy,
         "test_perplexity": perplexity,

@@ -26,7 +26,7 @@ from companion.config import RunConfig, model_config, task_of
 from companion.io import atomic_write_text
 from companion.model import build_model, model_inputs, param_groups
 from companion.runs import RunDir, RunFolderError, spectra_record
-from companion.tasks.common import IGNORE_INDEX
+from companion.tasks.common import IGNORE_INDEX, Metric
 
 
 class TrainingError(RuntimeError):
@@ -169,7 +169,7 @@ def evaluate(model, task, split, batch_size, limit, device, autocast) -> dict:
         total_loss += loss.item() * n
         correct, count = correct + c, count + n
     mean = total_loss / max(count, 1)
-    if task.metric == "perplexity":
+    if Metric(task.metric).lower_is_better:
         return {f"{split}_loss": mean, f"{split}_perplexity": math.exp(min(mean, 700.0))}
     return {f"{split}_loss": mean, f"{split}_accuracy": correct / max(count, 1)}
 

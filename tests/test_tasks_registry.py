@@ -225,3 +225,13 @@ def test_cli_errors_are_one_line_exit_2(tmp_path, monkeypatch, capsys):
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and err.startswith("companion: error:") and "hub" in err
     assert snapshot(tmp_path) == []
+
+
+def test_a_metric_knows_which_side_is_better():
+    from companion.tasks import Metric
+
+    accuracy, perplexity = Metric("accuracy"), Metric("perplexity")
+    assert accuracy.reaches(0.5, 0.5) and accuracy.reaches(0.6, 0.5)
+    assert not accuracy.reaches(0.4, 0.5)
+    assert perplexity.reaches(9.0, 10.0) and not perplexity.reaches(11.0, 10.0)
+    assert (accuracy.column(), perplexity.column("val")) == ("test_accuracy", "val_perplexity")

@@ -42,6 +42,10 @@ class Metric:
     def lower_is_better(self) -> bool:
         return self.name == "perplexity"
 
+    def reaches(self, score: float, line: float) -> bool:
+        """Whether ``score`` is at ``line`` or beyond it on the better side."""
+        return score <= line if self.lower_is_better else score >= line
+
     def column(self, split: str = "test") -> str:
         return f"{split}_{self.name}"
 
