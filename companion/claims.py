@@ -128,7 +128,17 @@ def c1(e: Conditions) -> Claim:
         measure = f"share in {ev.BAND_TEXT} (the lowest of the most accurate models)"
         if not e.models(task):
             parts.append(
-                Part(name, measure, None, None, MAJORITY, ">", f"no runs of {task}", "missing")
+                Part(
+                    name,
+                    measure,
+                    None,
+                    None,
+                    MAJORITY,
+                    ">",
+                    f"no runs of {task}",
+                    "missing",
+                    task=task,
+                )
             )
         elif not top:
             parts.append(
@@ -141,6 +151,7 @@ def c1(e: Conditions) -> Claim:
                     ">",
                     "no model learned the task",
                     "untestable",
+                    task=task,
                 )
             )
         else:
@@ -282,7 +293,7 @@ def c4(e: Conditions, variant: str = "") -> Claim:
             why = f"Mamba-2{_context(variant)} " + (
                 "has no LRA runs" if state == "missing" else "learned none of the LRA tasks"
             )
-            parts.append(Part(name, measure, None, None, 0.0, ">", why, state))
+            parts.append(Part(name, measure, None, None, 0.0, ">", why, state, task=task))
     return Claim(
         "C4" + _context(variant),
         "On selective tasks the spectra peak near 0, most clearly for Mamba-2.",
@@ -402,13 +413,25 @@ def solves(e: Conditions, name: str, cond: Condition) -> Part:
     measure = f"share of seeds at or above {pct(SOLVED)}"
     state, why = e.gate([cond])
     if state:
-        return Part(name, measure, None, None, 1.0, ">", why, state, "accuracy", False)
+        return Part(
+            name, measure, None, None, 1.0, ">", why, state, "accuracy", False, task=cond[0]
+        )
     accs = e.all_rows(*cond)["test_accuracy"]
     share = float((accs >= SOLVED).mean())
     word = "holds" if share == 1 else "fails" if share == 0 else "within noise"
     note = f"seeds: {', '.join(pct(a) for a in accs)}"
     return Part(
-        name, measure, share, (share, share), 1.0, ">", join(note, why), word, "accuracy", False
+        name,
+        measure,
+        share,
+        (share, share),
+        1.0,
+        ">",
+        join(note, why),
+        word,
+        "accuracy",
+        False,
+        task=cond[0],
     )
 
 
@@ -484,7 +507,7 @@ def c9(e: Conditions) -> Claim:
             rho, interval = None, None
             note, state = "ρ is undefined (a share is constant)", "within noise"
     parts.append(
-        Part(name, measure, rho, interval, 0.0, "<", note, state, "spectra", scalable=False)
+        Part(name, measure, rho, interval, 0.0, "<", note, state, "spectra", False, task="image")
     )
     return Claim(
         "C9",
@@ -591,8 +614,8 @@ def evaluate(
     measures: pd.DataFrame, analyses=("exact", "published")
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Every claim under each analysis: a verdict table (``claim, statement, analysis, verdict,
-    deciding part``) and a parts table (``claim, analysis, part, measure, effect, low, high,
-    threshold, direction, state, note, reads, scalable, init_state, settled, p_holm``).
+    deciding part``) and a parts table (``claim, analysis, part, task, measure, effect, low,
+    high, threshold, direction, state, note, reads, scalable, init_state, settled, p_holm``).
 
     Two corrections come before the verdict. ``init_state`` is the state of a spectral part on
     the spectra at initialisation (the control; empty for other parts); ``settled``:
@@ -627,6 +650,7 @@ def evaluate(
                         claim=c.claim,
                         analysis=analysis,
                         part=p.name,
+                        task=p.task,
                         measure=p.measure,
                         effect=p.effect,
                         low=low,

@@ -87,7 +87,8 @@ class Part:
     interval and its state (decided from them unless given). ``reads``: what the effect is
     made of, ``spectra`` (final spectra), ``training`` (a change from initialisation),
     ``accuracy`` or ``rank``; ``scalable``: whether :func:`companion.robustness.sensitivity` may
-    scale the threshold."""
+    scale the threshold; ``task``: the task the part is about (the task of the condition it
+    reads first), so that a chapter or a ladder rung picks its parts without reading names."""
 
     name: str
     measure: str
@@ -100,6 +101,7 @@ class Part:
     reads: str = "spectra"
     scalable: bool = True
     estimate: st.Estimate | None = None  # what the effect and interval came from (Holm's p)
+    task: str = ""
 
     def __post_init__(self):
         if not self.state:
@@ -369,12 +371,15 @@ def part(
 ) -> Part:
     """A part resting on ``conditions``: missing or untestable by their gate (see
     :meth:`Conditions.gate`), else the ``effect`` estimate against ``threshold``."""
+    task = conditions[0][0]
     state, why = e.gate(conditions)
     if state:
-        return Part(name, measure, None, None, threshold, direction, why, state, reads)
+        return Part(name, measure, None, None, threshold, direction, why, state, reads, task=task)
     est = effect()
     if est is None:
-        return Part(name, measure, None, None, threshold, direction, note, "missing", reads)
+        return Part(
+            name, measure, None, None, threshold, direction, note, "missing", reads, task=task
+        )
     return Part(
         name,
         measure,
@@ -385,6 +390,7 @@ def part(
         join(note, why),
         reads=reads,
         estimate=est,
+        task=task,
     )
 
 
@@ -414,7 +420,9 @@ def accuracy_part(
                 f"every seed of both sides is at the ceiling ({pct(CEILING)})",
             )
     if state:
-        return Part(name, measure, None, None, threshold, direction, why, state, "accuracy")
+        return Part(
+            name, measure, None, None, threshold, direction, why, state, "accuracy", task=a[0]
+        )
     d = e.accuracy(*b) - e.accuracy(*a)
     return Part(
         name,
@@ -426,6 +434,7 @@ def accuracy_part(
         why,
         reads="accuracy",
         estimate=d,
+        task=a[0],
     )
 
 
@@ -484,7 +493,17 @@ def rank_part(
     missing = [why for state, why in states.values() if state == "missing"]
     if missing:
         return Part(
-            name, measure, None, None, threshold, direction, missing[0], "missing", "rank", False
+            name,
+            measure,
+            None,
+            None,
+            threshold,
+            direction,
+            missing[0],
+            "missing",
+            "rank",
+            False,
+            task=subject[0],
         )
     learned = [c for c, (state, _) in states.items() if not state]
     why = ""
@@ -496,7 +515,17 @@ def rank_part(
         why = "no other model of the comparison passed its gate"
     if why:
         return Part(
-            name, measure, None, None, threshold, direction, why, "untestable", "rank", False
+            name,
+            measure,
+            None,
+            None,
+            threshold,
+            direction,
+            why,
+            "untestable",
+            "rank",
+            False,
+            task=subject[0],
         )
     table = ranks(e, among, value, gated=not by_accuracy)
     r = table[subject]
@@ -511,6 +540,7 @@ def rank_part(
         f"rank intervals: {note}",
         reads="rank",
         scalable=False,
+        task=subject[0],
     )
 
 

@@ -143,12 +143,6 @@ COMPETENCE = [
 ]
 
 
-def reads(part_name: str, task: str) -> bool:
-    """Whether a claim's part (by its name, ``"<task>: ..."`` or ``"<task>/<model>: ..."``) is
-    about ``task``."""
-    return part_name.startswith((f"{task}:", f"{task}/"))
-
-
 def verdicts(measures: pd.DataFrame, analysis: str = "exact") -> pd.DataFrame:
     """The verdict of every claim of :data:`CLAIMS` at every rung of the tasks it has parts
     on: one row per task, rung and claim with ``verdict``, the ``deciding`` part (see
@@ -158,7 +152,7 @@ def verdicts(measures: pd.DataFrame, analysis: str = "exact") -> pd.DataFrame:
     for task in tasks():
         for step, rung in enumerate(rungs(task)):
             table, parts = claims.evaluate(at_rung(measures, task, rung), (analysis,))
-            parts = parts[[reads(p, task) for p in parts["part"]]]
+            parts = parts[parts["task"] == task]
             for r in table[table["claim"].isin(CLAIMS)].itertuples():
                 states = parts.loc[parts["claim"] == r.claim, "state"]
                 if states.empty:

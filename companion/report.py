@@ -545,11 +545,10 @@ def findings(
 ) -> str:
     """The parts of some claims in words, as a Markdown list: each part's effect with its 95 %
     interval and what that means for the claim (the chapters end with it). ``tasks`` keeps
-    the parts about those tasks (a part's name starts with its task)."""
+    the parts about those tasks."""
     rows = parts[(parts["analysis"] == analysis) & parts["claim"].isin(claim_ids)]
     if tasks is not None:
-        task_of = rows["part"].str.extract(r"^(\w+)", expand=False)
-        rows = rows[task_of.isin(tasks)]
+        rows = rows[rows["task"].isin(tasks)]
     lines = []
     for _, p in rows.iterrows():
         if p["state"] == "missing":

@@ -14,6 +14,7 @@ from companion import claims, decision, report, robustness
 from companion import evidence as ev
 from companion import statistics as st
 from companion.spectra import MAGNITUDE_BINS
+from companion.tasks import TASKS
 
 
 def check(claim, measures: pd.DataFrame, expected: str, deciding: str = ""):
@@ -787,3 +788,16 @@ def test_verdicts_are_read_again_with_the_bin_edges_moved():
     assert table.loc["C1", "verdict"] == "holds" == table.loc["C1", "verdict at +0.02"]
     assert table.loc["C1", "verdict at -0.02"] == "does not hold"
     assert table.loc["C1", "parts that move"] == 3 and table.loc["C2", "parts that move"] == 0
+
+
+WORLDS = [c1_world, c2_world, c3_world, c4_world, c5_world, c6_world, c7_world, c8_world]
+
+
+@pytest.mark.parametrize("world", [*WORLDS, c9_world, c10_world])
+def test_every_part_carries_the_task_it_is_about(world):
+    """A part's task is the task of the condition it reads first: the task its name opens
+    with, so that a chapter or a ladder rung picks its parts without reading names."""
+    measures = world()
+    _, parts = claims.evaluate(measures, analyses=("exact",))
+    opening = parts["part"].str.extract(r"^([a-z]+)[:/]", expand=False)
+    assert parts["task"].isin(TASKS).all() and (parts["task"] == opening).all()
