@@ -126,34 +126,13 @@ def c1(e: Conditions) -> Claim:
         top = top_models(e, task)
         name = f"{task}: the most accurate models have most of their |λ| near 1"
         measure = f"share in {ev.BAND_TEXT} (the lowest of the most accurate models)"
-        if not e.models(task):
-            parts.append(
-                Part(
-                    name,
-                    measure,
-                    None,
-                    None,
-                    MAJORITY,
-                    ">",
-                    f"no runs of {task}",
-                    "missing",
-                    task=task,
-                )
+        if not top:
+            state, why = (
+                ("untestable", "no model learned the task")
+                if e.models(task)
+                else ("missing", f"no runs of {task}")
             )
-        elif not top:
-            parts.append(
-                Part(
-                    name,
-                    measure,
-                    None,
-                    None,
-                    MAJORITY,
-                    ">",
-                    "no model learned the task",
-                    "untestable",
-                    task=task,
-                )
-            )
+            parts.append(Part(name, measure, None, None, MAJORITY, ">", why, state, task=task))
         else:
             parts.append(
                 part(

@@ -491,29 +491,15 @@ def rank_part(
     value = value or (lambda c: e.accuracy(*c))
     states = {c: e.gate([c]) for c in among}
     missing = [why for state, why in states.values() if state == "missing"]
-    if missing:
-        return Part(
-            name,
-            measure,
-            None,
-            None,
-            threshold,
-            direction,
-            missing[0],
-            "missing",
-            "rank",
-            False,
-            task=subject[0],
-        )
     learned = [c for c, (state, _) in states.items() if not state]
-    why = ""
-    if not learned:
+    state, why = ("missing", missing[0]) if missing else ("untestable", "")
+    if not missing and not learned:
         why = f"no model of the comparison can carry it ({states[subject][1]})"
-    elif not by_accuracy and subject not in learned:
+    elif not missing and not by_accuracy and subject not in learned:
         why = states[subject][1]
-    elif not by_accuracy and len(learned) < 2:
+    elif not missing and not by_accuracy and len(learned) < 2:
         why = "no other model of the comparison passed its gate"
-    if why:
+    if missing or why:
         return Part(
             name,
             measure,
@@ -522,7 +508,7 @@ def rank_part(
             threshold,
             direction,
             why,
-            "untestable",
+            state,
             "rank",
             False,
             task=subject[0],
