@@ -39,7 +39,7 @@ ALLOWED_LOCAL = {
     # the names and colours of the book are read by pages and tables without a figure
     ("companion.style", "seaborn"): "naming a model needs no plotting library",
     ("companion.style", "matplotlib_inline.*"): "naming a model needs no plotting library",
-    ("companion.report", "docutils.nodes"): "an optional dependency (the book extra)",
+    ("companion.report.pages", "docutils.nodes"): "an optional dependency (the book extra)",
     # a copy of companion.throughput times older revisions of the package, which lack it
     ("companion.throughput", "companion.report"): "older revisions have no companion.report",
     # companion.tasks is what `companion data prepare/info` and `--help` (the task and profile

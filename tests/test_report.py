@@ -22,7 +22,7 @@ def test_accuracy_table_pivots_tasks_by_model(monkeypatch):
     ]
     lm = [B.Baseline("bigram", "trivial", "perplexity", 14.0, 1000)]
     refs = {"image": (image, B.gate(image)), "lm": (lm, B.gate(lm))}
-    monkeypatch.setattr(R, "task_baselines", lambda task, profile: refs.get(task))
+    monkeypatch.setattr(R.tables, "task_baselines", lambda task, profile: refs.get(task))
     monkeypatch.setattr(evidence.baselines, "for_task", lambda task, profile, **_: refs[task])
 
     def run(model, variant, task, seed, **metric):
