@@ -132,7 +132,7 @@ def loss_and_counts(model, batch: dict, device) -> tuple[torch.Tensor, float, in
 def optimizer_for(model, tc) -> torch.optim.AdamW:
     """AdamW on the public code's parameter groups (:func:`companion.model.param_groups`) with
     the settings ``tc``, fused: one kernel updates every parameter (the same update as
-    PyTorch's per-parameter loop to float rounding; 4× faster on the CPU for these models)."""
+    PyTorch's per-parameter loop to float rounding; faster on the CPU, README *Speed*)."""
     groups = param_groups(model, tc.lr, tc.weight_decay, tc.ssm_lr, tc.decay_transition)
     return torch.optim.AdamW(groups, lr=tc.lr, betas=tc.betas, fused=True)
 
