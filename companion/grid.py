@@ -108,6 +108,11 @@ def _ladder() -> dict:
     return yaml.safe_load(BOOK_RUNS.read_text())["ladder"]
 
 
+def ladder_seeds() -> list[int]:
+    """The seeds every experiment of the scale ladder runs with (``configs/book.yaml``)."""
+    return list(_ladder()["seeds"])
+
+
 def ladder_rungs(task: str) -> dict[str, dict]:
     """The scale ladder's rungs of ``task`` (``configs/book.yaml``), easiest first: name ->
     settings merged over the quick run's (``{}``: the quick run itself); ``{}`` for a task
@@ -190,7 +195,7 @@ def plan(profile: str, only: str | None = None, broken: list[str] | None = None)
         more = [
             (*experiment, "quick", seed)
             for experiment, have in seeds.items()
-            for seed in _ladder()["seeds"]
+            for seed in ladder_seeds()
             if seed not in have
         ]
         return quick + more + ladder_plan(only)

@@ -128,3 +128,14 @@ def test_the_decision_rule_states_the_numbers_the_code_applies(monkeypatch):
     text = R.decision_rule()
     assert "least 5 points" in text and "at least three of its seeds" in text
     assert "at least 20 % of the" in text
+
+
+def test_the_profiles_state_the_sizes_and_seeds_of_the_configuration_files(monkeypatch):
+    from companion import grid
+
+    quick, smoke = R.profile("quick"), R.profile("smoke")
+    assert "models of two layers and width 64" in quick.what and "14×14" in quick.what
+    assert "vocabulary 8,192, length 512 and 64 pairs" in quick.what
+    assert "two seeds each" in quick.evidence and "width 16" in smoke.what
+    monkeypatch.setattr(grid, "ladder_seeds", lambda: [1, 2, 3, 4])
+    assert "four seeds each" in R.profile("ladder").evidence

@@ -5,17 +5,20 @@ run that made the numbers, its findings, and the tasks untestable at its scale.
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from companion import decision
+from companion import config as C
+from companion import decision, grid
 from companion import style as S
 from companion.decision import MIN_LEARNED
 from companion.grid import runs_profile
 from companion.report.tables import cell
-from companion.tasks import DataError, get_task
+from companion.report.words import NUMBER_WORDS
+from companion.tasks import DataError, get_task, preset
 from companion.tasks.listops import nesting_depths
 
 
@@ -30,33 +33,34 @@ class Profile:
 
 PROFILES = {
     "smoke": Profile(
-        "the **smoke** profile: a few hundred examples per task, short sequences, models of two "
-        "layers and width 16 trained for a handful of steps. It checks that every part of the "
+        "the **smoke** profile: a few hundred examples per task, short sequences, models of "
+        "{smoke_models} trained for a handful of steps. It checks that every part of the "
         "pipeline runs; its numbers say nothing about the paper's claims.",
         "machinery only: smoke runs are too short for any model to learn its task",
     ),
     "quick": Profile(
         "the **quick** profile, which runs on two CPU cores: real offline data (Rotten-Tomatoes "
-        "sentences as bytes instead of IMDb, 5,000 MNIST digits at 14×14 instead of CIFAR-10, "
+        "sentences as bytes instead of IMDb, 5,000 MNIST digits at {quick_image} instead of "
+        "CIFAR-10, "
         "Wikipedia articles as bytes instead of WikiText-103 with GPT-2 BPE), generated ListOps "
         "({listops}) instead of up to 2,000 tokens and 10 levels, MQAR ({mqar}) instead of "
-        "vocabulary 8,192, length 512 and 64 pairs, and models of two layers and width 64 "
-        "instead of the public configurations. Spectral shapes can be compared with the "
-        "paper's; accuracies cannot.",
-        "small-scale evidence: short runs of small models, two seeds each",
+        "{paper_mqar}, and models of {quick_models} instead of the public configurations. "
+        "Spectral shapes can be compared with the paper's; accuracies cannot.",
+        "small-scale evidence: short runs of small models, {quick_seeds} seeds each",
     ),
     "ladder": Profile(
-        "the **quick** profile's runs at three seeds each and the **scale ladder**'s: the "
-        "main models, three seeds each, also on MQAR at length 128 with 16 pairs and at 256 "
-        "with 32, and on ListOps at nesting depth 2 and 4 and with every tree nested exactly 4 "
-        "operators deep (see the scale ladder chapter). Every chapter but that one reads the "
-        "quick experiments, at their three seeds.",
-        "the quick models on harder MQAR and ListOps rungs, three seeds each",
+        "the **quick** profile's runs at {ladder_seeds} seeds each and the **scale ladder**'s: "
+        "the main models, {ladder_seeds} seeds each, also on MQAR at length 128 with 16 pairs "
+        "and at 256 with 32, and on ListOps at nesting depth 2 and 4 and with every tree "
+        "nested exactly 4 operators deep (see the scale ladder chapter). Every chapter but "
+        "that one reads the "
+        "quick experiments, at their {ladder_seeds} seeds.",
+        "the quick models on harder MQAR and ListOps rungs, {ladder_seeds} seeds each",
     ),
     "paper": Profile(
         "the **paper** profile: the public configurations' hyperparameters and the paper's "
-        "data (LRA ListOps, IMDb, CIFAR-10, MQAR with vocabulary 8,192, WikiText-103), trained "
-        "on a GPU.",
+        "data (LRA ListOps, IMDb, CIFAR-10, MQAR with vocabulary {paper_vocab}, WikiText-103), "
+        "trained on a GPU.",
         "the paper's scale",
     ),
 }
@@ -69,10 +73,42 @@ def profile(name: str) -> Profile:
         name,
         Profile(f"the **{name}** profile, a custom one: compare its configuration files.", name),
     )
-    if "{" not in found.what:
+    if "{" not in found.what + found.evidence:
         return found
     facts = {task: stand_in(task, runs_profile(name)) for task in ("listops", "mqar")}
-    return Profile(found.what.format(**facts), found.evidence)
+    facts.update(profile_facts())
+    return Profile(found.what.format(**facts), found.evidence.format(**facts))
+
+
+def _models(profile: str) -> str:
+    """The depths and widths of the main grid at ``profile``, in words (``two layers and width
+    64``)."""
+    shapes = sorted(
+        {
+            (c.model["n_layers"], c.model["d_model"])
+            for c in (C.resolve(t, m, None, profile) for t in grid.tasks() for m in grid.models(t))
+        }
+    )
+    return " or ".join(f"{NUMBER_WORDS[n]} layers and width {d}" for n, d in shapes)
+
+
+def profile_facts() -> dict[str, str]:
+    """The numbers the profiles' descriptions state, read from the configuration files: the
+    models' sizes, the quick image's side, the paper's MQAR, and how many seeds the quick
+    profile and the ladder give every experiment (the most common count)."""
+    image, mqar = preset("image", "quick"), preset("mqar", "paper")
+    side = 28 // image.downsample  # MNIST digits are 28 × 28
+    seeds = Counter(Counter(k[:3] for k in grid.plan("quick")).values()).most_common(1)[0][0]
+    return {
+        "smoke_models": _models("smoke"),
+        "quick_models": _models("quick"),
+        "quick_image": f"{side}×{side}",
+        "quick_seeds": NUMBER_WORDS[seeds],
+        "ladder_seeds": NUMBER_WORDS[len(grid.ladder_seeds())],
+        "paper_vocab": f"{mqar.vocab_size:,}",
+        "paper_mqar": f"vocabulary {mqar.vocab_size:,}, length {mqar.seq_len} and "
+        f"{mqar.n_pairs} pairs",
+    }
 
 
 def stand_in(task: str, profile: str) -> str:
