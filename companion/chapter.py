@@ -151,7 +151,15 @@ def open_chapter(
 
 def precompute(runs_root: str | Path, profile: str) -> None:
     """Compute and store the shared tables of every view of the runs the chapters open (with
-    and without the scale ladder's runs), so that no chapter computes them."""
+    and without the scale ladder's runs), so that no chapter computes them; the tables of
+    other keys (older runs or code) are removed, before any chapter reads."""
+    keys = set()
     for ladder in (False, True):
         index, found = evidence.open_index(runs_root, profile, ladder=ladder)
-        Chapter(index, found, Path(runs_root) / found).measures  # noqa: B018 - stored
+        chapter = Chapter(index, found, Path(runs_root) / found)
+        chapter.measures  # noqa: B018 - read or computed, and stored
+        keys.add(chapter.key)
+        folder = chapter.folder / GENERATED
+    for path in folder.glob("*"):
+        if path.is_file() and not any(key in path.name for key in keys):
+            path.unlink()

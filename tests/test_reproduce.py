@@ -17,7 +17,7 @@ from browser import bad_responses, browse, outside_requests, serve
 
 from companion import book as book_mod
 from companion import claims, evidence, grid, report, robustness
-from companion.chapter import Chapter, open_chapter
+from companion.chapter import Chapter, open_chapter, precompute
 from companion.config import book_runs
 from companion.reproduce import reproduce, reproduce_runs, section_notebooks
 from companion.runs import RunDir
@@ -124,6 +124,9 @@ def test_the_chapters_read_the_measures_and_verdicts_computed_once(smoke):
     again = Chapter(chapter.index, "smoke", root / "smoke")
     assert again._read() is None and again.measures.equals(fresh)
     assert again._read() is not None  # stored afresh
+    assert fewer._read() is not None
+    precompute(root, "smoke")  # a build keeps the tables of its own keys only
+    assert fewer._read() is None and again._read() is not None
 
 
 def test_nbval_reruns_the_executed_notebooks(smoke):
