@@ -139,12 +139,6 @@ def book_runs(
     return [resolve(*key) for key in grid.plan(profile, only, broken)]
 
 
-def ladder_runs(only: str | None = None) -> list[RunConfig]:
-    """The resolved configurations of the scale ladder's runs beyond the quick runs
-    (:func:`companion.grid.ladder_plan`)."""
-    return [resolve(*key) for key in grid.ladder_plan(only)]
-
-
 def _check_keys(overrides: dict, reference: dict, where: str = "") -> None:
     """Every ``--set`` key must name a field that exists (``model.mixer_options`` and ``data``
     are open: their keys are checked by the mixer and the task)."""

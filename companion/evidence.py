@@ -171,7 +171,7 @@ def learned_columns(run: pd.Series, gate: baselines.Gate) -> dict:
     state) and ``beyond_shallow``."""
     accuracy = float(run.get("test_accuracy", np.nan))
     perplexity = float(run.get("test_perplexity", np.nan))
-    score = perplexity if Metric(gate.metric).lower_is_better else accuracy
+    score = float(run.get(Metric(gate.metric).column(), np.nan))
     return {
         "test_accuracy": accuracy,
         "test_perplexity": perplexity,

@@ -33,7 +33,7 @@ from companion.tasks import CONFIG_DIR, PROFILES, Task, get_task
 # ladder (:func:`ladder_plan`); a profile of reproductions, not of data
 LADDER = "ladder"
 REPRODUCE_PROFILES: tuple[str, ...] = (*PROFILES, LADDER)
-Key = tuple[str, str, "str | None", str, int]  # (task, model, variant, profile, seed)
+Key = tuple[str, str, str | None, str, int]  # (task, model, variant, profile, seed)
 
 BOOK_RUNS = CONFIG_DIR / "book.yaml"
 RUNG = "ladder-"  # a rung's variant names: ladder-<rung> (main grid), <variant>-ladder-<rung>

@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from companion import config, grid
 from companion.model import build_model
 from companion.spectra import MAGNITUDE_BINS
 
@@ -145,3 +146,8 @@ def killed_at_step(cfg, out, step: int, monkeypatch) -> None:
     with pytest.raises(KeyboardInterrupt):
         train.run(cfg, out=out, progress=False)
     monkeypatch.setattr(train, "train_step", real_step)
+
+
+def ladder_runs(only: str | None = None) -> list:
+    """The resolved configurations of the scale ladder's runs (``grid.ladder_plan``)."""
+    return [config.resolve(*key) for key in grid.ladder_plan(only)]

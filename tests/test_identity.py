@@ -3,6 +3,7 @@ experiment, and the model it builds (the network unchanged but for its mixers)."
 
 import pytest
 import torch
+from builders import ladder_runs
 
 from companion import config as C
 from companion import grid
@@ -35,7 +36,7 @@ def test_every_experiment_has_its_no_mixing_control():
     assert grid.control_of("lti-ladder-depth4") == "nomix-ladder-depth4"
     quick = {(r.task, r.model_name, r.variant) for r in C.book_runs("quick")}
     assert ("mqar", "lru", grid.CONTROL) in quick
-    ladder = {r.variant for r in C.ladder_runs("mqar/lru/*")}
+    ladder = {r.variant for r in ladder_runs("mqar/lru/*")}
     assert "nomix-ladder-L128x16" in ladder
 
 

@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pandas as pd
 import pytest
-from builders import cond, exit_code, table
+from builders import cond, exit_code, ladder_runs, table
 
 from companion import claims, grid, ladder, plots
 from companion import config as C
@@ -21,14 +21,14 @@ def test_the_ladder_profile_is_the_quick_runs_at_its_seeds_then_each_harder_rung
     assert runs[: len(quick)] == quick
     seeds = set(grid._ladder()["seeds"])
     experiments = {(c.task, c.model_name, c.variant) for c in quick}
-    more = runs[len(quick) : len(runs) - len(C.ladder_runs())]
+    more = runs[len(quick) : len(runs) - len(ladder_runs())]
     for e in experiments:  # every quick experiment at every ladder seed, once
         have = {c.seed for c in quick + more if (c.task, c.model_name, c.variant) == e}
         assert seeds <= have
     assert {(c.task, c.model_name, c.variant) for c in more} <= experiments
     assert all(c.seed in seeds for c in more) and {c.profile for c in more} == {"quick"}
     extra = runs[len(quick) + len(more) :]
-    assert extra == C.ladder_runs() and len({c.run_id for c in runs}) == len(runs)
+    assert extra == ladder_runs() and len({c.run_id for c in runs}) == len(runs)
     assert {c.profile for c in extra} == {"quick"}  # kept with the quick runs
     for task in ladder.tasks():
         harder = [r for r, s in grid.ladder_rungs(task).items() if s]
@@ -44,9 +44,7 @@ def test_the_ladder_profile_is_the_quick_runs_at_its_seeds_then_each_harder_rung
 
 def test_mqar_rungs_keep_the_tokens_and_queries_of_a_quick_step():
     base = preset("mqar", "quick")
-    scale = [
-        c for c in C.ladder_runs() if grid.split_rung(c.variant)[1] in grid.ladder_rungs("mqar")
-    ]
+    scale = [c for c in ladder_runs() if grid.split_rung(c.variant)[1] in grid.ladder_rungs("mqar")]
     for c in scale:
         quick = C.resolve("mqar", c.model_name, grid.split_rung(c.variant)[0], "quick", c.seed)
         data = replace(base, **c.data)
@@ -160,7 +158,7 @@ def test_the_ladder_reads_its_experiments_at_every_rung_and_no_other_run():
 
 
 def test_a_dial_runs_its_models_and_their_controls_at_each_step_with_settings(one_dial):
-    runs = [c for c in C.ladder_runs() if "pressure" in (c.variant or "")]
+    runs = [c for c in ladder_runs() if "pressure" in (c.variant or "")]
     variants = {(c.model_name, c.variant) for c in runs}
     assert variants == {
         (m, f"{v}ladder-pressure-{k}")
